@@ -1,0 +1,107 @@
+"""Multi-head self-attention with a key padding mask."""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_bert_impl.layers.activations import truncated_normal
+
+# Added to the scores of padded keys before the softmax. Large enough that
+# exp() underflows to exactly 0 in float32, small enough to stay finite.
+_MASKED_SCORE = -1e9
+
+
+class MultiHeadSelfAttention(keras.layers.Layer):
+    """Scaled dot-product self-attention over `num_heads` heads.
+
+    Scores and the softmax are computed in float32 whatever the dtype policy,
+    so mixed precision cannot overflow them.
+
+    Args:
+        num_heads: number of heads.
+        head_size: width of each head; the layer's width is their product.
+        dropout: dropout rate on the attention probabilities.
+        initializer_range: stddev of the truncated-normal initializer.
+
+    Call args:
+        inputs: `[batch, seq_length, hidden_size]`.
+        padding_mask: `[batch, seq_length]`, true/1 for real tokens. Padded
+            keys receive no attention; padded queries still produce (unused)
+            outputs.
+        training: whether dropout is active.
+    """
+
+    def __init__(
+        self, num_heads, head_size, dropout=0.1, initializer_range=0.02, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.head_size = head_size
+        self.dropout = dropout
+        self.initializer_range = initializer_range
+        hidden_size = num_heads * head_size
+
+        def dense(name):
+            return keras.layers.Dense(
+                hidden_size,
+                kernel_initializer=truncated_normal(initializer_range),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        self.query = dense("query")
+        self.key = dense("key")
+        self.value = dense("value")
+        self.output_dense = dense("output_dense")
+        self.probs_dropout = keras.layers.Dropout(
+            dropout, dtype=self.dtype_policy, name="probs_dropout"
+        )
+
+    def build(self, inputs_shape, padding_mask_shape=None):
+        for layer in (self.query, self.key, self.value):
+            layer.build(inputs_shape)
+        self.output_dense.build(
+            tuple(inputs_shape[:-1]) + (self.num_heads * self.head_size,)
+        )
+        self.built = True
+
+    def _split_heads(self, x):
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        return ops.reshape(x, (batch, length, self.num_heads, self.head_size))
+
+    def call(self, inputs, padding_mask=None, training=None):
+        query = self._split_heads(self.query(inputs))
+        key = self._split_heads(self.key(inputs))
+        value = self._split_heads(self.value(inputs))
+
+        # [batch, heads, query, key]
+        scores = ops.einsum("bqnh,bknh->bnqk", query, key)
+        scores = ops.cast(scores, "float32") * (1.0 / math.sqrt(self.head_size))
+        if padding_mask is not None:
+            key_mask = ops.cast(padding_mask, "bool")[:, None, None, :]
+            scores = ops.where(key_mask, scores, _MASKED_SCORE)
+        probs = ops.softmax(scores, axis=-1)
+        probs = self.probs_dropout(
+            ops.cast(probs, self.compute_dtype), training=training
+        )
+
+        context = ops.einsum("bnqk,bknh->bqnh", probs, value)
+        batch, length = ops.shape(context)[0], ops.shape(context)[1]
+        context = ops.reshape(context, (batch, length, self.num_heads * self.head_size))
+        return self.output_dense(context)
+
+    def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
+        return tuple(inputs_shape[:-1]) + (self.num_heads * self.head_size,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "head_size": self.head_size,
+                "dropout": self.dropout,
+                "initializer_range": self.initializer_range,
+            }
+        )
+        return config

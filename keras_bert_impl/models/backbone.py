@@ -1,0 +1,146 @@
+"""`BertBackbone`: embeddings → N encoder blocks → pooled [CLS]."""
+
+import keras
+from keras import ops
+
+from keras_bert_impl.config import BertConfig
+from keras_bert_impl.layers import BertEmbeddings
+from keras_bert_impl.layers import TransformerEncoderBlock
+from keras_bert_impl.layers.activations import truncated_normal
+from keras_bert_impl.models.inputs import validate_inputs
+
+
+def as_config(config):
+    """Accepts a `BertConfig`, a preset name or a `to_dict()` dict."""
+    if isinstance(config, BertConfig):
+        return config
+    if isinstance(config, str):
+        return BertConfig.preset(config)
+    if isinstance(config, dict):
+        return BertConfig.from_dict(config)
+    raise ValueError(
+        "config must be a BertConfig, a preset name or a dict of BertConfig "
+        f"fields; got {type(config).__name__}."
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_bert_impl")
+class BertBackbone(keras.Model):
+    """The BERT encoder.
+
+    Args:
+        config: a `BertConfig`, a preset name (`"tiny"` … `"large"`) or a dict.
+        output_hidden_states: also return `hidden_states`, the embedding
+            output followed by every block's output (`num_layers + 1` tensors).
+        **kwargs: `keras.Model` arguments such as `name` and `dtype`
+            (e.g. `"mixed_bfloat16"`).
+
+    Call args:
+        inputs: dict of int `[batch, seq_length]` tensors: `token_ids`, and
+            optionally `segment_ids` (default zeros) and `padding_mask`
+            (default `token_ids != 0`).
+        training: whether dropout is active.
+
+    Returns:
+        dict with `sequence_output` `[batch, seq_length, hidden_size]` and
+        `pooled_output` `[batch, hidden_size]` (tanh dense on [CLS]).
+
+    Example:
+    ```python
+    backbone = BertBackbone("tiny")
+    out = backbone({"token_ids": np.array([[101, 7592, 102, 0]])})
+    ```
+    """
+
+    def __init__(self, config="base", output_hidden_states=False, **kwargs):
+        super().__init__(**kwargs)
+        self.config = as_config(config)
+        self.output_hidden_states = output_hidden_states
+        cfg = self.config
+        self.embeddings = BertEmbeddings(
+            vocab_size=cfg.vocab_size,
+            hidden_size=cfg.hidden_size,
+            max_position_embeddings=cfg.max_position_embeddings,
+            type_vocab_size=cfg.type_vocab_size,
+            dropout=cfg.hidden_dropout,
+            layer_norm_epsilon=cfg.layer_norm_epsilon,
+            initializer_range=cfg.initializer_range,
+            dtype=self.dtype_policy,
+            name="embeddings",
+        )
+        self.transformer_layers = [
+            TransformerEncoderBlock(
+                num_heads=cfg.num_heads,
+                hidden_size=cfg.hidden_size,
+                intermediate_size=cfg.intermediate_size,
+                hidden_act=cfg.hidden_act,
+                hidden_dropout=cfg.hidden_dropout,
+                attention_dropout=cfg.attention_dropout,
+                layer_norm_epsilon=cfg.layer_norm_epsilon,
+                initializer_range=cfg.initializer_range,
+                dtype=self.dtype_policy,
+                name=f"transformer_layer_{i}",
+            )
+            for i in range(cfg.num_layers)
+        ]
+        self.pooled_dense = keras.layers.Dense(
+            cfg.hidden_size,
+            activation="tanh",
+            kernel_initializer=truncated_normal(cfg.initializer_range),
+            dtype=self.dtype_policy,
+            name="pooled_dense",
+        )
+
+    @property
+    def token_embedding(self):
+        return self.embeddings.token_embedding
+
+    def build(self, input_shape=None):
+        # Every weight's shape follows from the config, so the input shape is
+        # irrelevant: building eagerly lets weights load before any call.
+        if self.built:
+            return
+        hidden_shape = (None, None, self.config.hidden_size)
+        self.embeddings.build((None, None), (None, None))
+        for layer in self.transformer_layers:
+            layer.build(hidden_shape)
+        self.pooled_dense.build((None, self.config.hidden_size))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        validate_inputs(inputs, self.config)
+        token_ids = inputs["token_ids"]
+        segment_ids = inputs.get("segment_ids")
+        if segment_ids is None:
+            segment_ids = ops.zeros_like(token_ids)
+        padding_mask = inputs.get("padding_mask")
+        if padding_mask is None:
+            padding_mask = ops.not_equal(token_ids, 0)
+
+        x = self.embeddings(token_ids, segment_ids, training=training)
+        hidden_states = [x]
+        for layer in self.transformer_layers:
+            x = layer(x, padding_mask, training=training)
+            hidden_states.append(x)
+        outputs = {
+            "sequence_output": x,
+            "pooled_output": self.pooled_dense(x[:, 0, :]),
+        }
+        if self.output_hidden_states:
+            outputs["hidden_states"] = hidden_states
+        return outputs
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "config": self.config.to_dict(),
+            "output_hidden_states": self.output_hidden_states,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
