@@ -1,0 +1,296 @@
+"""`MaskedLMMasker`: BERT's masked-LM recipe as TensorFlow ops.
+
+Static pretraining files fix the masks once, when the files are written
+(google-research/bert repeats each document `dupe_factor` times to vary them).
+Masking inside the input pipeline instead draws fresh masks every epoch
+(dynamic masking, as in RoBERTa) from packed but unmasked sequences. The recipe
+is the one of google-research/bert's `create_masked_lm_predictions`:
+
+- candidates are all real tokens except `[CLS]`, `[SEP]` (and padding);
+- `num_to_predict = min(max_predictions_per_seq,
+  max(1, round(num_real_tokens * masked_lm_prob)))`, where the real-token count
+  includes `[CLS]` and `[SEP]` and `round` is round-half-to-even (Python's);
+- candidates (or whole words) are visited in random order and taken while the
+  total stays within `num_to_predict`; a whole word that would overflow it is
+  skipped and the next one tried;
+- each chosen token becomes `[MASK]` with probability 0.8, a token id drawn
+  uniformly from the whole vocabulary with probability 0.1, and stays itself
+  otherwise;
+- positions are sorted and padded to `max_predictions_per_seq` with position 0,
+  id 0 and weight 0.
+
+Everything is vectorised over the batch and uses stateless random ops, so one
+seed gives one set of masks, and a fresh seed per batch gives fresh masks.
+"""
+
+import tensorflow as tf
+
+CLS_TOKEN = "[CLS]"
+SEP_TOKEN = "[SEP]"
+PAD_TOKEN = "[PAD]"
+MASK_TOKEN = "[MASK]"
+CONTINUATION_PREFIX = "##"
+
+
+def _check_probability(name, value):
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}.")
+
+
+class MaskedLMMasker:
+    """Masks batches of packed token ids for masked-LM pretraining.
+
+    Args:
+        vocab_size: number of ids; random replacements are drawn from
+            `[0, vocab_size)` as in the reference.
+        mask_id: id of `[MASK]`.
+        cls_id: id of `[CLS]` (never masked).
+        sep_id: id of `[SEP]` (never masked).
+        pad_id: id of `[PAD]` (never masked; marks padding when no
+            `padding_mask` is given).
+        max_predictions_per_seq: number of prediction slots per sequence.
+        masked_lm_prob: fraction of real tokens to predict.
+        mask_token_rate: fraction of chosen tokens replaced by `[MASK]`.
+        random_token_rate: fraction of chosen tokens replaced by a random id.
+        continuation_ids: ids of word-continuation pieces (`##...`). When
+            given, whole words are masked: a word is its first piece plus the
+            continuation pieces that follow it. A continuation piece right
+            after `[CLS]`/`[SEP]` starts a word of its own.
+    """
+
+    def __init__(
+        self,
+        *,
+        vocab_size,
+        mask_id,
+        cls_id,
+        sep_id,
+        pad_id,
+        max_predictions_per_seq,
+        masked_lm_prob=0.15,
+        mask_token_rate=0.8,
+        random_token_rate=0.1,
+        continuation_ids=None,
+    ):
+        if max_predictions_per_seq < 1:
+            raise ValueError(
+                f"max_predictions_per_seq must be >= 1, got {max_predictions_per_seq}."
+            )
+        for name, value in (
+            ("masked_lm_prob", masked_lm_prob),
+            ("mask_token_rate", mask_token_rate),
+            ("random_token_rate", random_token_rate),
+        ):
+            _check_probability(name, value)
+        if mask_token_rate + random_token_rate > 1.0:
+            raise ValueError(
+                "mask_token_rate + random_token_rate must be <= 1, got "
+                f"{mask_token_rate} + {random_token_rate}."
+            )
+        special_ids = {
+            "mask_id": mask_id,
+            "cls_id": cls_id,
+            "sep_id": sep_id,
+            "pad_id": pad_id,
+        }
+        for name, value in special_ids.items():
+            if not 0 <= value < vocab_size:
+                raise ValueError(
+                    f"{name}={value} is outside the vocabulary [0, {vocab_size})."
+                )
+        self.vocab_size = int(vocab_size)
+        self.mask_id = int(mask_id)
+        self.cls_id = int(cls_id)
+        self.sep_id = int(sep_id)
+        self.pad_id = int(pad_id)
+        self.max_predictions_per_seq = int(max_predictions_per_seq)
+        self.masked_lm_prob = float(masked_lm_prob)
+        self.mask_token_rate = float(mask_token_rate)
+        self.random_token_rate = float(random_token_rate)
+        self.whole_word_mask = continuation_ids is not None
+        self._is_continuation = None
+        if self.whole_word_mask:
+            flags = [False] * self.vocab_size
+            for token_id in continuation_ids:
+                flags[int(token_id)] = True
+            self._is_continuation = tf.constant(flags, dtype=tf.bool)
+
+    @classmethod
+    def from_vocabulary(
+        cls, vocabulary, max_predictions_per_seq, *, whole_word_mask=False, **rates
+    ):
+        """Builds a masker from a WordPiece vocabulary (a list of tokens).
+
+        Args:
+            vocabulary: list of token strings; index = id.
+            max_predictions_per_seq: number of prediction slots per sequence.
+            whole_word_mask: mask all pieces of a word together.
+            **rates: `masked_lm_prob`, `mask_token_rate`, `random_token_rate`.
+        """
+        token_to_id = {token: index for index, token in enumerate(vocabulary)}
+        missing = [
+            t
+            for t in (CLS_TOKEN, SEP_TOKEN, PAD_TOKEN, MASK_TOKEN)
+            if t not in token_to_id
+        ]
+        if missing:
+            raise ValueError(
+                f"The vocabulary lacks the special token(s) {missing}; masked-LM "
+                "masking needs [CLS], [SEP], [PAD] and [MASK]."
+            )
+        continuation_ids = None
+        if whole_word_mask:
+            continuation_ids = [
+                index
+                for index, token in enumerate(vocabulary)
+                if token.startswith(CONTINUATION_PREFIX)
+                and len(token) > len(CONTINUATION_PREFIX)
+            ]
+        return cls(
+            vocab_size=len(vocabulary),
+            mask_id=token_to_id[MASK_TOKEN],
+            cls_id=token_to_id[CLS_TOKEN],
+            sep_id=token_to_id[SEP_TOKEN],
+            pad_id=token_to_id[PAD_TOKEN],
+            max_predictions_per_seq=max_predictions_per_seq,
+            continuation_ids=continuation_ids,
+            **rates,
+        )
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, max_predictions_per_seq, **kwargs):
+        """Builds a masker from a `keras_bert_impl.text.Tokenizer`."""
+        return cls.from_vocabulary(
+            tokenizer.vocabulary, max_predictions_per_seq, **kwargs
+        )
+
+    def __call__(self, token_ids, seed, padding_mask=None):
+        """Masks a batch.
+
+        Args:
+            token_ids: int tensor `[batch, seq]` of packed, unmasked ids.
+            seed: int tensor of shape `[2]` for the stateless random ops.
+            padding_mask: optional `[batch, seq]`, non-zero on real tokens;
+                defaults to `token_ids != pad_id`.
+
+        Returns:
+            dict with `token_ids` (masked, int32 `[batch, seq]`),
+            `mask_positions`, `masked_lm_ids` (int32 `[batch, max_predictions]`)
+            and `masked_lm_weights` (float32 `[batch, max_predictions]`).
+        """
+        token_ids = tf.cast(token_ids, tf.int32)
+        if padding_mask is None:
+            is_real = tf.not_equal(token_ids, self.pad_id)
+        else:
+            is_real = tf.not_equal(tf.cast(padding_mask, tf.int32), 0)
+        is_candidate = is_real & tf.logical_not(
+            tf.equal(token_ids, self.cls_id)
+            | tf.equal(token_ids, self.sep_id)
+            | tf.equal(token_ids, self.pad_id)
+        )
+        select_seed, action_seed, random_id_seed = tf.unstack(
+            tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3)
+        )
+        num_real = tf.reduce_sum(tf.cast(is_real, tf.float32), axis=1)
+        num_to_predict = tf.clip_by_value(
+            tf.cast(tf.math.round(num_real * self.masked_lm_prob), tf.int32),
+            1,
+            self.max_predictions_per_seq,
+        )
+        is_selected = self._select(token_ids, is_candidate, num_to_predict, select_seed)
+        masked_ids = self._replace(token_ids, is_selected, action_seed, random_id_seed)
+        positions, weights = self._positions(is_selected)
+        original_ids = tf.gather(token_ids, positions, batch_dims=1)
+        return {
+            "token_ids": masked_ids,
+            "mask_positions": positions,
+            "masked_lm_ids": tf.where(weights, original_ids, 0),
+            "masked_lm_weights": tf.cast(weights, tf.float32),
+        }
+
+    def _word_starts(self, token_ids, is_candidate):
+        if not self.whole_word_mask:
+            return is_candidate
+        is_continuation = tf.gather(self._is_continuation, token_ids)
+        previous_is_candidate = tf.pad(is_candidate[:, :-1], [[0, 0], [1, 0]])
+        return is_candidate & tf.logical_not(is_continuation & previous_is_candidate)
+
+    def _select(self, token_ids, is_candidate, num_to_predict, seed):
+        """Returns a bool `[batch, seq]` of the positions to predict."""
+        shape = tf.shape(token_ids)
+        batch_size, seq_length = shape[0], shape[1]
+        word_starts = self._word_starts(token_ids, is_candidate)
+        # Word slot w of a row holds the w-th word; a token belongs to the
+        # word most recently started at or before it.
+        word_index = tf.cumsum(tf.cast(word_starts, tf.int32), axis=1) - 1
+        row_offset = tf.range(batch_size)[:, tf.newaxis] * seq_length
+        flat_word = tf.where(
+            is_candidate, word_index + row_offset, batch_size * seq_length
+        )
+        word_length = tf.math.unsorted_segment_sum(
+            tf.ones_like(flat_word), flat_word, batch_size * seq_length + 1
+        )
+        word_length = tf.reshape(word_length[:-1], shape)
+        # A random visiting order over existing words; empty slots go last.
+        scores = tf.random.stateless_uniform(shape, seed)
+        scores = tf.where(word_length > 0, scores, 2.0)
+        order = tf.argsort(scores, axis=1)
+        length_in_order = tf.gather(word_length, order, batch_dims=1)
+        if self.whole_word_mask:
+            taken_in_order = self._greedy_take(length_in_order, num_to_predict)
+        else:
+            # Single-piece words: the greedy walk takes exactly the first k.
+            taken_in_order = (length_in_order > 0) & (
+                tf.cumsum(length_in_order, axis=1) <= num_to_predict[:, tf.newaxis]
+            )
+        word_taken = tf.gather(taken_in_order, tf.argsort(order, axis=1), batch_dims=1)
+        token_taken = tf.gather(word_taken, tf.maximum(word_index, 0), batch_dims=1)
+        return is_candidate & token_taken
+
+    @staticmethod
+    def _greedy_take(length_in_order, num_to_predict):
+        """Walks the words in order, taking each one that still fits."""
+
+        def step(state, lengths):
+            total, _ = state
+            take = (lengths > 0) & (total + lengths <= num_to_predict)
+            return total + tf.where(take, lengths, 0), take
+
+        initial = (
+            tf.zeros_like(num_to_predict),
+            tf.zeros_like(num_to_predict, dtype=tf.bool),
+        )
+        _, taken = tf.scan(step, tf.transpose(length_in_order), initializer=initial)
+        return tf.transpose(taken)
+
+    def _replace(self, token_ids, is_selected, action_seed, random_id_seed):
+        shape = tf.shape(token_ids)
+        action = tf.random.stateless_uniform(shape, action_seed)
+        random_ids = tf.random.stateless_uniform(
+            shape, random_id_seed, minval=0, maxval=self.vocab_size, dtype=tf.int32
+        )
+        replacement = tf.where(
+            action < self.mask_token_rate,
+            self.mask_id,
+            tf.where(
+                action < self.mask_token_rate + self.random_token_rate,
+                random_ids,
+                token_ids,
+            ),
+        )
+        return tf.where(is_selected, replacement, token_ids)
+
+    def _positions(self, is_selected):
+        """Sorted selected positions, padded to `max_predictions_per_seq`."""
+        seq_length = tf.shape(is_selected)[1]
+        batch_size = tf.shape(is_selected)[0]
+        keys = tf.where(is_selected, tf.range(seq_length)[tf.newaxis, :], seq_length)
+        # Extra sentinel columns so sequences shorter than the slot count work.
+        sentinels = tf.fill([batch_size, self.max_predictions_per_seq], seq_length)
+        keys = tf.sort(tf.concat([keys, sentinels], axis=1), axis=1)
+        keys = tf.ensure_shape(
+            keys[:, : self.max_predictions_per_seq],
+            [is_selected.shape[0], self.max_predictions_per_seq],
+        )
+        weights = keys < seq_length
+        return tf.where(weights, keys, 0), weights

@@ -1,0 +1,392 @@
+"""tf.data pipelines over pretraining TFRecords.
+
+The files hold `tf.train.Example`s with google-research/bert's features:
+`input_ids`, `input_mask`, `segment_ids` (int64 `[seq_length]`),
+`masked_lm_positions`, `masked_lm_ids` (int64 `[max_predictions_per_seq]`),
+`masked_lm_weights` (float `[max_predictions_per_seq]`) and
+`next_sentence_labels` (int64 `[1]`, 1 = random next).
+
+Both pipelines yield `(x, y)` batches in the layout the pretrainer trains on:
+`x = {token_ids, segment_ids, padding_mask, mask_positions}` (int32) and
+`y = {masked_lm_ids (int32), masked_lm_weights (float32),
+next_sentence_labels (int32 [batch])}`. Batches always have the full batch
+size (`drop_remainder=True`) so every shape is static, as TPUs need.
+"""
+
+import logging
+
+import tensorflow as tf
+
+from keras_bert_impl.data.masking import MaskedLMMasker
+
+SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
+PREDICTION_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
+LABEL_FEATURE = "next_sentence_labels"
+_FLOAT_FEATURES = ("masked_lm_weights",)
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_SHUFFLE_BUFFER_SIZE = 10_000
+# Files read at once: enough to mix documents across shards and to keep the
+# readers busy, without one open file (and read buffer) per shard.
+DEFAULT_CYCLE_LENGTH = 8
+
+
+def _split_patterns(file_patterns):
+    if isinstance(file_patterns, str):
+        file_patterns = file_patterns.split(",")
+    patterns = [p.strip() for p in file_patterns if p and p.strip()]
+    if not patterns:
+        raise ValueError("No input file patterns given.")
+    return patterns
+
+
+def list_files(file_patterns):
+    """Expands globs into a sorted, de-duplicated file list.
+
+    Args:
+        file_patterns: a glob, a comma-separated string of globs, or a list.
+
+    Raises:
+        FileNotFoundError: naming every pattern that matches no file.
+    """
+    files = set()
+    unmatched = []
+    for pattern in _split_patterns(file_patterns):
+        matches = tf.io.gfile.glob(pattern)
+        if not matches:
+            unmatched.append(pattern)
+        files.update(matches)
+    if unmatched:
+        raise FileNotFoundError(
+            f"No files match the input pattern(s) {unmatched}. Give existing "
+            "TFRecord files or globs such as 'data/pretrain-*.tfrecord'."
+        )
+    return sorted(files)
+
+
+def _check_not_all_empty(files):
+    # Reading nothing forever (repeat over empty files) would hang training.
+    for path in files:
+        if tf.io.gfile.stat(path).length > 0:
+            return
+    raise ValueError(
+        f"Every input file is empty: {files[:5]}{'...' if len(files) > 5 else ''}."
+    )
+
+
+def _feature_spec(names):
+    spec = {}
+    for name in names:
+        dtype = tf.float32 if name in _FLOAT_FEATURES else tf.int64
+        # Variable-length parsing so a wrong length can be reported with the
+        # file name instead of failing inside the parser.
+        spec[name] = tf.io.FixedLenSequenceFeature([], dtype, allow_missing=True)
+    return spec
+
+
+def _parse_checked(serialized, filename, expected_lengths, optional=()):
+    """Parses one record, asserting each feature's length."""
+    names = tuple(expected_lengths) + tuple(optional)
+    features = tf.io.parse_single_example(serialized, _feature_spec(names))
+    checks = []
+    for name, length in expected_lengths.items():
+        actual = tf.shape(features[name])[0]
+        checks.append(
+            tf.debugging.Assert(
+                tf.equal(actual, length),
+                [
+                    "Pretraining record in",
+                    filename,
+                    f"has feature {name} of length",
+                    actual,
+                    (
+                        f"but {length} was expected (check seq_length / "
+                        "max_predictions_per_seq against the flags that wrote the file)."
+                    ),
+                ],
+            )
+        )
+    with tf.control_dependencies(checks):
+        for name, length in expected_lengths.items():
+            value = tf.reshape(features[name], [length])
+            features[name] = (
+                value if value.dtype == tf.float32 else tf.cast(value, tf.int32)
+            )
+    for name in optional:
+        value = features[name]
+        features[name] = (
+            value if value.dtype == tf.float32 else tf.cast(value, tf.int32)
+        )
+    return features
+
+
+def _records(
+    file_patterns,
+    parse,
+    *,
+    shuffle,
+    seed,
+    repeat,
+    input_context,
+    shuffle_buffer_size,
+    cycle_length,
+):
+    """Parsed records of this input pipeline's share of the files."""
+    files = list_files(file_patterns)
+    _check_not_all_empty(files)
+    num_pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    shard_files = num_pipelines > 1 and len(files) >= num_pipelines
+    if num_pipelines > 1 and not shard_files:
+        _LOGGER.warning(
+            "%d input pipelines but only %d files: every pipeline reads all files "
+            "and keeps one record in %d. Write at least one shard per pipeline.",
+            num_pipelines,
+            len(files),
+            num_pipelines,
+        )
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shard_files:
+        # Shard the sorted list before shuffling so the shares are disjoint.
+        dataset = dataset.shard(num_pipelines, pipeline_id)
+    files_here = (
+        -(-(len(files) - pipeline_id) // num_pipelines) if shard_files else len(files)
+    )
+    if shuffle:
+        dataset = dataset.shuffle(files_here, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.interleave(
+        lambda filename: tf.data.TFRecordDataset(filename).map(
+            lambda record: parse(record, filename)
+        ),
+        cycle_length=min(files_here, cycle_length),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        # Sloppy (faster) ordering unless a seed asks for reproducibility.
+        deterministic=(not shuffle) or seed is not None,
+    )
+    if num_pipelines > 1 and not shard_files:
+        dataset = dataset.shard(num_pipelines, pipeline_id)
+    if shuffle:
+        dataset = dataset.shuffle(
+            shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True
+        )
+    return dataset
+
+
+def _batch_size_for(batch_size, input_context):
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if input_context is None:
+        return batch_size
+    return input_context.get_per_replica_batch_size(batch_size)
+
+
+def _check_lengths(seq_length, max_predictions_per_seq):
+    if seq_length < 2:
+        raise ValueError(
+            f"seq_length must be >= 2 ([CLS] and [SEP]), got {seq_length}."
+        )
+    if not 1 <= max_predictions_per_seq <= seq_length:
+        raise ValueError(
+            f"max_predictions_per_seq must be in [1, seq_length={seq_length}], "
+            f"got {max_predictions_per_seq}."
+        )
+
+
+def pretraining_dataset(
+    file_patterns,
+    batch_size,
+    seq_length,
+    max_predictions_per_seq,
+    *,
+    shuffle=True,
+    seed=None,
+    repeat=True,
+    input_context=None,
+    shuffle_buffer_size=DEFAULT_SHUFFLE_BUFFER_SIZE,
+    cycle_length=DEFAULT_CYCLE_LENGTH,
+):
+    """Reads statically masked pretraining TFRecords.
+
+    Args:
+        file_patterns: a glob, comma-separated globs, or a list of globs.
+        batch_size: global batch size; with `input_context` each pipeline
+            yields `input_context.get_per_replica_batch_size(batch_size)`.
+        seq_length: length of `input_ids` in the files.
+        max_predictions_per_seq: length of the `masked_lm_*` features.
+        shuffle: shuffle the file order (every epoch) and the records.
+        seed: makes shuffling and interleaving reproducible.
+        repeat: repeat forever (training); `False` reads one pass.
+        input_context: a `tf.distribute.InputContext` (from
+            `strategy.distribute_datasets_from_function`): files are split
+            across its input pipelines.
+        shuffle_buffer_size: records held by the shuffle buffer.
+        cycle_length: files read concurrently.
+
+    Returns:
+        A `tf.data.Dataset` of `(x, y)` batches, see the module docstring.
+        A pass over fewer records than a batch yields nothing.
+
+    Raises:
+        FileNotFoundError: a pattern matches no file.
+        ValueError: bad sizes, or all files are empty. A record whose lengths
+            differ from `seq_length` / `max_predictions_per_seq` fails the
+            iteration with an error naming its file.
+    """
+    _check_lengths(seq_length, max_predictions_per_seq)
+    lengths = {name: seq_length for name in SEQUENCE_FEATURES}
+    lengths.update({name: max_predictions_per_seq for name in PREDICTION_FEATURES})
+    lengths[LABEL_FEATURE] = 1
+
+    def parse(record, filename):
+        return _parse_checked(record, filename, lengths)
+
+    dataset = _records(
+        file_patterns,
+        parse,
+        shuffle=shuffle,
+        seed=seed,
+        repeat=repeat,
+        input_context=input_context,
+        shuffle_buffer_size=shuffle_buffer_size,
+        cycle_length=cycle_length,
+    )
+    dataset = dataset.batch(
+        _batch_size_for(batch_size, input_context), drop_remainder=True
+    )
+    dataset = dataset.map(_to_model_layout, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _to_model_layout(features):
+    x = {
+        "token_ids": features["input_ids"],
+        "segment_ids": features["segment_ids"],
+        "padding_mask": features["input_mask"],
+        "mask_positions": features["masked_lm_positions"],
+    }
+    y = {
+        "masked_lm_ids": features["masked_lm_ids"],
+        "masked_lm_weights": features["masked_lm_weights"],
+        "next_sentence_labels": tf.squeeze(features[LABEL_FEATURE], axis=1),
+    }
+    return x, y
+
+
+def _unmask(features, seq_length):
+    """Puts the original ids back at the positions a file already masked."""
+    weights = features.pop("masked_lm_weights")
+    positions = features.pop("masked_lm_positions")
+    original_ids = features.pop("masked_lm_ids")
+    # Files written without predictions have empty masked_lm_* features.
+    count = tf.minimum(
+        tf.minimum(tf.size(weights), tf.size(positions)), tf.size(original_ids)
+    )
+    is_masked = weights[:count] > 0
+    positions = tf.boolean_mask(positions[:count], is_masked)
+    original_ids = tf.boolean_mask(original_ids[:count], is_masked)
+    checks = [
+        tf.debugging.assert_less(
+            positions,
+            seq_length,
+            message="masked_lm_positions points past the end of input_ids.",
+        )
+    ]
+    with tf.control_dependencies(checks):
+        features["input_ids"] = tf.tensor_scatter_nd_update(
+            features["input_ids"], positions[:, tf.newaxis], original_ids
+        )
+    return features
+
+
+def dynamic_masking_dataset(
+    file_patterns,
+    batch_size,
+    seq_length,
+    masker,
+    *,
+    shuffle=True,
+    seed=None,
+    repeat=True,
+    input_context=None,
+    shuffle_buffer_size=DEFAULT_SHUFFLE_BUFFER_SIZE,
+    cycle_length=DEFAULT_CYCLE_LENGTH,
+):
+    """Reads pretraining TFRecords and masks them afresh in every batch.
+
+    The files need `input_ids`, `input_mask`, `segment_ids` and
+    `next_sentence_labels`. Files that were already masked (any
+    `max_predictions_per_seq`) have their original tokens restored from
+    `masked_lm_positions`/`masked_lm_ids` first, so the usual static files
+    work too. Masks come from stateless ops seeded by a
+    `tf.data.Dataset.random` stream that is re-randomised every iteration, so
+    each epoch sees new masks; with `seed` the sequence of epochs reproduces.
+
+    Args:
+        file_patterns: a glob, comma-separated globs, or a list of globs.
+        batch_size: global batch size (see `pretraining_dataset`).
+        seq_length: length of `input_ids` in the files.
+        masker: a `MaskedLMMasker`; its `max_predictions_per_seq` sets the
+            number of prediction slots.
+        shuffle, seed, repeat, input_context, shuffle_buffer_size,
+            cycle_length: as in `pretraining_dataset`.
+
+    Returns:
+        A `tf.data.Dataset` of `(x, y)` batches, as `pretraining_dataset`.
+    """
+    if not isinstance(masker, MaskedLMMasker):
+        raise TypeError(
+            f"masker must be a MaskedLMMasker, got {type(masker).__name__}."
+        )
+    _check_lengths(seq_length, masker.max_predictions_per_seq)
+    lengths = {name: seq_length for name in SEQUENCE_FEATURES}
+    lengths[LABEL_FEATURE] = 1
+
+    def parse(record, filename):
+        features = _parse_checked(
+            record, filename, lengths, optional=PREDICTION_FEATURES
+        )
+        return _unmask(features, seq_length)
+
+    dataset = _records(
+        file_patterns,
+        parse,
+        shuffle=shuffle,
+        seed=seed,
+        repeat=repeat,
+        input_context=input_context,
+        shuffle_buffer_size=shuffle_buffer_size,
+        cycle_length=cycle_length,
+    )
+    dataset = dataset.batch(
+        _batch_size_for(batch_size, input_context), drop_remainder=True
+    )
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    if input_context is not None:
+        # Different pipelines must not draw the same masks.
+        seeds = seeds.shard(
+            input_context.num_input_pipelines, input_context.input_pipeline_id
+        )
+    dataset = tf.data.Dataset.zip((dataset, seeds))
+
+    def mask(features, batch_seed):
+        masked = masker(
+            features["input_ids"], batch_seed, padding_mask=features["input_mask"]
+        )
+        x = {
+            "token_ids": masked["token_ids"],
+            "segment_ids": features["segment_ids"],
+            "padding_mask": features["input_mask"],
+            "mask_positions": masked["mask_positions"],
+        }
+        y = {
+            "masked_lm_ids": masked["masked_lm_ids"],
+            "masked_lm_weights": masked["masked_lm_weights"],
+            "next_sentence_labels": tf.squeeze(features[LABEL_FEATURE], axis=1),
+        }
+        return x, y
+
+    dataset = dataset.map(mask, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)

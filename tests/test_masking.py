@@ -1,0 +1,208 @@
+"""MaskedLMMasker: the reference recipe, checked on realised statistics."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from pretraining_records import (
+    CLS_ID,
+    FIRST_PIECE_ID,
+    MASK_ID,
+    PAD_ID,
+    SEP_ID,
+    TINY_VOCAB,
+    packed_ids,
+)
+
+from keras_bert_impl.data.masking import MaskedLMMasker
+
+SEQ_LENGTH = 64
+MAX_PREDICTIONS = 8
+
+
+def _batch(num_sequences, piece_rate=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [
+        packed_ids(rng, SEQ_LENGTH, piece_rate=piece_rate) for _ in range(num_sequences)
+    ]
+    ids = np.array([r[0] for r in rows], dtype=np.int32)
+    mask = np.array([r[1] for r in rows], dtype=np.int32)
+    return ids, mask
+
+
+def _expected_count(ids_row, mask_row, rate=0.15):
+    # The reference rounds with Python's round (half to even).
+    num_real = int(mask_row.sum())
+    candidates = sum(1 for t in ids_row[:num_real] if t not in (CLS_ID, SEP_ID))
+    return min(MAX_PREDICTIONS, max(1, round(num_real * rate)), candidates)
+
+
+def _mask(masker, ids, mask, seed=(3, 4)):
+    out = masker(tf.constant(ids), tf.constant(seed), padding_mask=tf.constant(mask))
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def test_counts_positions_and_labels_follow_the_recipe():
+    ids, mask = _batch(1500)
+    out = _mask(MaskedLMMasker.from_vocabulary(TINY_VOCAB, MAX_PREDICTIONS), ids, mask)
+    assert out["mask_positions"].dtype == np.int32
+    assert out["masked_lm_weights"].dtype == np.float32
+    for row in range(len(ids)):
+        weights = out["masked_lm_weights"][row]
+        count = int(weights.sum())
+        assert count == _expected_count(ids[row], mask[row])
+        # Real slots first, padding slots after with position 0, id 0.
+        np.testing.assert_array_equal(
+            weights, [1.0] * count + [0.0] * (MAX_PREDICTIONS - count)
+        )
+        positions = out["mask_positions"][row][:count]
+        assert np.all(np.diff(positions) > 0), "positions must be sorted and distinct"
+        assert np.all(out["mask_positions"][row][count:] == 0)
+        assert np.all(out["masked_lm_ids"][row][count:] == 0)
+        assert not np.isin(ids[row][positions], [CLS_ID, SEP_ID, PAD_ID]).any()
+        np.testing.assert_array_equal(
+            out["masked_lm_ids"][row][:count], ids[row][positions]
+        )
+        # Only the chosen positions change.
+        unchosen = np.setdiff1d(np.arange(SEQ_LENGTH), positions)
+        np.testing.assert_array_equal(
+            out["token_ids"][row][unchosen], ids[row][unchosen]
+        )
+
+
+def test_replacement_split_is_80_10_10_and_total_rate_matches():
+    ids, mask = _batch(3000, seed=1)
+    out = _mask(MaskedLMMasker.from_vocabulary(TINY_VOCAB, 20), ids, mask)
+    rows, slots = np.nonzero(out["masked_lm_weights"])
+    positions = out["mask_positions"][rows, slots]
+    new = out["token_ids"][rows, positions]
+    old = ids[rows, positions]
+    became_mask = np.mean(new == MASK_ID)
+    kept = np.mean(new == old)
+    random = np.mean((new != MASK_ID) & (new != old))
+    # ~16k predictions: three standard deviations are below 0.01. A random
+    # draw of [MASK] or of the original token looks like the other outcomes.
+    one_id = 0.1 / len(TINY_VOCAB)
+    assert became_mask == pytest.approx(0.8 + one_id, abs=0.015)
+    assert kept == pytest.approx(0.1 + one_id, abs=0.01)
+    assert random == pytest.approx(0.1 - 2 * one_id, abs=0.01)
+    # Random replacements cover the whole vocabulary, specials included.
+    drawn = new[(new != MASK_ID) & (new != old)]
+    assert len(np.unique(drawn)) == len(TINY_VOCAB) - 1
+    assert len(rows) == sum(min(20, max(1, round(m.sum() * 0.15))) for m in mask)
+    assert len(rows) / mask.sum() == pytest.approx(0.15, abs=0.01)
+
+
+def test_every_candidate_position_is_equally_likely():
+    # Fixed-length sequences: positions 1..62 minus the [SEP]s are candidates.
+    rng = np.random.default_rng(2)
+    rows = [packed_ids(rng, SEQ_LENGTH, num_real=SEQ_LENGTH) for _ in range(3000)]
+    ids = np.array([r[0] for r in rows], dtype=np.int32)
+    mask = np.ones_like(ids)
+    out = _mask(MaskedLMMasker.from_vocabulary(TINY_VOCAB, MAX_PREDICTIONS), ids, mask)
+    chosen = np.zeros(SEQ_LENGTH)
+    candidate = np.zeros(SEQ_LENGTH)
+    for row in range(len(ids)):
+        chosen[out["mask_positions"][row]] += out["masked_lm_weights"][row]
+        candidate += ~np.isin(ids[row], [CLS_ID, SEP_ID])
+    rate = chosen[1:-1] / candidate[1:-1]
+    # Each candidate: probability 8/61 ≈ 0.131 (the split point moves the SEP).
+    assert rate.mean() == pytest.approx(8 / 61, rel=0.02)
+    assert rate.min() > 0.10 and rate.max() < 0.16
+
+
+def test_whole_word_masking_takes_complete_words_only():
+    ids, mask = _batch(1000, piece_rate=0.5, seed=4)
+    masker = MaskedLMMasker.from_vocabulary(
+        TINY_VOCAB, MAX_PREDICTIONS, whole_word_mask=True
+    )
+    out = _mask(masker, ids, mask)
+    deficit = 0
+    for row in range(len(ids)):
+        count = int(out["masked_lm_weights"][row].sum())
+        chosen = set(out["mask_positions"][row][:count].tolist())
+        special = np.isin(ids[row], [CLS_ID, SEP_ID, PAD_ID])
+        # Split the row into words: a continuation piece joins the word before
+        # it unless a special token sits in between.
+        words, current = [], []
+        for position, token in enumerate(ids[row]):
+            if special[position]:
+                words.append(current)
+                current = []
+            elif token >= FIRST_PIECE_ID and current:
+                current.append(position)
+            else:
+                words.append(current)
+                current = [position]
+        words.append(current)
+        words = [w for w in words if w]
+        for word in words:
+            taken = chosen.intersection(word)
+            assert not taken or taken == set(word), f"row {row}: partial word {word}"
+        target = _expected_count(ids[row], mask[row])
+        assert count <= target
+        deficit += target - count
+    # Skipping words that overflow and trying the next keeps counts near k.
+    assert deficit / len(ids) < 0.1
+
+
+def test_same_seed_same_masks_other_seed_other_masks():
+    ids, mask = _batch(50)
+    masker = MaskedLMMasker.from_vocabulary(TINY_VOCAB, MAX_PREDICTIONS)
+    first = _mask(masker, ids, mask, seed=(1, 2))
+    again = _mask(masker, ids, mask, seed=(1, 2))
+    other = _mask(masker, ids, mask, seed=(1, 3))
+    np.testing.assert_array_equal(first["mask_positions"], again["mask_positions"])
+    assert not np.array_equal(first["mask_positions"], other["mask_positions"])
+
+
+def test_padding_inferred_from_pad_id_and_short_sequences():
+    masker = MaskedLMMasker.from_vocabulary(TINY_VOCAB, 5)
+    # 3 real tokens and 1 candidate: one prediction, then 4 padding slots,
+    # even though the sequence (4) is shorter than the slot count (5).
+    out = masker(tf.constant([[CLS_ID, 7, SEP_ID, PAD_ID]]), tf.constant([0, 0]))
+    assert out["mask_positions"].shape == (1, 5)
+    np.testing.assert_array_equal(out["mask_positions"].numpy(), [[1, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(out["masked_lm_ids"].numpy(), [[7, 0, 0, 0, 0]])
+
+
+def test_masker_works_inside_tf_function_with_unknown_shapes():
+    masker = MaskedLMMasker.from_vocabulary(TINY_VOCAB, 4, whole_word_mask=True)
+    spec = tf.TensorSpec([None, None], tf.int32)
+    fn = tf.function(
+        lambda ids: masker(ids, tf.constant([5, 6])), input_signature=[spec]
+    )
+    ids, _ = _batch(3)
+    out = fn(tf.constant(ids))
+    assert out["token_ids"].shape == ids.shape
+    assert fn.get_concrete_function().structured_outputs["mask_positions"].shape[1] == 4
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_predictions_per_seq": 0}, "max_predictions_per_seq must be >= 1"),
+        ({"masked_lm_prob": 1.5}, "masked_lm_prob must be in"),
+        ({"mask_token_rate": 0.9, "random_token_rate": 0.2}, "must be <= 1"),
+        ({"mask_id": 60}, "mask_id=60 is outside the vocabulary"),
+    ],
+)
+def test_bad_settings_are_rejected(kwargs, message):
+    settings = {
+        "vocab_size": 60,
+        "mask_id": MASK_ID,
+        "cls_id": CLS_ID,
+        "sep_id": SEP_ID,
+        "pad_id": PAD_ID,
+        "max_predictions_per_seq": 5,
+    }
+    settings.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        MaskedLMMasker(**settings)
+
+
+def test_vocabulary_without_mask_token_is_rejected():
+    vocabulary = [t for t in TINY_VOCAB if t != "[MASK]"]
+    with pytest.raises(
+        ValueError, match=r"lacks the special token\(s\) \['\[MASK\]'\]"
+    ):
+        MaskedLMMasker.from_vocabulary(vocabulary, 5)
