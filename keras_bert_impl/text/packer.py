@@ -1,0 +1,192 @@
+"""Packs one or two token segments into BERT inputs: [CLS] A [SEP] (B [SEP]), padded.
+
+Uses core TensorFlow ops only (no tf-text trimmer), so a serving graph that packs needs
+no TF Serving release newer than its tokenizer does. (tf-text's RoundRobinTrimmer runs
+the RoundRobinTrim op, which TF Serving links only from 2.20 on.)
+"""
+
+import tensorflow as tf
+
+TRUNCATIONS = ("longest_first", "random")
+
+
+def _as_segment(segment):
+    """Returns (RaggedTensor int32 [batch, (tokens)], whether the input was one 1-D sequence)."""
+    if not isinstance(segment, tf.RaggedTensor):
+        segment = tf.convert_to_tensor(segment)
+        if segment.shape.rank == 1:
+            return tf.RaggedTensor.from_tensor(tf.expand_dims(segment, 0)), True
+        if segment.shape.rank != 2:
+            raise ValueError(
+                f"Packer segments must be [batch, (tokens)] or one 1-D sequence, "
+                f"got shape {segment.shape}."
+            )
+        segment = tf.RaggedTensor.from_tensor(segment)
+    if segment.ragged_rank != 1 or segment.shape.rank != 2:
+        raise ValueError(
+            f"Packer segments must be RaggedTensors [batch, (tokens)], got shape {segment.shape}."
+        )
+    if not segment.dtype.is_integer:
+        raise TypeError(
+            f"Packer segments must hold integer ids, got {segment.dtype.name}."
+        )
+    return tf.cast(segment, tf.int32), False
+
+
+def _longest_first_lengths(lengths, budget):
+    """Kept lengths when tokens go one at a time from the currently longer segment.
+
+    The longer segment loses a token while the total exceeds the budget; on a tie the
+    last segment loses it (google-research/bert's truncate_seq_pair and transformers'
+    "longest_first" agree on this), so A ends with ceil(budget / 2) when both are long.
+    """
+    if len(lengths) == 1:
+        return [tf.minimum(lengths[0], budget)]
+    length_a, length_b = lengths
+    over = length_a + length_b > budget
+    keep_a = tf.minimum(length_a, tf.maximum(budget - length_b, (budget + 1) // 2))
+    keep_a = tf.where(over, keep_a, length_a)
+    keep_b = tf.where(over, budget - keep_a, length_b)
+    return [keep_a, keep_b]
+
+
+class Packer(tf.Module):
+    """Packs token ids into fixed-length (or batch-length) BERT inputs.
+
+    Args:
+        seq_length: output length including [CLS]/[SEP]; None pads to the longest packed
+            sequence of each batch and never truncates.
+        cls_id: id of [CLS].
+        sep_id: id of [SEP].
+        pad_id: id used for padding.
+        truncation: "longest_first" trims the currently longer segment from its end (for
+            fine-tuning and serving); "random" trims the longer segment token by token
+            from a random end, like google-research/bert's pretraining data.
+        seed: seed of the random truncation (None: nondeterministic).
+        name: module name.
+    """
+
+    def __init__(
+        self,
+        seq_length,
+        cls_id,
+        sep_id,
+        pad_id=0,
+        truncation="longest_first",
+        seed=None,
+        name=None,
+    ):
+        super().__init__(name=name)
+        if truncation not in TRUNCATIONS:
+            raise ValueError(
+                f"truncation must be one of {TRUNCATIONS}, got {truncation!r}."
+            )
+        if seq_length is not None and int(seq_length) < 2:
+            raise ValueError(
+                f"seq_length must be >= 2 ([CLS] and [SEP]), got {seq_length}."
+            )
+        self.seq_length = None if seq_length is None else int(seq_length)
+        self.cls_id = int(cls_id)
+        self.sep_id = int(sep_id)
+        self.pad_id = int(pad_id)
+        self.truncation = truncation
+        self._generator = None
+        if truncation == "random":
+            self._generator = (
+                tf.random.Generator.from_non_deterministic_state()
+                if seed is None
+                else tf.random.Generator.from_seed(seed)
+            )
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, seq_length, **kwargs):
+        """A Packer that uses the [CLS], [SEP] and [PAD] ids of `tokenizer`."""
+        return cls(
+            seq_length,
+            cls_id=tokenizer.cls_id,
+            sep_id=tokenizer.sep_id,
+            pad_id=tokenizer.pad_id,
+            **kwargs,
+        )
+
+    def _front_cuts(self, removed):
+        """How many of each segment's removed tokens come off its front."""
+        if self.truncation == "longest_first":
+            return [tf.zeros_like(count) for count in removed]
+        # Each removed token leaves from either end with probability 1/2: the number that
+        # leaves from the front is binomial.
+        counts = tf.cast(tf.stack(removed), tf.float32)
+        cuts = self._generator.binomial(
+            tf.shape(counts), counts, tf.fill(tf.shape(counts), 0.5)
+        )
+        return tf.unstack(tf.cast(cuts, tf.int64), num=len(removed))
+
+    def _truncate(self, segments):
+        if self.seq_length is None:
+            return segments
+        budget = tf.constant(self.seq_length - len(segments) - 1, tf.int64)
+        lengths = [segment.row_lengths() for segment in segments]
+        kept = _longest_first_lengths(lengths, budget)
+        removed = [length - keep for length, keep in zip(lengths, kept)]
+        fronts = self._front_cuts(removed)
+        truncated = []
+        for segment, keep, front in zip(segments, kept, fronts):
+            position = tf.ragged.range(segment.row_lengths())
+            front, keep = tf.expand_dims(front, 1), tf.expand_dims(keep, 1)
+            mask = (position >= front) & (position < front + keep)
+            truncated.append(tf.ragged.boolean_mask(segment, mask))
+        return truncated
+
+    def __call__(self, inputs):
+        """Packs segments.
+
+        Args:
+            inputs: ids of segment A, or a tuple (A, B); each a RaggedTensor [batch,
+                (tokens)] (a dense [batch, tokens] is taken as full rows) or a 1-D tensor
+                for a single example. Special tokens must not be included.
+
+        Returns:
+            dict of int32 tensors [batch, seq_length] ([seq_length] for a single example):
+            token_ids, segment_ids (0 for [CLS] A [SEP], 1 for B [SEP]) and padding_mask
+            (1 on real tokens, 0 on padding).
+        """
+        if isinstance(inputs, (tuple, list)):
+            segments = list(inputs)
+        else:
+            segments = [inputs]
+        if not 1 <= len(segments) <= 2:
+            raise ValueError(f"Packer takes one or two segments, got {len(segments)}.")
+        if self.seq_length is not None and self.seq_length < len(segments) + 1:
+            raise ValueError(
+                f"seq_length {self.seq_length} cannot hold [CLS] and {len(segments)} [SEP]."
+            )
+        converted = [_as_segment(segment) for segment in segments]
+        segments = [segment for segment, _ in converted]
+        single_example = converted[0][1]
+        segments = self._truncate(segments)
+
+        batch_size = segments[0].nrows()
+        cls = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], self.cls_id))
+        sep = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], self.sep_id))
+        pieces, piece_segments = [cls], [0]
+        for index, segment in enumerate(segments):
+            pieces += [segment, sep]
+            piece_segments += [index, index]
+        token_ids = tf.concat(pieces, axis=1)
+        segment_ids = tf.concat(
+            [
+                piece.with_flat_values(tf.fill(tf.shape(piece.flat_values), index))
+                for piece, index in zip(pieces, piece_segments)
+            ],
+            axis=1,
+        )
+        padding_mask = token_ids.with_flat_values(tf.ones_like(token_ids.flat_values))
+        shape = None if self.seq_length is None else [None, self.seq_length]
+        outputs = {
+            "token_ids": token_ids.to_tensor(default_value=self.pad_id, shape=shape),
+            "segment_ids": segment_ids.to_tensor(default_value=0, shape=shape),
+            "padding_mask": padding_mask.to_tensor(default_value=0, shape=shape),
+        }
+        if single_example:
+            return {key: value[0] for key, value in outputs.items()}
+        return outputs
