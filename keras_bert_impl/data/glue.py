@@ -1,0 +1,248 @@
+"""GLUE-style TSV files → sentence (pair) classification or regression data.
+
+GLUE tasks ship tab-separated files with one example per line: one or two
+text columns and a label column (a class name, or a float score for STS-B).
+Files are read in Python, where a malformed row can be reported with its file
+and line; tokenization and packing then run in the tf.data graph.
+
+    train = read_tsv_examples("sst2/train.tsv", text_columns=["sentence"])
+    dev = read_tsv_examples(
+        "sst2/dev.tsv", text_columns=["sentence"],
+        label_vocabulary=train.label_vocabulary)
+    dataset = text_classification_dataset(train, tokenizer, packer, 32,
+                                          shuffle=True)
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from keras_bert_impl.data.text_files import read_lines
+
+MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+
+
+@dataclasses.dataclass(frozen=True)
+class TextExamples:
+    """Examples read from a TSV file.
+
+    Attributes:
+        texts: one tuple of strings per text column (1 or 2 columns).
+        labels: class indices (classification), floats (regression), or
+            None when the file has no label column.
+        label_vocabulary: class names in index order; None for regression
+            or unlabelled data.
+        source: the file the examples came from.
+    """
+
+    texts: tuple
+    labels: tuple | None
+    label_vocabulary: tuple | None
+    source: str
+
+    def __len__(self):
+        return len(self.texts[0])
+
+
+def _sort_labels(labels):
+    # Numeric class names sort as numbers ("2" before "10").
+    try:
+        return sorted(labels, key=float)
+    except ValueError:
+        return sorted(labels)
+
+
+def _column_index(column, header, path):
+    if isinstance(column, int):
+        return column
+    if header is None:
+        raise ValueError(
+            f"{path}: column {column!r} is named, but header=False; give column "
+            "indices or read the file with header=True."
+        )
+    if column not in header:
+        raise ValueError(f"{path}: no column {column!r} in the header {header}.")
+    return header.index(column)
+
+
+def read_tsv_examples(
+    path,
+    *,
+    text_columns=("sentence",),
+    label_column="label",
+    header=True,
+    regression=False,
+    label_vocabulary=None,
+):
+    """Reads a GLUE-style TSV file.
+
+    Args:
+        path: the file (any path `tf.io.gfile` opens).
+        text_columns: one or two columns holding the text(s), by header name
+            or by 0-based index.
+        label_column: the label column (name or index); None for unlabelled
+            files (e.g. GLUE test sets).
+        header: whether the first line names the columns.
+        regression: labels are float scores instead of class names.
+        label_vocabulary: class names in index order. When None, the sorted
+            distinct labels of this file are used (numerically sorted when
+            they are all numbers); pass the training file's vocabulary when
+            reading dev/test files so the indices agree.
+
+    Returns:
+        `TextExamples`.
+
+    Raises:
+        ValueError: naming the file and line of a row with the wrong number
+            of columns, an unknown label, a non-numeric regression label, or
+            invalid UTF-8; or when the file has no examples.
+    """
+    text_columns = tuple(text_columns)
+    if len(text_columns) not in (1, 2):
+        raise ValueError(
+            f"text_columns must name one or two columns, got {text_columns}."
+        )
+    lines = read_lines(path)
+    header_names = None
+    if header:
+        try:
+            _, first = next(lines)
+        except StopIteration:
+            raise ValueError(
+                f"{path}: the file is empty; expected a header line."
+            ) from None
+        header_names = first.split("\t")
+    wanted = [_column_index(c, header_names, path) for c in text_columns]
+    label_index = (
+        None
+        if label_column is None
+        else _column_index(label_column, header_names, path)
+    )
+    num_columns = None
+    if header_names:
+        num_columns = len(header_names)
+        _check_indices(path, wanted + [label_index], num_columns)
+    texts = [[] for _ in text_columns]
+    raw_labels = []
+    for line_number, line in lines:
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if num_columns is None:
+            num_columns = len(fields)
+            _check_indices(path, wanted + [label_index], num_columns)
+        if len(fields) != num_columns:
+            raise ValueError(
+                f"{path}:{line_number}: expected {num_columns} tab-separated columns, "
+                f"found {len(fields)}."
+            )
+        for column, index in zip(texts, wanted):
+            column.append(fields[index])
+        if label_index is not None:
+            raw_labels.append((line_number, fields[label_index].strip()))
+    if not texts[0]:
+        raise ValueError(f"{path}: no examples (only a header or blank lines).")
+    labels = None
+    if label_index is not None and regression:
+        labels = tuple(_parse_score(path, n, value) for n, value in raw_labels)
+        label_vocabulary = None
+    elif label_index is not None:
+        if label_vocabulary is None:
+            label_vocabulary = _sort_labels({value for _, value in raw_labels})
+        label_vocabulary = tuple(label_vocabulary)
+        index_of = {name: i for i, name in enumerate(label_vocabulary)}
+        labels = []
+        for line_number, value in raw_labels:
+            if value not in index_of:
+                raise ValueError(
+                    f"{path}:{line_number}: label {value!r} is not one of "
+                    f"{list(label_vocabulary)}."
+                )
+            labels.append(index_of[value])
+        labels = tuple(labels)
+    else:
+        label_vocabulary = None
+    return TextExamples(
+        texts=tuple(tuple(column) for column in texts),
+        labels=labels,
+        label_vocabulary=label_vocabulary,
+        source=str(path),
+    )
+
+
+def _check_indices(path, indices, num_columns):
+    for index in indices:
+        if index is not None and not 0 <= index < num_columns:
+            raise ValueError(
+                f"{path}: column index {index} is outside the {num_columns} columns "
+                "of the file."
+            )
+
+
+def _parse_score(path, line_number, value):
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(
+            f"{path}:{line_number}: regression label {value!r} is not a number."
+        ) from None
+
+
+def text_classification_dataset(
+    examples,
+    tokenizer,
+    packer,
+    batch_size,
+    *,
+    shuffle=False,
+    seed=None,
+    repeat=False,
+    drop_remainder=False,
+):
+    """Tokenizes and packs `TextExamples` inside a tf.data pipeline.
+
+    Args:
+        examples: `TextExamples` from `read_tsv_examples`.
+        tokenizer: a `keras_bert_impl.text.Tokenizer`.
+        packer: a `keras_bert_impl.text.Packer` (its `seq_length` and
+            truncation apply; pairs are packed as `[CLS] A [SEP] B [SEP]`).
+        batch_size: examples per batch.
+        shuffle: shuffle all examples (every epoch).
+        seed: makes the shuffle reproducible.
+        repeat: repeat forever.
+        drop_remainder: drop a last, smaller batch (static batch size).
+
+    Returns:
+        A `tf.data.Dataset` of `(x, y)`, x = {token_ids, segment_ids,
+        padding_mask} int32 `[batch, seq]`, y = int32 class indices or
+        float32 scores `[batch]`; just `x` for unlabelled examples.
+    """
+    texts = tuple(tf.constant(column, tf.string) for column in examples.texts)
+    elements = texts
+    if examples.labels is not None:
+        label_dtype = tf.int32 if examples.label_vocabulary is not None else tf.float32
+        elements = (texts, tf.constant(examples.labels, label_dtype))
+    dataset = tf.data.Dataset.from_tensor_slices(elements)
+    if shuffle:
+        dataset = dataset.shuffle(
+            len(examples), seed=seed, reshuffle_each_iteration=True
+        )
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+
+    def encode(batch_texts):
+        segments = tuple(tokenizer(column) for column in batch_texts)
+        packed = packer(segments[0] if len(segments) == 1 else segments)
+        return {name: tf.cast(packed[name], tf.int32) for name in MODEL_INPUTS}
+
+    if examples.labels is None:
+        dataset = dataset.map(
+            lambda *columns: encode(columns), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    else:
+        dataset = dataset.map(
+            lambda batch_texts, labels: (encode(batch_texts), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,29 @@
+"""Line-by-line reading of UTF-8 text files with errors that name the line."""
+
+import tensorflow as tf
+
+
+def read_lines(path):
+    """Yields `(line_number, text)` for each line of a UTF-8 file.
+
+    Line numbers start at 1; the line ending (`\\n` or `\\r\\n`) and a leading
+    byte-order mark are removed. Works on any path `tf.io.gfile` opens.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: a line is not valid UTF-8 (names the file and line).
+    """
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"No such file: {path}")
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"{path}:{line_number}: not valid UTF-8 at byte {error.start} of the "
+                    "line; re-encode the file as UTF-8."
+                ) from None
+            if line_number == 1:
+                text = text.removeprefix("\ufeff")
+            yield line_number, text.rstrip("\r\n")
