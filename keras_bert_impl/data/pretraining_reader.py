@@ -75,55 +75,55 @@ def _check_not_all_empty(files):
     )
 
 
-def _feature_spec(names):
-    spec = {}
-    for name in names:
-        dtype = tf.float32 if name in _FLOAT_FEATURES else tf.int64
-        # Variable-length parsing so a wrong length can be reported with the
-        # file name instead of failing inside the parser.
-        spec[name] = tf.io.FixedLenSequenceFeature([], dtype, allow_missing=True)
-    return spec
+def _as_model_dtype(value):
+    return value if value.dtype == tf.float32 else tf.cast(value, tf.int32)
 
 
-def _parse_checked(serialized, filename, expected_lengths, optional=()):
-    """Parses one record, asserting each feature's length."""
-    names = tuple(expected_lengths) + tuple(optional)
-    features = tf.io.parse_single_example(serialized, _feature_spec(names))
-    checks = []
+def _parse_batch(serialized, filenames, expected_lengths, optional=()):
+    """Parses a batch of records, checking every record's feature lengths.
+
+    Features are parsed as variable-length so that a record of the wrong
+    length can be reported with its file (a fixed-length spec would fail
+    inside the parser without saying where). Optional features come back
+    dense, zero-padded to the longest record of the batch.
+    """
+    spec = {
+        name: tf.io.VarLenFeature(tf.float32 if name in _FLOAT_FEATURES else tf.int64)
+        for name in tuple(expected_lengths) + tuple(optional)
+    }
+    parsed = tf.io.parse_example(serialized, spec)
+    batch_size = tf.shape(serialized)[0]
+    static_batch = serialized.shape[0] if serialized.shape[0] is not None else -1
+    features = {}
     for name, length in expected_lengths.items():
-        actual = tf.shape(features[name])[0]
-        checks.append(
-            tf.debugging.Assert(
-                tf.equal(actual, length),
-                [
-                    "Pretraining record in",
-                    filename,
-                    f"has feature {name} of length",
-                    actual,
-                    (
-                        f"but {length} was expected (check seq_length / "
-                        "max_predictions_per_seq against the flags that wrote the file)."
-                    ),
-                ],
-            )
+        rows = tf.cast(parsed[name].indices[:, 0], tf.int32)
+        row_lengths = tf.math.bincount(rows, minlength=batch_size, maxlength=batch_size)
+        wrong = tf.not_equal(row_lengths, length)
+        first_wrong = tf.argmax(tf.cast(wrong, tf.int32), output_type=tf.int32)
+        check = tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(wrong)),
+            [
+                "Pretraining record in",
+                filenames[first_wrong],
+                f"has feature {name} of length",
+                row_lengths[first_wrong],
+                (
+                    f"but {length} was expected (check seq_length / "
+                    "max_predictions_per_seq against the flags that wrote the file)."
+                ),
+            ],
         )
-    with tf.control_dependencies(checks):
-        for name, length in expected_lengths.items():
-            value = tf.reshape(features[name], [length])
-            features[name] = (
-                value if value.dtype == tf.float32 else tf.cast(value, tf.int32)
-            )
+        with tf.control_dependencies([check]):
+            dense = tf.sparse.to_dense(parsed[name])
+        features[name] = _as_model_dtype(tf.reshape(dense, [static_batch, length]))
     for name in optional:
-        value = features[name]
-        features[name] = (
-            value if value.dtype == tf.float32 else tf.cast(value, tf.int32)
-        )
+        features[name] = _as_model_dtype(tf.sparse.to_dense(parsed[name]))
     return features
 
 
-def _records(
+def _record_batches(
     file_patterns,
-    parse,
+    batch_size,
     *,
     shuffle,
     seed,
@@ -132,9 +132,14 @@ def _records(
     shuffle_buffer_size,
     cycle_length,
 ):
-    """Parsed records of this input pipeline's share of the files."""
+    """Batches of (serialized record, its file name) of this pipeline's share.
+
+    Records are parsed after batching, one vectorised parse per batch; the
+    file name travels with each record so that a bad record can be named.
+    """
     files = list_files(file_patterns)
     _check_not_all_empty(files)
+    batch_size = _batch_size_for(batch_size, input_context)
     num_pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     shard_files = num_pipelines > 1 and len(files) >= num_pipelines
@@ -147,19 +152,18 @@ def _records(
             num_pipelines,
         )
     dataset = tf.data.Dataset.from_tensor_slices(files)
+    files_here = len(files)
     if shard_files:
         # Shard the sorted list before shuffling so the shares are disjoint.
         dataset = dataset.shard(num_pipelines, pipeline_id)
-    files_here = (
-        -(-(len(files) - pipeline_id) // num_pipelines) if shard_files else len(files)
-    )
+        files_here = len(files[pipeline_id::num_pipelines])
     if shuffle:
         dataset = dataset.shuffle(files_here, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.interleave(
         lambda filename: tf.data.TFRecordDataset(filename).map(
-            lambda record: parse(record, filename)
+            lambda record: (record, filename)
         ),
         cycle_length=min(files_here, cycle_length),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -172,7 +176,7 @@ def _records(
         dataset = dataset.shuffle(
             shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True
         )
-    return dataset
+    return dataset.batch(batch_size, drop_remainder=True)
 
 
 def _batch_size_for(batch_size, input_context):
@@ -221,7 +225,8 @@ def pretraining_dataset(
         repeat: repeat forever (training); `False` reads one pass.
         input_context: a `tf.distribute.InputContext` (from
             `strategy.distribute_datasets_from_function`): files are split
-            across its input pipelines.
+            across its input pipelines (records, when there are fewer files
+            than pipelines).
         shuffle_buffer_size: records held by the shuffle buffer.
         cycle_length: files read concurrently.
 
@@ -233,19 +238,19 @@ def pretraining_dataset(
         FileNotFoundError: a pattern matches no file.
         ValueError: bad sizes, or all files are empty. A record whose lengths
             differ from `seq_length` / `max_predictions_per_seq` fails the
-            iteration with an error naming its file.
+            iteration with an InvalidArgumentError naming its file.
     """
     _check_lengths(seq_length, max_predictions_per_seq)
     lengths = {name: seq_length for name in SEQUENCE_FEATURES}
     lengths.update({name: max_predictions_per_seq for name in PREDICTION_FEATURES})
     lengths[LABEL_FEATURE] = 1
 
-    def parse(record, filename):
-        return _parse_checked(record, filename, lengths)
+    def parse(serialized, filenames):
+        return _to_model_layout(_parse_batch(serialized, filenames, lengths))
 
-    dataset = _records(
+    dataset = _record_batches(
         file_patterns,
-        parse,
+        batch_size,
         shuffle=shuffle,
         seed=seed,
         repeat=repeat,
@@ -253,10 +258,7 @@ def pretraining_dataset(
         shuffle_buffer_size=shuffle_buffer_size,
         cycle_length=cycle_length,
     )
-    dataset = dataset.batch(
-        _batch_size_for(batch_size, input_context), drop_remainder=True
-    )
-    dataset = dataset.map(_to_model_layout, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -276,27 +278,26 @@ def _to_model_layout(features):
 
 
 def _unmask(features, seq_length):
-    """Puts the original ids back at the positions a file already masked."""
+    """Puts the original ids back at the positions a file already masked.
+
+    Files written without predictions have empty `masked_lm_*` features
+    (zero columns here), which leaves `input_ids` as they are.
+    """
     weights = features.pop("masked_lm_weights")
     positions = features.pop("masked_lm_positions")
     original_ids = features.pop("masked_lm_ids")
-    # Files written without predictions have empty masked_lm_* features.
-    count = tf.minimum(
-        tf.minimum(tf.size(weights), tf.size(positions)), tf.size(original_ids)
+    slots = tf.where(weights > 0)  # [k, 2]: (row, slot)
+    columns = tf.gather_nd(positions, slots)
+    check = tf.debugging.assert_less(
+        columns,
+        seq_length,
+        message="masked_lm_positions points past the end of input_ids.",
     )
-    is_masked = weights[:count] > 0
-    positions = tf.boolean_mask(positions[:count], is_masked)
-    original_ids = tf.boolean_mask(original_ids[:count], is_masked)
-    checks = [
-        tf.debugging.assert_less(
-            positions,
-            seq_length,
-            message="masked_lm_positions points past the end of input_ids.",
-        )
-    ]
-    with tf.control_dependencies(checks):
+    with tf.control_dependencies([check]):
         features["input_ids"] = tf.tensor_scatter_nd_update(
-            features["input_ids"], positions[:, tf.newaxis], original_ids
+            features["input_ids"],
+            tf.stack([tf.cast(slots[:, 0], tf.int32), columns], axis=1),
+            tf.gather_nd(original_ids, slots),
         )
     return features
 
@@ -343,16 +344,9 @@ def dynamic_masking_dataset(
     _check_lengths(seq_length, masker.max_predictions_per_seq)
     lengths = {name: seq_length for name in SEQUENCE_FEATURES}
     lengths[LABEL_FEATURE] = 1
-
-    def parse(record, filename):
-        features = _parse_checked(
-            record, filename, lengths, optional=PREDICTION_FEATURES
-        )
-        return _unmask(features, seq_length)
-
-    dataset = _records(
+    dataset = _record_batches(
         file_patterns,
-        parse,
+        batch_size,
         shuffle=shuffle,
         seed=seed,
         repeat=repeat,
@@ -360,18 +354,20 @@ def dynamic_masking_dataset(
         shuffle_buffer_size=shuffle_buffer_size,
         cycle_length=cycle_length,
     )
-    dataset = dataset.batch(
-        _batch_size_for(batch_size, input_context), drop_remainder=True
-    )
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     if input_context is not None:
         # Different pipelines must not draw the same masks.
         seeds = seeds.shard(
             input_context.num_input_pipelines, input_context.input_pipeline_id
         )
-    dataset = tf.data.Dataset.zip((dataset, seeds))
+    dataset = tf.data.Dataset.zip((dataset, seeds.batch(2)))
 
-    def mask(features, batch_seed):
+    def mask(records, batch_seed):
+        serialized, filenames = records
+        features = _parse_batch(
+            serialized, filenames, lengths, optional=PREDICTION_FEATURES
+        )
+        features = _unmask(features, seq_length)
         masked = masker(
             features["input_ids"], batch_seed, padding_mask=features["input_mask"]
         )

@@ -1,0 +1,199 @@
+"""Throughput of the pretraining input pipelines against a reference-style peer.
+
+Writes synthetic pretraining TFRecords (google-research/bert features), then
+times, alternating in one process:
+- `reference`: what google-research/bert's `run_pretraining.input_fn_builder`
+  does per record: `parse_single_example` with a fixed-length spec, int64 →
+  int32, same interleave, shuffle and batch settings;
+- `pretraining_dataset`: this package's reader (length checks naming the file);
+- `dynamic_masking_dataset`: the same records masked in the pipeline, per-piece
+  and whole-word.
+
+Prints a markdown table of records/s (median over repeats) and the ratio to
+the reference; with --benchmarks_file it also replaces its own section there.
+
+    python tools/bench_input_pipelines.py --records=20000 --repeats=5
+"""
+
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from keras_bert_impl.data.masking import MaskedLMMasker
+from keras_bert_impl.data.pretraining_reader import (
+    dynamic_masking_dataset,
+    pretraining_dataset,
+)
+
+_RECORDS = flags.DEFINE_integer(
+    "records", 20_000, "Synthetic records to write (4 files)."
+)
+_SEQ_LENGTH = flags.DEFINE_integer("seq_length", 128, "Sequence length.")
+_MAX_PREDICTIONS = flags.DEFINE_integer("max_predictions", 20, "Prediction slots.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Batch size.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed passes per pipeline.")
+_BENCHMARKS_FILE = flags.DEFINE_string(
+    "benchmarks_file",
+    None,
+    "Markdown file whose '## Input pipelines' section to replace.",
+)
+
+_VOCAB_SIZE = 30522
+_SHUFFLE_BUFFER = 1000
+_CYCLE_LENGTH = 4
+_SECTION = "## Input pipelines (pretraining TFRecords)"
+
+
+def _write_files(folder, num_records, seq_length, max_predictions):
+    rng = np.random.default_rng(0)
+    paths = [os.path.join(folder, f"bench-{i}.tfrecord") for i in range(4)]
+    for shard, path in enumerate(paths):
+        with tf.io.TFRecordWriter(path) as writer:
+            for _ in range(num_records // len(paths)):
+                length = int(rng.integers(seq_length // 2, seq_length + 1))
+                ids = np.zeros(seq_length, np.int64)
+                ids[:length] = rng.integers(1000, _VOCAB_SIZE, size=length)
+                ids[0], ids[length - 1] = 101, 102
+                mask = (np.arange(seq_length) < length).astype(np.int64)
+                positions = np.sort(
+                    rng.choice(np.arange(1, length - 1), max_predictions, False)
+                )
+                feature = {
+                    "input_ids": ids,
+                    "input_mask": mask,
+                    "segment_ids": np.zeros(seq_length, np.int64),
+                    "masked_lm_positions": positions,
+                    "masked_lm_ids": ids[positions],
+                    "next_sentence_labels": [shard % 2],
+                }
+                example = {
+                    k: tf.train.Feature(int64_list=tf.train.Int64List(value=list(v)))
+                    for k, v in feature.items()
+                }
+                example["masked_lm_weights"] = tf.train.Feature(
+                    float_list=tf.train.FloatList(value=[1.0] * max_predictions)
+                )
+                writer.write(
+                    tf.train.Example(
+                        features=tf.train.Features(feature=example)
+                    ).SerializeToString()
+                )
+    return paths
+
+
+def _reference_dataset(paths, batch_size, seq_length, max_predictions):
+    spec = {
+        name: tf.io.FixedLenFeature([seq_length], tf.int64)
+        for name in ("input_ids", "input_mask", "segment_ids")
+    }
+    for name in ("masked_lm_positions", "masked_lm_ids"):
+        spec[name] = tf.io.FixedLenFeature([max_predictions], tf.int64)
+    spec["masked_lm_weights"] = tf.io.FixedLenFeature([max_predictions], tf.float32)
+    spec["next_sentence_labels"] = tf.io.FixedLenFeature([1], tf.int64)
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, spec)
+        return {
+            k: v if v.dtype == tf.float32 else tf.cast(v, tf.int32)
+            for k, v in example.items()
+        }
+
+    files = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths))
+    dataset = files.interleave(
+        lambda path: tf.data.TFRecordDataset(path).map(parse),
+        cycle_length=_CYCLE_LENGTH,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=False,
+    )
+    dataset = dataset.shuffle(_SHUFFLE_BUFFER).batch(batch_size, drop_remainder=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _records_per_second(dataset, batch_size):
+    start = time.perf_counter()
+    batches = sum(1 for _ in dataset)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def main(argv):
+    del argv
+    seq_length, max_predictions = _SEQ_LENGTH.value, _MAX_PREDICTIONS.value
+    batch_size = _BATCH_SIZE.value
+    with tempfile.TemporaryDirectory() as folder:
+        paths = _write_files(folder, _RECORDS.value, seq_length, max_predictions)
+        pattern = os.path.join(folder, "bench-*.tfrecord")
+        common = {
+            "repeat": False,
+            "shuffle_buffer_size": _SHUFFLE_BUFFER,
+            "cycle_length": _CYCLE_LENGTH,
+        }
+        vocabulary = [f"w{i}" for i in range(_VOCAB_SIZE)]
+        vocabulary[:5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        vocabulary[5:3000] = [f"##p{i}" for i in range(5, 3000)]
+        maskers = {
+            wwm: MaskedLMMasker.from_vocabulary(
+                vocabulary, max_predictions, whole_word_mask=wwm
+            )
+            for wwm in (False, True)
+        }
+        pipelines = {
+            "reference (FixedLenFeature parse)": lambda: _reference_dataset(
+                paths, batch_size, seq_length, max_predictions
+            ),
+            "pretraining_dataset": lambda: pretraining_dataset(
+                pattern, batch_size, seq_length, max_predictions, **common
+            ),
+            "dynamic_masking_dataset": lambda: dynamic_masking_dataset(
+                pattern, batch_size, seq_length, maskers[False], **common
+            ),
+            "dynamic_masking_dataset, whole-word": lambda: dynamic_masking_dataset(
+                pattern, batch_size, seq_length, maskers[True], **common
+            ),
+        }
+        rates = {name: [] for name in pipelines}
+        for name, make in pipelines.items():
+            _records_per_second(make().take(20), batch_size)  # warm-up
+        for _ in range(_REPEATS.value):
+            for name, make in pipelines.items():
+                rates[name].append(_records_per_second(make(), batch_size))
+    reference = statistics.median(rates["reference (FixedLenFeature parse)"])
+    lines = [
+        (
+            f"Synthetic records: {_RECORDS.value}, seq {seq_length}, {max_predictions} predictions, "
+            f"batch {batch_size}, shuffle buffer {_SHUFFLE_BUFFER}, {os.cpu_count()} CPU cores; "
+            f"median of {_REPEATS.value} alternating passes in one process."
+        ),
+        "",
+        "| pipeline | records/s | vs reference |",
+        "|---|---|---|",
+    ]
+    for name, values in rates.items():
+        median = statistics.median(values)
+        lines.append(f"| {name} | {median:,.0f} | {median / reference:.2f}x |")
+    lines += [
+        "",
+        (
+            "Command: `python tools/bench_input_pipelines.py "
+            f"--records={_RECORDS.value} --repeats={_REPEATS.value}`"
+        ),
+    ]
+    body = "\n".join(lines) + "\n"
+    print(_SECTION)
+    print(body)
+    if _BENCHMARKS_FILE.value:
+        from keras_bert_impl_tools.benchmarks_file import replace_section
+
+        replace_section(_BENCHMARKS_FILE.value, _SECTION, body)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
