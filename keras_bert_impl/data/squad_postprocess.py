@@ -212,4 +212,7 @@ def squad_metrics(examples, answers):
             )
         )
         f1.append(max(_f1(prediction, g) for g in golds))
-    return {"exact_match": 100.0 * np.mean(exact), "f1": 100.0 * np.mean(f1)}
+    return {
+        "exact_match": 100.0 * float(np.mean(exact)),
+        "f1": 100.0 * float(np.mean(f1)),
+    }
