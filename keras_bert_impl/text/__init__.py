@@ -2,5 +2,6 @@
 
 from keras_bert_impl.text.packer import Packer
 from keras_bert_impl.text.tokenizer import Tokenizer
+from keras_bert_impl.text.vocab import build_vocabulary
 
-__all__ = ["Packer", "Tokenizer"]
+__all__ = ["Packer", "Tokenizer", "build_vocabulary"]

@@ -7,6 +7,10 @@ uses it needs no custom op and keeps byte offsets into the original strings.
 Invalid UTF-8 never raises: each invalid byte sequence decodes to U+FFFD, which BERT's
 text cleaning then drops, exactly what the reference does with text decoded from bytes
 with `errors="replace"`.
+
+Special tokens written literally in the text (e.g. "[MASK]") can be kept whole, as the
+reference does for its added tokens: they are matched on the original characters (case
+and all) before normalization and come out as words of their own.
 """
 
 import dataclasses
@@ -29,16 +33,25 @@ class SplitWords:
         char_starts: int64 [total chars]: byte offset, in its original string, of the
             character each normalized code point comes from (aligned with `chars.flat_values`).
         char_ends: int64 [total chars]: end byte offset of that original character.
+        special_index: int32 [num_words]: index of the special token a word is, else -1
+            (such a word holds one placeholder character spanning the whole literal).
+        special_strings: tf.string [num special tokens].
     """
 
     chars: tf.RaggedTensor
     row_splits: tf.Tensor
     char_starts: tf.Tensor
     char_ends: tf.Tensor
+    special_index: tf.Tensor
+    special_strings: tf.Tensor
 
     def strings(self):
         """UTF-8 words as a RaggedTensor tf.string [batch, (words)]."""
-        words = tf.strings.unicode_encode(self.chars, "UTF-8")
+        words = tf.where(
+            self.special_index >= 0,
+            clamped_gather(self.special_strings, self.special_index),
+            tf.strings.unicode_encode(self.chars, "UTF-8"),
+        )
         return tf.RaggedTensor.from_row_splits(words, self.row_splits, validate=False)
 
 
@@ -54,10 +67,25 @@ class BasicTokenizer(tf.Module):
     Args:
         lowercase: lower-case the text.
         strip_accents: decompose (NFD) and drop non-spacing marks. None follows `lowercase`.
+        special_tokens: strings kept whole when they occur literally in the text; each must
+            start and end with a punctuation character (like "[MASK]") so that a match
+            always falls on word boundaries.
     """
 
-    def __init__(self, lowercase=True, strip_accents=None, name=None):
+    def __init__(
+        self, lowercase=True, strip_accents=None, special_tokens=(), name=None
+    ):
         super().__init__(name=name)
+        special_tokens = list(special_tokens)
+        self._special_strings = tf.constant(
+            special_tokens, tf.string, shape=[len(special_tokens)]
+        )
+        longest = max([len(token) for token in special_tokens], default=0)
+        self._special_code_points = [
+            [ord(c) for c in token] + [-1] * (longest - len(token))
+            for token in special_tokens
+        ]
+        self._special_lengths = [len(token) for token in special_tokens]
         self.lowercase = bool(lowercase)
         self.strip_accents = (
             self.lowercase if strip_accents is None else bool(strip_accents)
@@ -71,8 +99,35 @@ class BasicTokenizer(tf.Module):
         self._class_starts = tf.constant(tables.class_starts)
         self._classes = tf.constant(tables.classes)
 
-    def _normalize(self, code_points):
-        """Flat code points -> (normalized code points, index of their source character)."""
+    def _match_special_tokens(self, code_points, rows):
+        """Per character: index of the special token that starts there (else -1), its length."""
+        no_match = tf.fill(tf.shape(code_points), -1)
+        if not self._special_lengths:
+            return no_match, tf.zeros_like(no_match)
+        # [tokens, chars]: does the token's k-th character match the text k characters on.
+        matched = tf.ones(
+            [len(self._special_lengths), tf.shape(code_points)[0]], tf.bool
+        )
+        positions = tf.range(tf.shape(code_points, out_type=rows.dtype)[0])
+        for k in range(len(self._special_code_points[0])):
+            expected = tf.constant(
+                [[token[k]] for token in self._special_code_points], tf.int32
+            )
+            same_row = tf.equal(clamped_gather(rows, positions + k), rows)
+            same_char = tf.equal(clamped_gather(code_points, positions + k), expected)
+            matched &= tf.equal(expected, -1) | (same_char & same_row)
+        indices = tf.range(len(self._special_lengths))[:, tf.newaxis]
+        match_index = tf.reduce_max(tf.where(matched, indices, -1), axis=0)
+        lengths = tf.constant(self._special_lengths, tf.int32)
+        return match_index, tf.where(
+            match_index >= 0, clamped_gather(lengths, match_index), 0
+        )
+
+    def _normalize(self, code_points, dropped):
+        """Flat code points -> (normalized code points, index of their source character).
+
+        Characters where `dropped` is True produce nothing.
+        """
         kind = _run_lookup(self._kind_starts, self._kinds, code_points)
         is_rewrite = tf.equal(kind, char_mapping.REWRITE)
         key_index = tf.searchsorted(self._rewrite_keys, code_points)
@@ -82,6 +137,7 @@ class BasicTokenizer(tf.Module):
         )
         kept_length = tf.cast(tf.equal(kind, char_mapping.KEEP), tf.int32)
         out_length = tf.where(is_rewrite, rewrite_length, kept_length)
+        out_length = tf.where(dropped, 0, out_length)
         source = tf.repeat(tf.range(tf.shape(code_points)[0]), out_length)
         out_starts = tf.cumsum(out_length, exclusive=True)
         position = tf.range(tf.shape(source)[0]) - tf.gather(out_starts, source)
@@ -122,7 +178,15 @@ class BasicTokenizer(tf.Module):
             tf.concat([char_starts[1:], tf.zeros([1], tf.int64)], 0),
         )
 
-        normalized, source = self._normalize(code_points)
+        # A special token literal becomes its first character ("[", punctuation, so a word
+        # of its own) spanning the whole literal; the rest of the literal is dropped.
+        special, special_length = self._match_special_tokens(code_points, char_rows)
+        inside = _inside_matches(special_length)
+        last_char = tf.range(tf.shape(special, out_type=tf.int64)[0]) + tf.cast(
+            tf.maximum(special_length, 1) - 1, tf.int64
+        )
+        char_ends = tf.gather(char_ends, last_char)
+        normalized, source = self._normalize(code_points, inside)
         rows = tf.gather(char_rows, source)
         char_class = _run_lookup(self._class_starts, self._classes, normalized)
 
@@ -158,7 +222,23 @@ class BasicTokenizer(tf.Module):
             row_splits=row_splits,
             char_starts=tf.gather(char_starts, kept_source),
             char_ends=tf.gather(char_ends, kept_source),
+            special_index=tf.gather(special, tf.boolean_mask(source, starts_word)),
+            special_strings=self._special_strings,
         )
+
+
+def _inside_matches(match_lengths):
+    """True for the characters after the first of each match (`match_lengths` > 0 at starts)."""
+    size = tf.shape(match_lengths)[0]
+    starts = tf.cast(tf.where(match_lengths > 0)[:, 0], tf.int32)
+    lengths = tf.gather(match_lengths, starts)
+    # +1 after each match start, -1 at its end: the running sum is 1 inside a match.
+    delta = tf.math.unsorted_segment_sum(
+        tf.concat([tf.ones_like(starts), -tf.ones_like(starts)], 0),
+        tf.concat([starts + 1, starts + lengths], 0),
+        size + 1,
+    )
+    return tf.cumsum(delta)[:size] > 0
 
 
 def clamped_gather(values, indices):

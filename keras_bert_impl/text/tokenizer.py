@@ -47,6 +47,9 @@ class Tokenizer(tf.Module):
         lowercase: lower-case the text (uncased vocabularies).
         strip_accents: NFD-decompose and drop non-spacing marks; None follows `lowercase`.
         max_chars_per_word: words with more characters become `[UNK]`.
+        split_special_tokens: False (the reference's default): "[PAD]", "[UNK]", "[CLS]",
+            "[SEP]" and "[MASK]" written in the text, exactly so, are those tokens (so
+            "Paris is the [MASK] of France." asks for a mask). True: they are plain text.
         name: module name.
     """
 
@@ -56,6 +59,7 @@ class Tokenizer(tf.Module):
         lowercase=True,
         strip_accents=None,
         max_chars_per_word=100,
+        split_special_tokens=False,
         name=None,
     ):
         super().__init__(name=name)
@@ -71,7 +75,14 @@ class Tokenizer(tf.Module):
         self._vocabulary = vocabulary
         self._token_ids = {token: index for index, token in enumerate(vocabulary)}
         self.max_chars_per_word = int(max_chars_per_word)
-        self._basic_tokenizer = basic_tokenizer.BasicTokenizer(lowercase, strip_accents)
+        self.split_special_tokens = bool(split_special_tokens)
+        self._basic_tokenizer = basic_tokenizer.BasicTokenizer(
+            lowercase,
+            strip_accents,
+            special_tokens=()
+            if self.split_special_tokens
+            else vocab_lib.SPECIAL_TOKENS,
+        )
         self._wordpiece = tf_text.FastWordpieceTokenizer(
             vocab=vocabulary,
             suffix_indicator="##",
@@ -166,22 +177,33 @@ class Tokenizer(tf.Module):
         starts = tf.gather(words.char_starts, first_char)
         ends = tf.gather(words.char_ends, last_char)
 
-        # Over-long words become one [UNK] that spans the whole word.
+        # Special tokens written in the text become their id, over-long words one [UNK];
+        # either way one piece that spans the whole word.
         too_long = words.chars.row_lengths() > self.max_chars_per_word
+        special_id = basic_tokenizer.clamped_gather(
+            self._special_ids, words.special_index
+        )
+        replacement = tf.where(
+            words.special_index >= 0,
+            special_id,
+            tf.where(too_long, self.unk_id, -1),
+        )
+        whole_word = replacement >= 0
         word_start = tf.gather(words.char_starts, words.chars.row_starts())
         word_end = tf.gather(words.char_ends, words.chars.row_limits() - 1)
-        lengths = tf.where(too_long, tf.ones_like(ids.row_lengths()), ids.row_lengths())
+        lengths = tf.where(
+            whole_word, tf.ones_like(ids.row_lengths()), ids.row_lengths()
+        )
         new_word = tf.repeat(tf.range(tf.shape(lengths, out_type=tf.int64)[0]), lengths)
         position = tf.range(tf.shape(new_word, out_type=tf.int64)[0]) - tf.gather(
             tf.cumsum(lengths, exclusive=True), new_word
         )
         old_index = tf.gather(ids.row_starts(), new_word) + position
-        replaced = tf.gather(too_long, new_word)
-        unk = tf.fill(tf.shape(new_word), tf.constant(self.unk_id, tf.int32))
+        replaced = tf.gather(whole_word, new_word)
         values = (
             tf.where(
                 replaced,
-                unk,
+                tf.gather(replacement, new_word),
                 basic_tokenizer.clamped_gather(ids.flat_values, old_index),
             ),
             tf.where(
