@@ -1,0 +1,619 @@
+"""BERT's pretraining-instance recipe (google-research/bert's
+`create_pretraining_data.py`), on token ids and NumPy.
+
+Input is a `TokenizedCorpus`: documents made of sentences made of WordPiece
+ids. Each pass over the corpus (`dupe_factor` passes in all, each with fresh
+randomness) turns every document into sentence-pair instances:
+
+1. A document gets a target length: `max_seq_length - 3` tokens (room for
+   `[CLS] A [SEP] B [SEP]`), or, with probability `short_seq_prob`, a random
+   length in `[2, max_seq_length - 3]`.
+2. Sentences are gathered into a chunk until the chunk reaches the target (or
+   the document ends). A random number of the chunk's leading sentences forms
+   segment A.
+3. Segment B is the rest of the chunk, except with probability 0.5 (and
+   always when the chunk holds a single sentence) B is taken instead from a
+   random position of another random document (`is_random_next`), and the
+   chunk's sentences left over from A are put back for the next chunk.
+4. While A + B is too long, one token is dropped from the longer of the two
+   (B on a tie), from its front or back with equal probability.
+5. Masked LM: `num_to_predict = min(max_predictions_per_seq,
+   max(1, round(len(tokens) * masked_lm_prob)))`, with `[CLS]` and `[SEP]`
+   counted in `len(tokens)` and Python's round-half-to-even. Candidates (all
+   tokens but `[CLS]`/`[SEP]`, or whole words: a piece plus the `##` pieces
+   after it) are visited in random order and taken while the total stays
+   within `num_to_predict`; a whole word that would overflow is skipped. Each
+   chosen token becomes `[MASK]` (80%), stays itself (10%), or becomes a
+   uniformly random vocabulary id (10%). Positions are sorted.
+
+Two things differ from the reference on purpose, neither changes the
+distribution of instances: randomness is drawn per work unit (one pass over
+one block of documents) from `numpy.random.SeedSequence(seed, spawn_key=...)`,
+so results do not depend on how many processes share the work; and
+truncation and masking draw their random numbers in vectorised form (a
+binomial front/back split, a random permutation by sort keys) instead of one
+`random.random()` call at a time. The reference also shuffles the document
+list first; documents here keep their input order, since which document is
+"random" is already uniform.
+"""
+
+import bisect
+import dataclasses
+import functools
+import random
+
+import numpy as np
+
+# Spawn keys separate the independent random streams derived from one seed.
+_UNIT_STREAM = 0
+_SHUFFLE_STREAM = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizedCorpus:
+    """Documents of sentences of token ids, stored flat.
+
+    Sentence `s` is `token_ids[sentence_starts[s]:sentence_starts[s + 1]]`;
+    document `d` holds sentences `document_starts[d]` to
+    `document_starts[d + 1] - 1`. Sentences of a document are contiguous in
+    `token_ids`, so a run of consecutive sentences is one slice. Every
+    document has at least one sentence and every sentence at least one token.
+    """
+
+    token_ids: np.ndarray
+    sentence_starts: np.ndarray
+    document_starts: np.ndarray
+
+    @classmethod
+    def from_lengths(cls, token_ids, sentence_lengths, document_sizes):
+        """Builds a corpus from flat ids, tokens per sentence, sentences per document."""
+        sentence_lengths = np.asarray(sentence_lengths, dtype=np.int64)
+        document_sizes = np.asarray(document_sizes, dtype=np.int64)
+        if (
+            len(document_sizes) == 0
+            or document_sizes.min() < 1
+            or sentence_lengths.min() < 1
+        ):
+            raise ValueError(
+                "Every document needs a sentence and every sentence a token."
+            )
+        if document_sizes.sum() != len(
+            sentence_lengths
+        ) or sentence_lengths.sum() != len(token_ids):
+            raise ValueError("Sentence lengths and document sizes do not add up.")
+        return cls(
+            token_ids=np.asarray(token_ids, dtype=np.int32),
+            sentence_starts=np.concatenate([[0], np.cumsum(sentence_lengths)]),
+            document_starts=np.concatenate([[0], np.cumsum(document_sizes)]),
+        )
+
+    @classmethod
+    def from_documents(cls, documents):
+        """Builds a corpus from nested lists: documents → sentences → ids."""
+        sentences = [sentence for document in documents for sentence in document]
+        return cls.from_lengths(
+            np.concatenate([np.asarray(s, dtype=np.int32) for s in sentences] or [[]]),
+            [len(s) for s in sentences],
+            [len(d) for d in documents],
+        )
+
+    @classmethod
+    def concatenate(cls, corpora):
+        """Joins corpora; documents never span two of them."""
+        return cls.from_lengths(
+            np.concatenate([c.token_ids for c in corpora]),
+            np.concatenate([np.diff(c.sentence_starts) for c in corpora]),
+            np.concatenate([np.diff(c.document_starts) for c in corpora]),
+        )
+
+    @functools.cached_property
+    def sentence_start_list(self):
+        """`sentence_starts` as a Python list: the sequential part of the
+        recipe reads single entries, which lists serve faster than arrays."""
+        return self.sentence_starts.tolist()
+
+    @functools.cached_property
+    def _document_start_list(self):
+        return self.document_starts.tolist()
+
+    def document_sentence_range(self, document):
+        """`(first_sentence, end_sentence)` of a document."""
+        return self._document_start_list[document], self._document_start_list[
+            document + 1
+        ]
+
+    @property
+    def num_documents(self):
+        return len(self.document_starts) - 1
+
+    @property
+    def num_sentences(self):
+        return len(self.sentence_starts) - 1
+
+    @property
+    def num_tokens(self):
+        return len(self.token_ids)
+
+    def document_blocks(self, min_tokens):
+        """Splits the documents into consecutive blocks of >= `min_tokens` tokens.
+
+        The blocks depend only on the corpus, never on the number of workers,
+        so the same seed always gives the same work units.
+
+        Returns:
+            A list of `(first_document, end_document)` pairs covering all
+            documents in order.
+        """
+        document_token_starts = self.sentence_starts[self.document_starts]
+        blocks = []
+        first = 0
+        while first < self.num_documents:
+            wanted = document_token_starts[first] + min_tokens
+            end = int(np.searchsorted(document_token_starts, wanted, side="left"))
+            end = min(max(end, first + 1), self.num_documents)
+            blocks.append((first, end))
+            first = end
+        return blocks
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskingVocabulary:
+    """What masking needs to know about the vocabulary.
+
+    Args:
+        vocab_size: random replacements are drawn from `[0, vocab_size)`, the
+            whole vocabulary, as in the reference.
+        cls_id, sep_id, mask_id: ids of `[CLS]`, `[SEP]`, `[MASK]`.
+        is_continuation: bool array `[vocab_size]`, True for `##` pieces.
+    """
+
+    vocab_size: int
+    cls_id: int
+    sep_id: int
+    mask_id: int
+    is_continuation: np.ndarray
+
+    @classmethod
+    def from_tokens(cls, vocabulary, source="vocabulary"):
+        """Builds it from the vocabulary's token strings (index = id).
+
+        Raises:
+            ValueError: naming `source` and every missing special token.
+        """
+        index = {token: i for i, token in enumerate(vocabulary)}
+        missing = [
+            t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t not in index
+        ]
+        if missing:
+            raise ValueError(
+                f"{source} lacks the special token(s) {', '.join(missing)}; a BERT "
+                "vocabulary needs [PAD], [UNK], [CLS], [SEP] and [MASK], one per line."
+            )
+        return cls(
+            vocab_size=len(vocabulary),
+            cls_id=index["[CLS]"],
+            sep_id=index["[SEP]"],
+            mask_id=index["[MASK]"],
+            is_continuation=np.array(
+                [t.startswith("##") for t in vocabulary], dtype=bool
+            ),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainingRecipe:
+    """The recipe's knobs, named and defaulted as in google-research/bert."""
+
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    do_whole_word_mask: bool = False
+
+    def __post_init__(self):
+        if self.max_seq_length < 5:
+            raise ValueError(
+                f"max_seq_length={self.max_seq_length} is too short: [CLS] A [SEP] B [SEP] "
+                "needs at least 5 positions."
+            )
+        if self.max_predictions_per_seq < 1:
+            raise ValueError(
+                f"max_predictions_per_seq={self.max_predictions_per_seq}; it must be >= 1."
+            )
+        if not 0.0 < self.masked_lm_prob < 1.0:
+            raise ValueError(
+                f"masked_lm_prob={self.masked_lm_prob}; it must be in (0, 1)."
+            )
+        if not 0.0 <= self.short_seq_prob <= 1.0:
+            raise ValueError(
+                f"short_seq_prob={self.short_seq_prob}; it must be in [0, 1]."
+            )
+
+    @property
+    def max_num_tokens(self):
+        """Tokens of A and B together; three positions go to [CLS] and [SEP]."""
+        return self.max_seq_length - 3
+
+    def capped_mask_rate_warning(self):
+        """Says so when `max_predictions_per_seq` caps masking of full sequences.
+
+        Returns:
+            A message with the numbers, or None when a full-length sequence
+            gets its `round(max_seq_length * masked_lm_prob)` predictions.
+        """
+        wanted = num_to_predict(self.max_seq_length, self.masked_lm_prob, 10**9)
+        if wanted <= self.max_predictions_per_seq:
+            return None
+        realised = self.max_predictions_per_seq / self.max_seq_length
+        return (
+            f"max_predictions_per_seq={self.max_predictions_per_seq} is below "
+            f"round({self.max_seq_length} * masked_lm_prob={self.masked_lm_prob}) = {wanted}: "
+            f"full-length sequences get only {realised:.1%} of their tokens masked instead of "
+            f"{self.masked_lm_prob:.1%}. Pass --max_predictions_per_seq={wanted} or more to keep "
+            "the rate."
+        )
+
+
+def num_to_predict(num_tokens, masked_lm_prob, max_predictions_per_seq):
+    """The reference's prediction count for a sequence of `num_tokens`.
+
+    `num_tokens` counts [CLS] and the [SEP]s. Works on ints and NumPy arrays;
+    NumPy's `rint` rounds half to even like Python's `round`.
+    """
+    return np.minimum(
+        max_predictions_per_seq,
+        np.maximum(1, np.rint(np.asarray(num_tokens) * masked_lm_prob)),
+    ).astype(np.int64)
+
+
+def truncation_cuts(length_a, length_b, max_num_tokens):
+    """How many tokens the reference's trimming loop removes from A and from B.
+
+    The reference drops one token at a time from the longer segment (B on a
+    tie) until both fit. Which segment loses the next token depends only on
+    the lengths, so the totals have a closed form: the longer segment loses
+    tokens until the two are level, then they alternate, and A keeps the
+    extra token of an odd total.
+
+    Returns:
+        `(cut_a, cut_b)`.
+    """
+    excess = length_a + length_b - max_num_tokens
+    if excess <= 0:
+        return 0, 0
+    if excess <= abs(length_a - length_b):
+        return (excess, 0) if length_a > length_b else (0, excess)
+    return length_a - (max_num_tokens + 1) // 2, length_b - max_num_tokens // 2
+
+
+def _split_front_back(cut, py_rng):
+    """Splits `cut` removals between front and back as the reference's coin flips do.
+
+    Each removal is a fair coin flip, so the front count is Binomial(cut, 1/2):
+    the number of set bits among `cut` random bits.
+    """
+    front = py_rng.getrandbits(cut).bit_count() if cut else 0
+    return front, cut - front
+
+
+def add_document_instances(corpus, document, recipe, py_rng, spans):
+    """Appends the sentence-pair instances of one document to `spans`.
+
+    Steps 1-4 of the module docstring, in the reference's order.
+
+    Args:
+        corpus: the `TokenizedCorpus`.
+        document: index of the document.
+        recipe: a `PretrainingRecipe`.
+        py_rng: a `random.Random`.
+        spans: a list to extend with `(a_start, a_length, b_start, b_length,
+            is_random_next)` tuples; segment A is
+            `corpus.token_ids[a_start:a_start + a_length]`, B likewise.
+    """
+    starts = corpus.sentence_start_list
+    first_sentence, end_sentence = corpus.document_sentence_range(document)
+    max_num_tokens = recipe.max_num_tokens
+    target_length = max_num_tokens
+    if py_rng.random() < recipe.short_seq_prob:
+        target_length = py_rng.randint(2, max_num_tokens)
+
+    chunk_first = first_sentence
+    while chunk_first < end_sentence:
+        # The chunk takes sentences until it reaches the target length or the
+        # document ends: it ends with the first sentence whose end (the next
+        # sentence's start) reaches the target.
+        chunk_end = bisect.bisect_left(
+            starts, starts[chunk_first] + target_length, chunk_first + 1, end_sentence
+        )
+        chunk_size = chunk_end - chunk_first
+        a_sentences = py_rng.randint(1, chunk_size - 1) if chunk_size >= 2 else 1
+        a_start = starts[chunk_first]
+        a_length = starts[chunk_first + a_sentences] - a_start
+        if chunk_size == 1 or py_rng.random() < 0.5:
+            is_random_next = True
+            b_start, b_length = _random_continuation(
+                corpus, document, target_length - a_length, py_rng
+            )
+            # The chunk's sentences after A were not used: the next chunk
+            # starts with them.
+            chunk_end = chunk_first + a_sentences
+        else:
+            is_random_next = False
+            b_start = a_start + a_length
+            b_length = starts[chunk_end] - b_start
+        cut_a, cut_b = truncation_cuts(a_length, b_length, max_num_tokens)
+        a_front, a_back = _split_front_back(cut_a, py_rng)
+        b_front, b_back = _split_front_back(cut_b, py_rng)
+        spans.append(
+            (
+                a_start + a_front,
+                a_length - a_front - a_back,
+                b_start + b_front,
+                b_length - b_front - b_back,
+                is_random_next,
+            )
+        )
+        chunk_first = chunk_end
+
+
+def _random_continuation(corpus, document, target_b_length, py_rng):
+    """Segment B for a random next: sentences from a random other document.
+
+    Like the reference, it tries 10 times to pick a document other than
+    `document` (a one-document corpus falls back to itself), starts at a
+    random sentence and takes sentences until `target_b_length` is reached or
+    the document ends.
+
+    Returns:
+        `(b_start, b_length)` as a token span.
+    """
+    for _ in range(10):
+        other = py_rng.randint(0, corpus.num_documents - 1)
+        if other != document:
+            break
+    first_sentence, end_sentence = corpus.document_sentence_range(other)
+    start_sentence = py_rng.randint(first_sentence, end_sentence - 1)
+    starts = corpus.sentence_start_list
+    b_start = starts[start_sentence]
+    # B ends after the first sentence whose end reaches the target; sentences
+    # are never empty, so a target below 1 still takes one sentence.
+    b_end = bisect.bisect_left(
+        starts, b_start + max(target_b_length, 1), start_sentence + 1, end_sentence
+    )
+    return b_start, starts[b_end] - b_start
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceBatch:
+    """Finished instances as arrays, in google-research/bert's feature layout.
+
+    `input_ids`, `input_mask`, `segment_ids`: int64 `[n, max_seq_length]`;
+    `masked_lm_positions`, `masked_lm_ids`: int64 `[n, max_predictions]`;
+    `masked_lm_weights`: float32 `[n, max_predictions]`;
+    `next_sentence_labels`: int64 `[n, 1]`, 1 for a random next.
+    """
+
+    input_ids: np.ndarray
+    input_mask: np.ndarray
+    segment_ids: np.ndarray
+    masked_lm_positions: np.ndarray
+    masked_lm_ids: np.ndarray
+    masked_lm_weights: np.ndarray
+    next_sentence_labels: np.ndarray
+
+    def __len__(self):
+        return len(self.input_ids)
+
+    def features(self):
+        """The arrays by feature name, in the reference's feature order."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def concatenate(cls, batches):
+        return cls(
+            **{
+                f.name: np.concatenate([getattr(b, f.name) for b in batches])
+                for f in dataclasses.fields(cls)
+            }
+        )
+
+
+def pack_spans(corpus, spans, recipe, vocab):
+    """Lays spans out as `[CLS] A [SEP] B [SEP]` rows, zero-padded.
+
+    Args:
+        spans: the tuples made by `add_document_instances`.
+
+    Returns:
+        `(token_ids, input_mask, segment_ids)`, int64 `[n, max_seq_length]`.
+    """
+    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 5)
+    a_start, a_length, b_start, b_length = (spans[:, i : i + 1] for i in range(4))
+    position = np.arange(recipe.max_seq_length)[None, :]
+    first_sep = 1 + a_length
+    last_sep = first_sep + 1 + b_length
+    in_a = (position >= 1) & (position < first_sep)
+    in_b = (position > first_sep) & (position < last_sep)
+    source = np.where(in_a, a_start + position - 1, b_start + position - first_sep - 1)
+    source = np.where(in_a | in_b, source, 0)
+    token_ids = np.where(in_a | in_b, np.take(corpus.token_ids, source), 0).astype(
+        np.int64
+    )
+    token_ids[:, 0] = vocab.cls_id
+    rows = np.arange(len(token_ids))
+    token_ids[rows, first_sep[:, 0]] = vocab.sep_id
+    token_ids[rows, last_sep[:, 0]] = vocab.sep_id
+    input_mask = (position <= last_sep).astype(np.int64)
+    segment_ids = ((position > first_sep) & (position <= last_sep)).astype(np.int64)
+    return token_ids, input_mask, segment_ids
+
+
+def _take_per_row(array, index):
+    """`np.take_along_axis(array, index, axis=1)`, several times faster."""
+    row_offsets = np.arange(len(array))[:, None] * array.shape[1]
+    return np.take(array.reshape(-1), index + row_offsets)
+
+
+def choose_masked_positions(token_ids, input_mask, recipe, vocab, np_rng):
+    """Picks the positions to predict: step 5 of the module docstring.
+
+    Every candidate (whole word, or single token without whole-word masking)
+    gets a random sort key; visiting candidates by key is the reference's
+    `rng.shuffle(cand_indexes)`. Then all rows advance through their shuffled
+    candidates together, each taking a candidate when it still fits.
+
+    Returns:
+        bool `[n, max_seq_length]`, True where a token is to be predicted.
+    """
+    num_rows, seq_length = token_ids.shape
+    candidate = (
+        (input_mask == 1) & (token_ids != vocab.cls_id) & (token_ids != vocab.sep_id)
+    )
+    # A word is a candidate plus the `##` pieces after it. As in the reference,
+    # [CLS]/[SEP] do not end a word: a `##` piece that opens segment B joins the
+    # last word of A, and only the very first candidate always opens a word.
+    starts_word = candidate.copy()
+    if recipe.do_whole_word_mask:
+        earlier_candidates = np.cumsum(candidate, axis=1) - candidate
+        continues = vocab.is_continuation[token_ids] & (earlier_candidates > 0)
+        starts_word &= ~continues
+    word_index = np.cumsum(starts_word, axis=1) - 1
+    num_words = starts_word.sum(axis=1)
+
+    flat_word = (np.arange(num_rows)[:, None] * seq_length + word_index)[candidate]
+    word_size = np.bincount(flat_word, minlength=num_rows * seq_length)
+    word_size = word_size.reshape(num_rows, seq_length)
+
+    sort_key = np_rng.random((num_rows, seq_length))
+    sort_key[np.arange(seq_length)[None, :] >= num_words[:, None]] = np.inf
+    visit_order = np.argsort(sort_key, axis=1)
+    size_in_order = _take_per_row(word_size, visit_order)
+
+    budget = num_to_predict(
+        input_mask.sum(axis=1), recipe.masked_lm_prob, recipe.max_predictions_per_seq
+    )
+    taken_count = np.zeros(num_rows, dtype=np.int64)
+    taken_in_order = np.zeros((num_rows, seq_length), dtype=bool)
+    for step in range(int(num_words.max(initial=0))):
+        size = size_in_order[:, step]
+        take = (size > 0) & (taken_count + size <= budget)
+        taken_in_order[:, step] = take
+        taken_count += np.where(take, size, 0)
+        if np.all(taken_count >= budget):
+            break
+    word_taken = np.zeros((num_rows, seq_length), dtype=bool)
+    np.put_along_axis(word_taken, visit_order, taken_in_order, axis=1)
+    safe_word_index = np.where(candidate, word_index, 0)
+    return candidate & _take_per_row(word_taken, safe_word_index)
+
+
+def mask_tokens(token_ids, input_mask, recipe, vocab, np_rng):
+    """Masks packed rows and lists the predictions.
+
+    Returns:
+        `(input_ids, masked_lm_positions, masked_lm_ids, masked_lm_weights)`:
+        the rows with [MASK]/random/kept tokens in place, and the sorted
+        positions, original ids and weights, zero-padded to
+        `max_predictions_per_seq`.
+    """
+    chosen = choose_masked_positions(token_ids, input_mask, recipe, vocab, np_rng)
+    # Row-major order lists each row's chosen positions sorted; `slot` is a
+    # position's index among its row's predictions.
+    rows, positions = np.nonzero(chosen)
+    slot = (np.cumsum(chosen, axis=1) - 1)[rows, positions]
+    originals = token_ids[rows, positions]
+
+    # One uniform draw decides: [0, 0.8) [MASK], [0.8, 0.9) keep, [0.9, 1) random.
+    action = np_rng.random(len(rows))
+    random_ids = np_rng.integers(0, vocab.vocab_size, size=len(rows))
+    input_ids = token_ids.copy()
+    input_ids[rows, positions] = np.where(
+        action < 0.8, vocab.mask_id, np.where(action < 0.9, originals, random_ids)
+    )
+
+    shape = (len(token_ids), recipe.max_predictions_per_seq)
+    masked_lm_positions = np.zeros(shape, dtype=np.int64)
+    masked_lm_ids = np.zeros(shape, dtype=np.int64)
+    masked_lm_weights = np.zeros(shape, dtype=np.float32)
+    masked_lm_positions[rows, slot] = positions
+    masked_lm_ids[rows, slot] = originals
+    masked_lm_weights[rows, slot] = 1.0
+    return input_ids, masked_lm_positions, masked_lm_ids, masked_lm_weights
+
+
+def unit_seed_sequence(random_seed, pass_index, block_index):
+    """The random stream of one work unit (one pass over one document block)."""
+    return np.random.SeedSequence(
+        random_seed, spawn_key=(_UNIT_STREAM, pass_index, block_index)
+    )
+
+
+def shuffle_seed_sequence(random_seed):
+    """The random stream of the final shuffle of all instances."""
+    return np.random.SeedSequence(random_seed, spawn_key=(_SHUFFLE_STREAM,))
+
+
+def create_instances(corpus, documents, recipe, vocab, seed_sequence):
+    """Creates the instances of a range of documents for one pass.
+
+    Args:
+        corpus: a `TokenizedCorpus` (random next segments come from all of it).
+        documents: a `range` of document indices.
+        recipe: a `PretrainingRecipe`.
+        vocab: a `MaskingVocabulary`.
+        seed_sequence: a `numpy.random.SeedSequence` for this unit of work.
+
+    Returns:
+        An `InstanceBatch`, in document order (shuffling happens once, over
+        all instances, when they are written).
+    """
+    py_seed, np_seed = seed_sequence.spawn(2)
+    py_rng = random.Random(int(py_seed.generate_state(2, np.uint64)[0]))
+    np_rng = np.random.default_rng(np_seed)
+
+    spans = []
+    for document in documents:
+        add_document_instances(corpus, document, recipe, py_rng, spans)
+    token_ids, input_mask, segment_ids = pack_spans(corpus, spans, recipe, vocab)
+    input_ids, positions, masked_ids, weights = mask_tokens(
+        token_ids, input_mask, recipe, vocab, np_rng
+    )
+    return InstanceBatch(
+        input_ids=input_ids,
+        input_mask=input_mask,
+        segment_ids=segment_ids,
+        masked_lm_positions=positions,
+        masked_lm_ids=masked_ids,
+        masked_lm_weights=weights,
+        next_sentence_labels=np.asarray([s[4] for s in spans], dtype=np.int64).reshape(
+            -1, 1
+        ),
+    )
+
+
+def count_instance_statistics(batch, mask_id):
+    """Counts what a batch of finished instances holds.
+
+    The masked-LM split is read off the written data: a predicted position
+    holding [MASK] was masked, one holding its original id was kept, any
+    other id is a random replacement (a random draw that hit the original id
+    counts as kept, as it would for any reader of the files).
+
+    Returns:
+        A dict of integer counts: instances, tokens (real tokens, [CLS] and
+        [SEP] included), masked_tokens, replaced_by_mask, kept_original,
+        replaced_by_random, random_next.
+    """
+    predicted = batch.masked_lm_weights > 0
+    shown = np.take_along_axis(batch.input_ids, batch.masked_lm_positions, axis=1)
+    as_mask = predicted & (shown == mask_id)
+    kept = predicted & ~as_mask & (shown == batch.masked_lm_ids)
+    return {
+        "instances": len(batch),
+        "tokens": int(batch.input_mask.sum()),
+        "masked_tokens": int(predicted.sum()),
+        "replaced_by_mask": int(as_mask.sum()),
+        "kept_original": int(kept.sum()),
+        "replaced_by_random": int((predicted & ~as_mask & ~kept).sum()),
+        "random_next": int(batch.next_sentence_labels.sum()),
+    }
