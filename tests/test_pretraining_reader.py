@@ -235,3 +235,18 @@ def test_dynamic_masking_requires_a_masker(record_files):
     pattern, _ = record_files
     with pytest.raises(TypeError, match="masker must be a MaskedLMMasker"):
         dynamic_masking_dataset(pattern, 8, SEQ_LENGTH, masker=0.15)
+
+
+def test_bad_record_among_good_ones_names_its_own_file(record_files, tmp_path):
+    pattern, _ = record_files
+    odd = tmp_path / "odd-lengths.tfrecord"
+    write_records(odd, 3, SEQ_LENGTH + 4, MAX_PREDICTIONS)
+    dataset = pretraining_dataset(
+        [pattern, str(odd)], 16, SEQ_LENGTH, MAX_PREDICTIONS, repeat=False, seed=1
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        for _ in dataset:
+            pass
+    message = str(error.value)
+    assert "odd-lengths.tfrecord" in message and "train-" not in message
+    assert f"of length] [{SEQ_LENGTH + 4}]" in message

@@ -30,6 +30,9 @@ SEP_TOKEN = "[SEP]"
 PAD_TOKEN = "[PAD]"
 MASK_TOKEN = "[MASK]"
 CONTINUATION_PREFIX = "##"
+# Random selection keys leave this many low values for the position, which
+# makes every key distinct (sequences are far shorter than 2**20).
+_POSITION_SPAN = 2**20
 
 
 def _check_probability(name, value):
@@ -217,6 +220,33 @@ class MaskedLMMasker:
 
     def _select(self, token_ids, is_candidate, num_to_predict, seed):
         """Returns a bool `[batch, seq]` of the positions to predict."""
+        if self.whole_word_mask:
+            return self._select_words(token_ids, is_candidate, num_to_predict, seed)
+        return self._select_pieces(is_candidate, num_to_predict, seed)
+
+    @staticmethod
+    def _select_pieces(is_candidate, num_to_predict, seed):
+        """A uniformly random `num_to_predict`-subset of the candidates."""
+        shape = tf.shape(is_candidate, out_type=tf.int64)
+        # Distinct random keys: random high bits, the position in the low bits.
+        keys = (
+            tf.random.stateless_uniform(
+                shape, seed, minval=0, maxval=2**40, dtype=tf.int64
+            )
+            * _POSITION_SPAN
+            + tf.range(shape[1])[tf.newaxis, :]
+        )
+        keys = tf.where(is_candidate, keys, -1)
+        kth_largest = tf.gather(
+            tf.sort(keys, axis=1, direction="DESCENDING"),
+            num_to_predict - 1,
+            batch_dims=1,
+        )
+        # Rows with fewer candidates than k reach a -1 key and take them all.
+        return is_candidate & (keys >= kth_largest[:, tf.newaxis])
+
+    def _select_words(self, token_ids, is_candidate, num_to_predict, seed):
+        """Whole words, visited in random order, while they fit."""
         shape = tf.shape(token_ids)
         batch_size, seq_length = shape[0], shape[1]
         word_starts = self._word_starts(token_ids, is_candidate)
@@ -236,13 +266,7 @@ class MaskedLMMasker:
         scores = tf.where(word_length > 0, scores, 2.0)
         order = tf.argsort(scores, axis=1)
         length_in_order = tf.gather(word_length, order, batch_dims=1)
-        if self.whole_word_mask:
-            taken_in_order = self._greedy_take(length_in_order, num_to_predict)
-        else:
-            # Single-piece words: the greedy walk takes exactly the first k.
-            taken_in_order = (length_in_order > 0) & (
-                tf.cumsum(length_in_order, axis=1) <= num_to_predict[:, tf.newaxis]
-            )
+        taken_in_order = self._greedy_take(length_in_order, num_to_predict)
         word_taken = tf.gather(taken_in_order, tf.argsort(order, axis=1), batch_dims=1)
         token_taken = tf.gather(word_taken, tf.maximum(word_index, 0), batch_dims=1)
         return is_candidate & token_taken

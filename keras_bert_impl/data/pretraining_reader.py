@@ -82,22 +82,24 @@ def _as_model_dtype(value):
 def _parse_batch(serialized, filenames, expected_lengths, optional=()):
     """Parses a batch of records, checking every record's feature lengths.
 
-    Features are parsed as variable-length so that a record of the wrong
-    length can be reported with its file (a fixed-length spec would fail
-    inside the parser without saying where). Optional features come back
-    dense, zero-padded to the longest record of the batch.
+    Features are parsed as ragged so that a record of the wrong length can be
+    reported with its file (a fixed-length spec would fail inside the parser
+    without saying where). Once every length is right, the flat values are
+    the dense batch, so the check costs no padding. Optional features come
+    back dense, zero-padded to the longest record of the batch.
     """
     spec = {
-        name: tf.io.VarLenFeature(tf.float32 if name in _FLOAT_FEATURES else tf.int64)
+        name: tf.io.RaggedFeature(
+            tf.float32 if name in _FLOAT_FEATURES else tf.int64,
+            row_splits_dtype=tf.int32,
+        )
         for name in tuple(expected_lengths) + tuple(optional)
     }
     parsed = tf.io.parse_example(serialized, spec)
-    batch_size = tf.shape(serialized)[0]
     static_batch = serialized.shape[0] if serialized.shape[0] is not None else -1
     features = {}
     for name, length in expected_lengths.items():
-        rows = tf.cast(parsed[name].indices[:, 0], tf.int32)
-        row_lengths = tf.math.bincount(rows, minlength=batch_size, maxlength=batch_size)
+        row_lengths = parsed[name].row_lengths()
         wrong = tf.not_equal(row_lengths, length)
         first_wrong = tf.argmax(tf.cast(wrong, tf.int32), output_type=tf.int32)
         check = tf.debugging.Assert(
@@ -114,10 +116,10 @@ def _parse_batch(serialized, filenames, expected_lengths, optional=()):
             ],
         )
         with tf.control_dependencies([check]):
-            dense = tf.sparse.to_dense(parsed[name])
-        features[name] = _as_model_dtype(tf.reshape(dense, [static_batch, length]))
+            dense = tf.reshape(parsed[name].values, [static_batch, length])
+        features[name] = _as_model_dtype(dense)
     for name in optional:
-        features[name] = _as_model_dtype(tf.sparse.to_dense(parsed[name]))
+        features[name] = _as_model_dtype(parsed[name].to_tensor())
     return features
 
 
@@ -162,8 +164,12 @@ def _record_batches(
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.interleave(
-        lambda filename: tf.data.TFRecordDataset(filename).map(
-            lambda record: (record, filename)
+        # Zipping with the repeated name is cheaper than a per-record map.
+        lambda filename: tf.data.Dataset.zip(
+            (
+                tf.data.TFRecordDataset(filename),
+                tf.data.Dataset.from_tensors(filename).repeat(),
+            )
         ),
         cycle_length=min(files_here, cycle_length),
         num_parallel_calls=tf.data.AUTOTUNE,
