@@ -169,7 +169,7 @@ def test_length_mismatch_names_file_and_feature(
         next(iter(dataset))
     message = str(error.value)
     assert "train-2.tfrecord" in message
-    assert f"has feature {feature} of length] [{length}]" in message
+    assert f"has feature] [{feature}] [of length] [{length}]" in message
 
 
 @pytest.mark.parametrize(
@@ -249,4 +249,4 @@ def test_bad_record_among_good_ones_names_its_own_file(record_files, tmp_path):
             pass
     message = str(error.value)
     assert "odd-lengths.tfrecord" in message and "train-" not in message
-    assert f"of length] [{SEQ_LENGTH + 4}]" in message
+    assert f"[input_ids] [of length] [{SEQ_LENGTH + 4}] [but] [{SEQ_LENGTH}]" in message

@@ -79,7 +79,7 @@ def _as_model_dtype(value):
     return value if value.dtype == tf.float32 else tf.cast(value, tf.int32)
 
 
-def _parse_batch(serialized, filenames, expected_lengths, optional=()):
+def _parse_batch(serialized, file_index, files, expected_lengths, optional=()):
     """Parses a batch of records, checking every record's feature lengths.
 
     Features are parsed as ragged so that a record of the wrong length can be
@@ -87,6 +87,13 @@ def _parse_batch(serialized, filenames, expected_lengths, optional=()):
     without saying where). Once every length is right, the flat values are
     the dense batch, so the check costs no padding. Optional features come
     back dense, zero-padded to the longest record of the batch.
+
+    Args:
+        serialized: tf.string `[batch]` records.
+        file_index: int32 `[batch]`, each record's index into `files`.
+        files: the list of input files.
+        expected_lengths: feature name → required length.
+        optional: further features, any length.
     """
     spec = {
         name: tf.io.RaggedFeature(
@@ -96,28 +103,40 @@ def _parse_batch(serialized, filenames, expected_lengths, optional=()):
         for name in tuple(expected_lengths) + tuple(optional)
     }
     parsed = tf.io.parse_example(serialized, spec)
+    names = list(expected_lengths)
+    # One check for all features: [num_features, batch] actual vs expected.
+    actual = tf.stack([parsed[name].row_lengths() for name in names])
+    expected = tf.constant([expected_lengths[name] for name in names], tf.int32)
+    wrong = tf.not_equal(actual, expected[:, tf.newaxis])
+    first_wrong = tf.argmax(
+        tf.reshape(tf.cast(wrong, tf.int32), [-1]), output_type=tf.int32
+    )
+    feature, row = first_wrong // tf.shape(actual)[1], first_wrong % tf.shape(actual)[1]
+    check = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(wrong)),
+        [
+            "Pretraining record in",
+            tf.gather(tf.constant(files), file_index[row]),
+            "has feature",
+            tf.gather(tf.constant(names), feature),
+            "of length",
+            actual[feature, row],
+            "but",
+            expected[feature],
+            (
+                "was expected (check seq_length / max_predictions_per_seq against the "
+                "flags that wrote the file)."
+            ),
+        ],
+    )
     static_batch = serialized.shape[0] if serialized.shape[0] is not None else -1
     features = {}
-    for name, length in expected_lengths.items():
-        row_lengths = parsed[name].row_lengths()
-        wrong = tf.not_equal(row_lengths, length)
-        first_wrong = tf.argmax(tf.cast(wrong, tf.int32), output_type=tf.int32)
-        check = tf.debugging.Assert(
-            tf.logical_not(tf.reduce_any(wrong)),
-            [
-                "Pretraining record in",
-                filenames[first_wrong],
-                f"has feature {name} of length",
-                row_lengths[first_wrong],
-                (
-                    f"but {length} was expected (check seq_length / "
-                    "max_predictions_per_seq against the flags that wrote the file)."
-                ),
-            ],
-        )
-        with tf.control_dependencies([check]):
-            dense = tf.reshape(parsed[name].values, [static_batch, length])
-        features[name] = _as_model_dtype(dense)
+    with tf.control_dependencies([check]):
+        for name in names:
+            dense = tf.reshape(
+                parsed[name].values, [static_batch, expected_lengths[name]]
+            )
+            features[name] = _as_model_dtype(dense)
     for name in optional:
         features[name] = _as_model_dtype(parsed[name].to_tensor())
     return features
@@ -134,10 +153,10 @@ def _record_batches(
     shuffle_buffer_size,
     cycle_length,
 ):
-    """Batches of (serialized record, its file name) of this pipeline's share.
+    """Batches of (serialized record, index of its file), and the file list.
 
     Records are parsed after batching, one vectorised parse per batch; the
-    file name travels with each record so that a bad record can be named.
+    file index travels with each record so that a bad record can be named.
     """
     files = list_files(file_patterns)
     _check_not_all_empty(files)
@@ -153,7 +172,7 @@ def _record_batches(
             len(files),
             num_pipelines,
         )
-    dataset = tf.data.Dataset.from_tensor_slices(files)
+    dataset = tf.data.Dataset.from_tensor_slices((files, tf.range(len(files))))
     files_here = len(files)
     if shard_files:
         # Shard the sorted list before shuffling so the shares are disjoint.
@@ -164,11 +183,12 @@ def _record_batches(
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.interleave(
-        # Zipping with the repeated name is cheaper than a per-record map.
-        lambda filename: tf.data.Dataset.zip(
+        # Zipping with the repeated index is cheaper than a per-record map,
+        # and an int is cheaper to carry through the shuffle than a string.
+        lambda filename, index: tf.data.Dataset.zip(
             (
                 tf.data.TFRecordDataset(filename),
-                tf.data.Dataset.from_tensors(filename).repeat(),
+                tf.data.Dataset.from_tensors(index).repeat(),
             )
         ),
         cycle_length=min(files_here, cycle_length),
@@ -182,7 +202,7 @@ def _record_batches(
         dataset = dataset.shuffle(
             shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True
         )
-    return dataset.batch(batch_size, drop_remainder=True)
+    return dataset.batch(batch_size, drop_remainder=True), files
 
 
 def _batch_size_for(batch_size, input_context):
@@ -251,10 +271,10 @@ def pretraining_dataset(
     lengths.update({name: max_predictions_per_seq for name in PREDICTION_FEATURES})
     lengths[LABEL_FEATURE] = 1
 
-    def parse(serialized, filenames):
-        return _to_model_layout(_parse_batch(serialized, filenames, lengths))
+    def parse(serialized, file_index):
+        return _to_model_layout(_parse_batch(serialized, file_index, files, lengths))
 
-    dataset = _record_batches(
+    dataset, files = _record_batches(
         file_patterns,
         batch_size,
         shuffle=shuffle,
@@ -350,7 +370,7 @@ def dynamic_masking_dataset(
     _check_lengths(seq_length, masker.max_predictions_per_seq)
     lengths = {name: seq_length for name in SEQUENCE_FEATURES}
     lengths[LABEL_FEATURE] = 1
-    dataset = _record_batches(
+    dataset, files = _record_batches(
         file_patterns,
         batch_size,
         shuffle=shuffle,
@@ -369,9 +389,9 @@ def dynamic_masking_dataset(
     dataset = tf.data.Dataset.zip((dataset, seeds.batch(2)))
 
     def mask(records, batch_seed):
-        serialized, filenames = records
+        serialized, file_index = records
         features = _parse_batch(
-            serialized, filenames, lengths, optional=PREDICTION_FEATURES
+            serialized, file_index, files, lengths, optional=PREDICTION_FEATURES
         )
         features = _unmask(features, seq_length)
         masked = masker(
