@@ -185,7 +185,7 @@ def read_documents(path, input_format="sentences", invalid_utf8="replace"):
     return documents, report
 
 
-def tokenize_documents(documents, tokenizer, report, batch_size=4096):
+def tokenize_documents(documents, tokenizer, report, batch_size=16384):
     """Tokenizes documents of sentences, in large batches, into a corpus.
 
     Sentences that yield no token are dropped, and documents left empty too.
@@ -209,6 +209,8 @@ def tokenize_documents(documents, tokenizer, report, batch_size=4096):
         tf.constant(sentences[start : start + batch_size], dtype=tf.string)
         for start in range(0, len(sentences), batch_size)
     ]
+    # Eager calls on large batches: the per-call overhead is small next to the
+    # work, whereas tracing the tokenizer into a graph costs seconds up front.
     # TensorFlow releases the GIL while it runs, so threads use every core.
     with concurrent.futures.ThreadPoolExecutor(_default_threads()) as pool:
         tokenized = list(pool.map(tokenizer, batches))
@@ -237,15 +239,11 @@ def build_corpus(paths, tokenizer, input_format="sentences", invalid_utf8="repla
     Returns:
         `(corpus, reports)`, with one `InputFileReport` per file.
     """
-    # Traced once for all files and batches: tracing the tokenizer takes seconds.
-    tokenize = tf.function(
-        tokenizer, input_signature=[tf.TensorSpec([None], tf.string)]
-    )
     corpora = []
     reports = []
     for path in paths:
         documents, report = read_documents(path, input_format, invalid_utf8)
-        corpora.append(tokenize_documents(documents, tokenize, report))
+        corpora.append(tokenize_documents(documents, tokenizer, report))
         reports.append(report)
         logging.info(
             "Read %s: %d documents, %d sentences, %d tokens.",

@@ -454,13 +454,37 @@ def _take_per_row(array, index):
     return np.take(array.reshape(-1), index + row_offsets)
 
 
+def _take_whole_words(word_index, candidate, visit_order, budget):
+    """Walks each row's words in visit order, taking a word while it fits.
+
+    A word that would overflow the budget is skipped and the walk goes on, as
+    in the reference. All rows advance together, one word per step.
+
+    Returns:
+        bool `[n, max_seq_length]`: whether the word visited at each step is taken.
+    """
+    num_rows, seq_length = word_index.shape
+    flat_word = (np.arange(num_rows)[:, None] * seq_length + word_index)[candidate]
+    word_size = np.bincount(flat_word, minlength=num_rows * seq_length)
+    size_in_order = _take_per_row(word_size.reshape(num_rows, seq_length), visit_order)
+    taken_count = np.zeros(num_rows, dtype=np.int64)
+    taken_in_order = np.zeros((num_rows, seq_length), dtype=bool)
+    for step in range(seq_length):
+        size = size_in_order[:, step]
+        take = (size > 0) & (taken_count + size <= budget)
+        taken_in_order[:, step] = take
+        taken_count += np.where(take, size, 0)
+        if np.all((taken_count >= budget) | (size == 0)):
+            break
+    return taken_in_order
+
+
 def choose_masked_positions(token_ids, input_mask, recipe, vocab, np_rng):
     """Picks the positions to predict: step 5 of the module docstring.
 
     Every candidate (whole word, or single token without whole-word masking)
     gets a random sort key; visiting candidates by key is the reference's
-    `rng.shuffle(cand_indexes)`. Then all rows advance through their shuffled
-    candidates together, each taking a candidate when it still fits.
+    `rng.shuffle(cand_indexes)`.
 
     Returns:
         bool `[n, max_seq_length]`, True where a token is to be predicted.
@@ -480,31 +504,25 @@ def choose_masked_positions(token_ids, input_mask, recipe, vocab, np_rng):
     word_index = np.cumsum(starts_word, axis=1) - 1
     num_words = starts_word.sum(axis=1)
 
-    flat_word = (np.arange(num_rows)[:, None] * seq_length + word_index)[candidate]
-    word_size = np.bincount(flat_word, minlength=num_rows * seq_length)
-    word_size = word_size.reshape(num_rows, seq_length)
-
     sort_key = np_rng.random((num_rows, seq_length))
     sort_key[np.arange(seq_length)[None, :] >= num_words[:, None]] = np.inf
     visit_order = np.argsort(sort_key, axis=1)
-    size_in_order = _take_per_row(word_size, visit_order)
-
     budget = num_to_predict(
         input_mask.sum(axis=1), recipe.masked_lm_prob, recipe.max_predictions_per_seq
     )
-    taken_count = np.zeros(num_rows, dtype=np.int64)
-    taken_in_order = np.zeros((num_rows, seq_length), dtype=bool)
-    for step in range(int(num_words.max(initial=0))):
-        size = size_in_order[:, step]
-        take = (size > 0) & (taken_count + size <= budget)
-        taken_in_order[:, step] = take
-        taken_count += np.where(take, size, 0)
-        if np.all(taken_count >= budget):
-            break
-    word_taken = np.zeros((num_rows, seq_length), dtype=bool)
-    np.put_along_axis(word_taken, visit_order, taken_in_order, axis=1)
+    if recipe.do_whole_word_mask:
+        taken_in_order = _take_whole_words(word_index, candidate, visit_order, budget)
+    else:
+        # One-token words always fit while the budget lasts.
+        taken_in_order = (
+            np.arange(seq_length)[None, :] < np.minimum(budget, num_words)[:, None]
+        )
+
+    row_offsets = np.arange(num_rows)[:, None] * seq_length
+    word_taken = np.zeros(num_rows * seq_length, dtype=bool)
+    word_taken[visit_order + row_offsets] = taken_in_order
     safe_word_index = np.where(candidate, word_index, 0)
-    return candidate & _take_per_row(word_taken, safe_word_index)
+    return candidate & word_taken[safe_word_index + row_offsets]
 
 
 def mask_tokens(token_ids, input_mask, recipe, vocab, np_rng):

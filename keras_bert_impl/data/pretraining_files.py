@@ -159,6 +159,7 @@ def create_pretraining_files(
             input_files, tokenizer, input_format, invalid_utf8
         )
         read_seconds = time.perf_counter() - started
+        read_cpu_seconds = cpu_seconds() - cpu_started
         if corpus.num_documents == 1:
             message = "The input holds a single document: random-next segments come from it too."
             logging.warning(message)
@@ -184,6 +185,7 @@ def create_pretraining_files(
             units, (corpus, recipe, vocab, random_seed), workers, dupe_factor
         )
         create_seconds = time.perf_counter() - started - read_seconds
+        create_cpu_seconds = cpu_seconds() - cpu_started - read_cpu_seconds
 
         records = [record for unit_records, _ in results for record in unit_records]
         order = np.random.default_rng(pretraining.shuffle_seed_sequence(random_seed))
@@ -229,6 +231,11 @@ def create_pretraining_files(
             "read_and_tokenize": read_seconds,
             "create_instances": create_seconds,
             "shuffle_and_write": seconds - read_seconds - create_seconds,
+        },
+        "stage_cpu_seconds": {
+            "read_and_tokenize": read_cpu_seconds,
+            "create_instances": create_cpu_seconds,
+            "shuffle_and_write": busy_seconds - read_cpu_seconds - create_cpu_seconds,
         },
         "cpu_seconds": busy_seconds,
         # Per core: MB per CPU-second of all processes, which stays meaningful
