@@ -19,6 +19,10 @@ import tensorflow as tf
 
 from keras_bert_impl.text import char_mapping
 
+# Plain graph code without Python control flow on tensors: tracing it through autograph
+# only costs time.
+_NOT_CONVERTED = tf.autograph.experimental.do_not_convert
+
 _REPLACEMENT_CHAR = 0xFFFD
 
 
@@ -151,6 +155,7 @@ class BasicTokenizer(tf.Module):
         )
         return normalized, source
 
+    @_NOT_CONVERTED
     def split(self, texts):
         """Splits a 1-D tf.string batch into normalized words.
 

@@ -7,6 +7,10 @@ the RoundRobinTrim op, which TF Serving links only from 2.20 on.)
 
 import tensorflow as tf
 
+# Plain graph code without Python control flow on tensors: tracing it through autograph
+# only costs time.
+_NOT_CONVERTED = tf.autograph.experimental.do_not_convert
+
 TRUNCATIONS = ("longest_first", "random")
 
 
@@ -137,6 +141,7 @@ class Packer(tf.Module):
             truncated.append(tf.ragged.boolean_mask(segment, mask))
         return truncated
 
+    @_NOT_CONVERTED
     def __call__(self, inputs):
         """Packs segments.
 

@@ -6,6 +6,10 @@ import tensorflow_text as tf_text
 from keras_bert_impl.text import basic_tokenizer
 from keras_bert_impl.text import vocab_file as vocab_lib
 
+# Plain graph code without Python control flow on tensors: tracing it through autograph
+# only costs time.
+_NOT_CONVERTED = tf.autograph.experimental.do_not_convert
+
 # Graph ops outside core TensorFlow, and the first TF Serving release that links them
 # (FastWordpieceTokenizeWithOffsets: tf-text ops_lib from server 2.10 on).
 CUSTOM_OPS = ("FastWordpieceTokenizeWithOffsets",)
@@ -27,6 +31,18 @@ def _as_batch(texts):
     if rank == 0:
         return tf.expand_dims(texts, 0), True
     return texts, False
+
+
+class _VocabularyIndex:
+    """Tokens and their ids in a plain object.
+
+    tf.Module and SavedModel tracking walk through list and dict attributes (wrapping and
+    flattening every element, which takes seconds for 30k tokens) but not into plain objects.
+    """
+
+    def __init__(self, tokens):
+        self.tokens = tuple(tokens)
+        self.ids = {token: index for index, token in enumerate(tokens)}
 
 
 class Tokenizer(tf.Module):
@@ -72,8 +88,7 @@ class Tokenizer(tf.Module):
             raise ValueError(
                 f"max_chars_per_word must be >= 1, got {max_chars_per_word}."
             )
-        self._vocabulary = vocabulary
-        self._token_ids = {token: index for index, token in enumerate(vocabulary)}
+        self._index = _VocabularyIndex(vocabulary)
         self.max_chars_per_word = int(max_chars_per_word)
         self.split_special_tokens = bool(split_special_tokens)
         self._basic_tokenizer = basic_tokenizer.BasicTokenizer(
@@ -109,27 +124,27 @@ class Tokenizer(tf.Module):
     @property
     def vocabulary(self):
         """The tokens, index = id (a copy)."""
-        return list(self._vocabulary)
+        return list(self._index.tokens)
 
     @property
     def vocab_size(self):
-        return len(self._vocabulary)
+        return len(self._index.tokens)
 
     def token_to_id(self, token):
         """Id of `token` as a Python int; ValueError naming the token if it is not in the vocabulary."""
         try:
-            return self._token_ids[token]
+            return self._index.ids[token]
         except KeyError:
             raise ValueError(f"Token {token!r} is not in the vocabulary.") from None
 
     def id_to_token(self, token_id):
         """Token string of `token_id`; ValueError if out of range."""
         token_id = int(token_id)
-        if not 0 <= token_id < len(self._vocabulary):
+        if not 0 <= token_id < len(self._index.tokens):
             raise ValueError(
-                f"Token id {token_id} is out of range for a vocabulary of {len(self._vocabulary)}."
+                f"Token id {token_id} is out of range for a vocabulary of {len(self._index.tokens)}."
             )
-        return self._vocabulary[token_id]
+        return self._index.tokens[token_id]
 
     @property
     def pad_id(self):
@@ -151,12 +166,14 @@ class Tokenizer(tf.Module):
     def mask_id(self):
         return self.token_to_id(vocab_lib.MASK)
 
+    @_NOT_CONVERTED
     def split_words(self, texts):
         """Cleaned, normalized words before WordPiece: RaggedTensor tf.string [batch, (words)]."""
         texts, scalar = _as_batch(texts)
         words = self._basic_tokenizer.split(texts).strings()
         return words[0] if scalar else words
 
+    @_NOT_CONVERTED
     def _word_pieces(self, texts):
         """Returns (ids, starts, ends), RaggedTensors [batch, (words), (pieces)]."""
         words = self._basic_tokenizer.split(texts)
@@ -225,12 +242,14 @@ class Tokenizer(tf.Module):
             for value in values
         )
 
+    @_NOT_CONVERTED
     def tokenize_words(self, texts):
         """Word-piece ids grouped by word: RaggedTensor int32 [batch, (words), (pieces)]."""
         texts, scalar = _as_batch(texts)
         ids, _, _ = self._word_pieces(texts)
         return ids[0] if scalar else ids
 
+    @_NOT_CONVERTED
     def tokenize_with_offsets(self, texts):
         """Ids plus byte offsets of each piece in its original string.
 
@@ -249,13 +268,16 @@ class Tokenizer(tf.Module):
             return tuple(value[0] for value in outputs)
         return tuple(outputs)
 
+    @_NOT_CONVERTED
     def tokenize(self, texts):
         """Ids without special tokens: RaggedTensor int32 [batch, (tokens)], 1-D for a scalar."""
         return self.tokenize_with_offsets(texts)[0]
 
+    @_NOT_CONVERTED
     def __call__(self, texts):
         return self.tokenize(texts)
 
+    @_NOT_CONVERTED
     def detokenize(self, ids, skip_special_tokens=False):
         """Joins word pieces back into text: words separated by one space, `##` pieces glued.
 
