@@ -232,9 +232,10 @@ def main(argv):
     lines += [
         "",
         (
-            "The reader's per-record length check (so that a bad record is reported "
-            "with its file) is what separates it from the unchecked batch-first parse; "
-            "masking in the pipeline then costs about as much as reading."
+            "The per-record length check and the file index carried with each "
+            "record (so that a bad record is reported with its file) are what "
+            "separate the reader from the unchecked batch-first parse; masking in "
+            "the pipeline then costs about as much as reading."
         ),
         "",
         f"Command: `{command}`",
