@@ -387,7 +387,7 @@ def _random_continuation(corpus, document, target_b_length, py_rng):
 class InstanceBatch:
     """Finished instances as arrays, in google-research/bert's feature layout.
 
-    `input_ids`, `input_mask`, `segment_ids`: int64 `[n, max_seq_length]`;
+    `input_ids`, `input_mask`, `segment_ids`: int32 `[n, max_seq_length]`;
     `masked_lm_positions`, `masked_lm_ids`: int64 `[n, max_predictions]`;
     `masked_lm_weights`: float32 `[n, max_predictions]`;
     `next_sentence_labels`: int64 `[n, 1]`, 1 for a random next.
@@ -425,27 +425,27 @@ def pack_spans(corpus, spans, recipe, vocab):
         spans: the tuples made by `add_document_instances`.
 
     Returns:
-        `(token_ids, input_mask, segment_ids)`, int64 `[n, max_seq_length]`.
+        `(token_ids, input_mask, segment_ids)`, int32 `[n, max_seq_length]`.
     """
     spans = np.asarray(spans, dtype=np.int64).reshape(-1, 5)
     a_start, a_length, b_start, b_length = (spans[:, i : i + 1] for i in range(4))
     position = np.arange(recipe.max_seq_length)[None, :]
     first_sep = 1 + a_length
     last_sep = first_sep + 1 + b_length
-    in_a = (position >= 1) & (position < first_sep)
-    in_b = (position > first_sep) & (position < last_sep)
-    source = np.where(in_a, a_start + position - 1, b_start + position - first_sep - 1)
-    source = np.where(in_a | in_b, source, 0)
-    token_ids = np.where(in_a | in_b, np.take(corpus.token_ids, source), 0).astype(
-        np.int64
+    # Position p of A reads token a_start + p - 1, of B b_start + p - first_sep
+    # - 1; [CLS], [SEP] and padding read a clipped index, then get overwritten.
+    source = position + np.where(
+        position <= a_length, a_start - 1, b_start - first_sep - 1
     )
-    token_ids[:, 0] = vocab.cls_id
+    token_ids = np.take(corpus.token_ids, source, mode="clip")
+    input_mask = position <= last_sep
+    token_ids *= input_mask
     rows = np.arange(len(token_ids))
+    token_ids[:, 0] = vocab.cls_id
     token_ids[rows, first_sep[:, 0]] = vocab.sep_id
     token_ids[rows, last_sep[:, 0]] = vocab.sep_id
-    input_mask = (position <= last_sep).astype(np.int64)
-    segment_ids = ((position > first_sep) & (position <= last_sep)).astype(np.int64)
-    return token_ids, input_mask, segment_ids
+    segment_ids = (position > first_sep) & input_mask
+    return token_ids, input_mask.astype(np.int32), segment_ids.astype(np.int32)
 
 
 def _take_per_row(array, index):
@@ -454,7 +454,7 @@ def _take_per_row(array, index):
     return np.take(array.reshape(-1), index + row_offsets)
 
 
-def _take_whole_words(word_index, candidate, visit_order, budget):
+def _take_whole_words(word_start, candidate, visit_order, budget):
     """Walks each row's words in visit order, taking a word while it fits.
 
     A word that would overflow the budget is skipped and the walk goes on, as
@@ -463,9 +463,11 @@ def _take_whole_words(word_index, candidate, visit_order, budget):
     Returns:
         bool `[n, max_seq_length]`: whether the word visited at each step is taken.
     """
-    num_rows, seq_length = word_index.shape
-    flat_word = (np.arange(num_rows)[:, None] * seq_length + word_index)[candidate]
-    word_size = np.bincount(flat_word, minlength=num_rows * seq_length)
+    num_rows, seq_length = word_start.shape
+    row_offsets = np.arange(num_rows)[:, None] * seq_length
+    word_size = np.bincount(
+        (word_start + row_offsets)[candidate], minlength=word_start.size
+    )
     size_in_order = _take_per_row(word_size.reshape(num_rows, seq_length), visit_order)
     taken_count = np.zeros(num_rows, dtype=np.int64)
     taken_in_order = np.zeros((num_rows, seq_length), dtype=bool)
@@ -490,39 +492,38 @@ def choose_masked_positions(token_ids, input_mask, recipe, vocab, np_rng):
         bool `[n, max_seq_length]`, True where a token is to be predicted.
     """
     num_rows, seq_length = token_ids.shape
+    position = np.arange(seq_length)[None, :]
     candidate = (
         (input_mask == 1) & (token_ids != vocab.cls_id) & (token_ids != vocab.sep_id)
     )
-    # A word is a candidate plus the `##` pieces after it. As in the reference,
-    # [CLS]/[SEP] do not end a word: a `##` piece that opens segment B joins the
-    # last word of A, and only the very first candidate always opens a word.
+    # A word is named by the position where it starts: a candidate plus the
+    # `##` pieces after it. As in the reference, [CLS]/[SEP] do not end a
+    # word (a `##` piece that opens segment B joins the last word of A), and
+    # only the very first candidate always starts one.
     starts_word = candidate.copy()
+    word_start = np.broadcast_to(position, token_ids.shape)
     if recipe.do_whole_word_mask:
         earlier_candidates = np.cumsum(candidate, axis=1) - candidate
-        continues = vocab.is_continuation[token_ids] & (earlier_candidates > 0)
-        starts_word &= ~continues
-    word_index = np.cumsum(starts_word, axis=1) - 1
-    num_words = starts_word.sum(axis=1)
+        starts_word &= ~(vocab.is_continuation[token_ids] & (earlier_candidates > 0))
+        word_start = np.maximum.accumulate(np.where(starts_word, position, 0), axis=1)
 
     sort_key = np_rng.random((num_rows, seq_length))
-    sort_key[np.arange(seq_length)[None, :] >= num_words[:, None]] = np.inf
+    sort_key[~starts_word] = np.inf
     visit_order = np.argsort(sort_key, axis=1)
     budget = num_to_predict(
         input_mask.sum(axis=1), recipe.masked_lm_prob, recipe.max_predictions_per_seq
     )
     if recipe.do_whole_word_mask:
-        taken_in_order = _take_whole_words(word_index, candidate, visit_order, budget)
+        taken_in_order = _take_whole_words(word_start, candidate, visit_order, budget)
     else:
         # One-token words always fit while the budget lasts.
-        taken_in_order = (
-            np.arange(seq_length)[None, :] < np.minimum(budget, num_words)[:, None]
-        )
+        num_words = starts_word.sum(axis=1)
+        taken_in_order = position < np.minimum(budget, num_words)[:, None]
 
     row_offsets = np.arange(num_rows)[:, None] * seq_length
     word_taken = np.zeros(num_rows * seq_length, dtype=bool)
     word_taken[visit_order + row_offsets] = taken_in_order
-    safe_word_index = np.where(candidate, word_index, 0)
-    return candidate & word_taken[safe_word_index + row_offsets]
+    return candidate & word_taken[word_start + row_offsets]
 
 
 def mask_tokens(token_ids, input_mask, recipe, vocab, np_rng):
