@@ -102,7 +102,13 @@ class TransformerEncoderBlock(keras.layers.Layer):
         attention = self.attention_dropout_layer(attention, training=training)
         x = self.attention_layer_norm(ops.add(inputs, attention))
 
-        ffn = self.output_dense(self.intermediate_dense(x))
+        # The feed-forward layers run on [batch * seq_length, hidden] rows.
+        # On 2-D inputs TensorFlow's graph optimizer fuses matmul, bias and
+        # activation into one oneDNN kernel; a 3-D Dense matmuls through a
+        # reshape (tensordot) that breaks that fusion.
+        rows = ops.reshape(x, (-1, self.hidden_size))
+        ffn = self.output_dense(self.intermediate_dense(rows))
+        ffn = ops.reshape(ffn, ops.shape(x))
         ffn = self.output_dropout(ffn, training=training)
         return self.output_layer_norm(ops.add(x, ffn))
 
