@@ -125,6 +125,7 @@ def test_single_example_and_dense_inputs():
 
 def test_from_tokenizer_uses_its_special_ids(tmp_path):
     import text_helpers
+
     from keras_bert_impl.text import Tokenizer
 
     vocab = text_helpers.write_vocab(

@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text as tf_text
-
 import text_helpers
-from keras_bert_impl.export import ServabilityError
-from keras_bert_impl.export import check_servability
-from keras_bert_impl.export import inspect_saved_model
-from keras_bert_impl.export import load_in_clean_subprocess
+
+from keras_bert_impl.export import (
+    ServabilityError,
+    check_servability,
+    inspect_saved_model,
+    load_in_clean_subprocess,
+)
 from keras_bert_impl.export.servability import read_saved_model
-from keras_bert_impl.text import Packer
-from keras_bert_impl.text import Tokenizer
+from keras_bert_impl.text import Packer, Tokenizer
 from keras_bert_impl.text.tokenizer import MIN_SERVING_VERSION
 
 TEXTS = ["Hello, World!", "naïve café 北京 [MASK] 👍", "", "x" * 300]

@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-
 import text_helpers
+
 from keras_bert_impl.text import Tokenizer
 from keras_bert_impl.text.basic_tokenizer import BasicTokenizer
 
@@ -206,7 +206,7 @@ def test_works_in_tf_data_batched_and_per_example(tokenizer):
 def test_works_in_tf_function_with_unknown_batch_size(tokenizer):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(texts):
-        ids, starts, ends = tokenizer.tokenize_with_offsets(texts)
+        ids, starts, _ = tokenizer.tokenize_with_offsets(texts)
         return ids.to_tensor(), starts.to_tensor(), tokenizer.detokenize(ids)
 
     texts = tf.constant(["Hello world!", "unaffable"])

