@@ -29,7 +29,7 @@ def _tag(field_number):
 
 
 def _varint_sizes(values):
-    """Bytes taken by each non-negative value as a varint."""
+    """Bytes taken by each non-negative value as a varint (an int for an int)."""
     values = np.asarray(values)
     sizes = np.ones(values.shape, dtype=np.int64)
     threshold = 1 << 7
@@ -37,7 +37,16 @@ def _varint_sizes(values):
     while threshold <= largest:
         sizes += values >= threshold
         threshold <<= 7
-    return sizes
+    return sizes if sizes.ndim else int(sizes)
+
+
+def _varint_bytes(value):
+    """The varint encoding of one non-negative int, as a list of byte values."""
+    encoded = []
+    while value >= 0x80:
+        encoded.append((value & 0x7F) | 0x80)
+        value >>= 7
+    return [*encoded, value]
 
 
 def _encode_each(values):
@@ -86,17 +95,15 @@ def _constant(data, rows):
     return np.broadcast_to(data, (rows, len(data))), None
 
 
-def _byte_count(piece):
-    encoded, valid = piece
-    if valid is None:
-        return np.full(encoded.shape[0], encoded.shape[1], dtype=np.int64)
-    return np.count_nonzero(valid, axis=1)
+def _length_prefix(field_number, lengths, rows):
+    """Tag and varint length of a length-delimited field, per row.
 
-
-def _length_prefix(field_number, lengths):
-    """Tag and varint length of a length-delimited field, per row."""
-    tag = _constant([_tag(field_number)], len(lengths))
-    return [tag, _varints(np.asarray(lengths)[:, None])]
+    `lengths` is an int when every row has the same length (fixed-size
+    payloads): the prefix is then one constant.
+    """
+    if isinstance(lengths, int):
+        return [_constant([_tag(field_number), *_varint_bytes(lengths)], rows)]
+    return [_constant([_tag(field_number)], rows), _varints(lengths[:, None])]
 
 
 def _feature_pieces(name, values):
@@ -112,7 +119,10 @@ def _feature_pieces(name, values):
     else:
         payload = _varints(values)
         list_field = 3  # Feature.int64_list
-    payload_length = _byte_count(payload)
+    encoded, valid = payload
+    payload_length = (
+        encoded.shape[1] if valid is None else np.count_nonzero(valid, axis=1)
+    )
     # Each level's length is 1 tag byte + its varint length prefix + content.
     list_length = 1 + _varint_sizes(payload_length) + payload_length
     feature_length = 1 + _varint_sizes(list_length) + list_length
@@ -122,11 +132,11 @@ def _feature_pieces(name, values):
         key_piece[0].shape[1] + 1 + _varint_sizes(feature_length) + feature_length
     )
     pieces = [
-        *_length_prefix(1, entry_length),  # Features.feature (one map entry)
+        *_length_prefix(1, entry_length, rows),  # Features.feature (one map entry)
         key_piece,  # entry.key
-        *_length_prefix(2, feature_length),  # entry.value
-        *_length_prefix(list_field, list_length),  # Feature.{float,int64}_list
-        *_length_prefix(1, payload_length),  # {Float,Int64}List.value, packed
+        *_length_prefix(2, feature_length, rows),  # entry.value
+        *_length_prefix(list_field, list_length, rows),  # Feature.{float,int64}_list
+        *_length_prefix(1, payload_length, rows),  # {Float,Int64}List.value, packed
         payload,
     ]
     return pieces, 1 + _varint_sizes(entry_length) + entry_length
@@ -144,16 +154,17 @@ def serialize_examples(features):
         A list of `bytes`, one serialized `tf.train.Example` per row, equal
         (as protos) to what `tf.train.Example(...).SerializeToString()` gives.
     """
+    rows = len(next(iter(features.values())))
     pieces = []
     features_length = 0
     for name, values in features.items():
         feature_pieces, length = _feature_pieces(name, np.asarray(values))
         pieces.extend(feature_pieces)
         features_length = features_length + length
-    pieces = _length_prefix(1, features_length) + pieces  # Example.features
+    pieces = _length_prefix(1, features_length, rows) + pieces  # Example.features
+    example_length = 1 + _varint_sizes(features_length) + features_length
 
     # Lay the pieces side by side, then keep each row's used bytes.
-    rows = len(features_length)
     width = sum(encoded.shape[1] for encoded, _ in pieces)
     encoded_rows = np.empty((rows, width), dtype=np.uint8)
     valid_rows = np.ones((rows, width), dtype=bool)
@@ -165,6 +176,6 @@ def serialize_examples(features):
             valid_rows[:, column:end] = valid
         column = end
     data = encoded_rows[valid_rows].tobytes()
-    ends = np.cumsum(np.count_nonzero(valid_rows, axis=1))
-    starts = np.concatenate([[0], ends[:-1]])
+    ends = np.cumsum(np.broadcast_to(example_length, (rows,)))
+    starts = ends - example_length
     return [data[start:end] for start, end in zip(starts.tolist(), ends.tolist())]
