@@ -59,12 +59,6 @@ class SplitWords:
         return tf.RaggedTensor.from_row_splits(words, self.row_splits, validate=False)
 
 
-def _run_lookup(starts, values, code_points):
-    """Value of the run that contains each code point (runs sorted by first code point)."""
-    index = tf.searchsorted(starts, code_points, side="right") - 1
-    return tf.gather(values, index)
-
-
 class BasicTokenizer(tf.Module):
     """Cleans, normalizes and splits text into words the way BERT's BasicTokenizer does.
 
@@ -85,59 +79,90 @@ class BasicTokenizer(tf.Module):
             special_tokens, tf.string, shape=[len(special_tokens)]
         )
         longest = max([len(token) for token in special_tokens], default=0)
-        self._special_code_points = [
-            [ord(c) for c in token] + [-1] * (longest - len(token))
-            for token in special_tokens
-        ]
-        self._special_lengths = [len(token) for token in special_tokens]
+        # [tokens, longest]: code points, -1 past a token's end ("matches anything").
+        self._special_code_points = tf.constant(
+            [
+                [ord(c) for c in token] + [-1] * (longest - len(token))
+                for token in special_tokens
+            ],
+            tf.int32,
+            shape=[len(special_tokens), longest],
+        )
+        self._special_first_chars = sorted({ord(token[0]) for token in special_tokens})
+        self._special_lengths = tf.constant(
+            [len(token) for token in special_tokens],
+            tf.int32,
+            shape=[len(special_tokens)],
+        )
         self.lowercase = bool(lowercase)
         self.strip_accents = (
             self.lowercase if strip_accents is None else bool(strip_accents)
         )
         tables = char_mapping.build_char_mapping(self.lowercase, self.strip_accents)
-        self._kind_starts = tf.constant(tables.kind_starts)
-        self._kinds = tf.constant(tables.kinds)
-        self._rewrite_keys = tf.constant(tables.rewrite_keys)
+        self._bmp_info = tf.constant(tables.bmp_info)
+        self._astral_starts = tf.constant(tables.astral_starts)
+        self._astral_info = tf.constant(tables.astral_info)
         self._rewrite_splits = tf.constant(tables.rewrite_splits)
         self._rewrite_values = tf.constant(tables.rewrite_values)
-        self._class_starts = tf.constant(tables.class_starts)
-        self._classes = tf.constant(tables.classes)
+
+    def _info(self, code_points):
+        """Packed kind / class / rewrite index of each code point (see char_mapping)."""
+        info = tf.gather(
+            self._bmp_info, tf.minimum(code_points, char_mapping.FIRST_ASTRAL - 1)
+        )
+        # Astral code points (emoji, rare scripts) are few: binary-search only those.
+        astral = tf.where(code_points >= char_mapping.FIRST_ASTRAL)
+        runs = tf.searchsorted(
+            self._astral_starts, tf.gather_nd(code_points, astral), side="right"
+        )
+        return tf.tensor_scatter_nd_update(
+            info, astral, tf.gather(self._astral_info, runs - 1)
+        )
 
     def _match_special_tokens(self, code_points, rows):
         """Per character: index of the special token that starts there (else -1), its length."""
         no_match = tf.fill(tf.shape(code_points), -1)
-        if not self._special_lengths:
+        if not self._special_first_chars:
             return no_match, tf.zeros_like(no_match)
-        # [tokens, chars]: does the token's k-th character match the text k characters on.
-        matched = tf.ones(
-            [len(self._special_lengths), tf.shape(code_points)[0]], tf.bool
+        # Only characters that can start a token ("[") are candidates; compare the windows
+        # that follow them ([candidates, longest]) with every token at once.
+        is_candidate = tf.reduce_any(
+            tf.equal(code_points[:, tf.newaxis], self._special_first_chars), axis=1
         )
-        positions = tf.range(tf.shape(code_points, out_type=rows.dtype)[0])
-        for k in range(len(self._special_code_points[0])):
-            expected = tf.constant(
-                [[token[k]] for token in self._special_code_points], tf.int32
-            )
-            same_row = tf.equal(clamped_gather(rows, positions + k), rows)
-            same_char = tf.equal(clamped_gather(code_points, positions + k), expected)
-            matched &= tf.equal(expected, -1) | (same_char & same_row)
-        indices = tf.range(len(self._special_lengths))[:, tf.newaxis]
-        match_index = tf.reduce_max(tf.where(matched, indices, -1), axis=0)
-        lengths = tf.constant(self._special_lengths, tf.int32)
-        return match_index, tf.where(
-            match_index >= 0, clamped_gather(lengths, match_index), 0
+        candidates = tf.where(is_candidate)
+        window = candidates + tf.range(
+            tf.shape(self._special_code_points, out_type=tf.int64)[1]
         )
+        candidate_rows = tf.gather_nd(rows, candidates)[:, tf.newaxis]
+        in_text = tf.equal(clamped_gather(rows, window), candidate_rows) & (
+            window < tf.shape(code_points, out_type=tf.int64)[0]
+        )
+        window_chars = tf.where(in_text, clamped_gather(code_points, window), -2)
+        expected = self._special_code_points[tf.newaxis]
+        matched = tf.reduce_all(
+            tf.equal(window_chars[:, tf.newaxis], expected) | tf.equal(expected, -1),
+            axis=2,
+        )
+        token_index = tf.range(tf.shape(matched)[1])
+        match_index = tf.reduce_max(tf.where(matched, token_index, -1), axis=1)
+        match_index = tf.tensor_scatter_nd_update(no_match, candidates, match_index)
+        lengths = tf.where(
+            match_index >= 0, clamped_gather(self._special_lengths, match_index), 0
+        )
+        return match_index, lengths
 
     def _normalize(self, code_points, dropped):
         """Flat code points -> (normalized code points, index of their source character).
 
         Characters where `dropped` is True produce nothing.
         """
-        kind = _run_lookup(self._kind_starts, self._kinds, code_points)
+        info = self._info(code_points)
+        kind = tf.bitwise.bitwise_and(info, char_mapping.FIELD_MASK)
         is_rewrite = tf.equal(kind, char_mapping.REWRITE)
-        key_index = tf.searchsorted(self._rewrite_keys, code_points)
-        rewrite_start = clamped_gather(self._rewrite_splits, key_index)
+        rewrite_index = tf.bitwise.right_shift(info, char_mapping.REWRITE_SHIFT)
+        rewrite_start = clamped_gather(self._rewrite_splits, rewrite_index)
         rewrite_length = (
-            clamped_gather(self._rewrite_splits, key_index + 1) - rewrite_start
+            clamped_gather(self._rewrite_splits, rewrite_index + 1) - rewrite_start
         )
         kept_length = tf.cast(tf.equal(kind, char_mapping.KEEP), tf.int32)
         out_length = tf.where(is_rewrite, rewrite_length, kept_length)
@@ -193,7 +218,10 @@ class BasicTokenizer(tf.Module):
         char_ends = tf.gather(char_ends, last_char)
         normalized, source = self._normalize(code_points, inside)
         rows = tf.gather(char_rows, source)
-        char_class = _run_lookup(self._class_starts, self._classes, normalized)
+        char_class = tf.bitwise.bitwise_and(
+            tf.bitwise.right_shift(self._info(normalized), char_mapping.CLASS_SHIFT),
+            char_mapping.FIELD_MASK,
+        )
 
         # A word starts at a punctuation/CJK character, or at a word character that does
         # not continue a word character of the same text.

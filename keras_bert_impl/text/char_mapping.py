@@ -31,27 +31,32 @@ ISOLATED = 2
 _HANGUL_SYLLABLES = range(0xAC00, 0xD7A4)
 
 
+# A code point's info packs its kind (2 bits), its class (2 bits) and, for REWRITE, the
+# index of its replacement (the remaining bits).
+CLASS_SHIFT = 2
+REWRITE_SHIFT = 4
+FIELD_MASK = 3
+FIRST_ASTRAL = 0x10000
+
+
 @dataclasses.dataclass(frozen=True)
 class CharMapping:
-    """Piecewise-constant lookups over code points.
+    """Per-code-point info: a dense table for the BMP, runs for the astral planes.
 
     Attributes:
-        kind_starts: int32 [R], sorted first code point of each run of equal input kind.
-        kinds: int32 [R], KEEP / DROP / REWRITE for each run.
-        rewrite_keys: int32 [M], sorted code points whose kind is REWRITE.
-        rewrite_splits: int32 [M + 1], row splits of the replacement of each key.
+        bmp_info: int32 [65536], info of each BMP code point (one gather per character).
+        astral_starts: int32 [R], sorted first code point of each run of equal info at or
+            above U+10000 (rare in text: looked up with a binary search).
+        astral_info: int32 [R], the info of each run.
+        rewrite_splits: int32 [M + 1], row splits of the replacement of each REWRITE point.
         rewrite_values: int32 [sum of lengths], the replacement code points.
-        class_starts: int32 [C], sorted first code point of each run of equal output class.
-        classes: int32 [C], WORD_CHAR / SEPARATOR / ISOLATED for each run.
     """
 
-    kind_starts: np.ndarray
-    kinds: np.ndarray
-    rewrite_keys: np.ndarray
+    bmp_info: np.ndarray
+    astral_starts: np.ndarray
+    astral_info: np.ndarray
     rewrite_splits: np.ndarray
     rewrite_values: np.ndarray
-    class_starts: np.ndarray
-    classes: np.ndarray
 
 
 def _fill(table, ranges, value):
@@ -150,14 +155,18 @@ def build_char_mapping(lowercase, strip_accents):
     _fill(classes, bert_char_tables.CJK_RANGES, ISOLATED)
     _fill(classes, bert_char_tables.WHITESPACE_RANGES, SEPARATOR)
 
-    kind_starts, kind_values = _runs(kinds)
-    class_starts, class_values = _runs(classes)
+    rewrite_index = np.zeros(NUM_CODE_POINTS, dtype=np.int32)
+    rewrite_index[keys] = np.arange(len(keys), dtype=np.int32)
+    info = (
+        kinds.astype(np.int32)
+        | (classes.astype(np.int32) << CLASS_SHIFT)
+        | (rewrite_index << REWRITE_SHIFT)
+    )
+    astral_starts, astral_info = _runs(info[FIRST_ASTRAL:])
     return CharMapping(
-        kind_starts=kind_starts,
-        kinds=kind_values,
-        rewrite_keys=keys,
+        bmp_info=info[:FIRST_ASTRAL],
+        astral_starts=astral_starts + FIRST_ASTRAL,
+        astral_info=astral_info,
         rewrite_splits=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32),
         rewrite_values=np.asarray(values, dtype=np.int32),
-        class_starts=class_starts,
-        classes=class_values,
     )
