@@ -21,7 +21,6 @@ Choices where the reference is silent or surprising:
   dropped without ending the document, as in the reference.
 """
 
-import codecs
 import concurrent.futures
 import dataclasses
 import os
@@ -54,7 +53,8 @@ class InputFileReport:
     invalid_utf8_lines: list = dataclasses.field(default_factory=list)
 
 
-def _default_threads():
+def usable_cores():
+    """Cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
@@ -111,21 +111,18 @@ def _decode_lines(data, path, invalid_utf8, report):
 
 def _decode_counting(raw_line):
     """Decodes with U+FFFD replacements; returns (text, number replaced)."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     pieces = []
     count = 0
     position = 0
-    while position < len(raw_line):
+    while True:
         try:
-            pieces.append(decoder.decode(raw_line[position:], final=True))
-            break
+            pieces.append(raw_line[position:].decode("utf-8"))
+            return "".join(pieces), count
         except UnicodeDecodeError as error:
             pieces.append(raw_line[position : position + error.start].decode("utf-8"))
             pieces.append("\ufffd")
             count += 1
             position += error.end
-            decoder.reset()
-    return "".join(pieces), count
 
 
 def read_documents(path, input_format="sentences", invalid_utf8="replace"):
@@ -212,7 +209,7 @@ def tokenize_documents(documents, tokenizer, report, batch_size=16384):
     # Eager calls on large batches: the per-call overhead is small next to the
     # work, whereas tracing the tokenizer into a graph costs seconds up front.
     # TensorFlow releases the GIL while it runs, so threads use every core.
-    with concurrent.futures.ThreadPoolExecutor(_default_threads()) as pool:
+    with concurrent.futures.ThreadPoolExecutor(usable_cores()) as pool:
         tokenized = list(pool.map(tokenizer, batches))
     token_ids = np.concatenate([ragged.flat_values.numpy() for ragged in tokenized])
     lengths = np.concatenate([ragged.row_lengths().numpy() for ragged in tokenized])

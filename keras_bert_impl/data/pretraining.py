@@ -71,15 +71,14 @@ class TokenizedCorpus:
         document_sizes = np.asarray(document_sizes, dtype=np.int64)
         if (
             len(document_sizes) == 0
-            or document_sizes.min() < 1
-            or sentence_lengths.min() < 1
+            or np.any(document_sizes < 1)
+            or np.any(sentence_lengths < 1)
         ):
             raise ValueError(
                 "Every document needs a sentence and every sentence a token."
             )
-        if document_sizes.sum() != len(
-            sentence_lengths
-        ) or sentence_lengths.sum() != len(token_ids):
+        sizes_add_up = document_sizes.sum() == len(sentence_lengths)
+        if not sizes_add_up or sentence_lengths.sum() != len(token_ids):
             raise ValueError("Sentence lengths and document sizes do not add up.")
         return cls(
             token_ids=np.asarray(token_ids, dtype=np.int32),
@@ -118,9 +117,8 @@ class TokenizedCorpus:
 
     def document_sentence_range(self, document):
         """`(first_sentence, end_sentence)` of a document."""
-        return self._document_start_list[document], self._document_start_list[
-            document + 1
-        ]
+        starts = self._document_start_list
+        return starts[document], starts[document + 1]
 
     @property
     def num_documents(self):
@@ -408,15 +406,6 @@ class InstanceBatch:
         """The arrays by feature name, in the reference's feature order."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
-    @classmethod
-    def concatenate(cls, batches):
-        return cls(
-            **{
-                f.name: np.concatenate([getattr(b, f.name) for b in batches])
-                for f in dataclasses.fields(cls)
-            }
-        )
-
 
 def pack_spans(corpus, spans, recipe, vocab):
     """Lays spans out as `[CLS] A [SEP] B [SEP]` rows, zero-padded.
@@ -597,6 +586,7 @@ def create_instances(corpus, documents, recipe, vocab, seed_sequence):
     input_ids, positions, masked_ids, weights = mask_tokens(
         token_ids, input_mask, recipe, vocab, np_rng
     )
+    is_random_next = [span[4] for span in spans]
     return InstanceBatch(
         input_ids=input_ids,
         input_mask=input_mask,
@@ -604,9 +594,7 @@ def create_instances(corpus, documents, recipe, vocab, seed_sequence):
         masked_lm_positions=positions,
         masked_lm_ids=masked_ids,
         masked_lm_weights=weights,
-        next_sentence_labels=np.asarray([s[4] for s in spans], dtype=np.int64).reshape(
-            -1, 1
-        ),
+        next_sentence_labels=np.asarray(is_random_next, dtype=np.int64).reshape(-1, 1),
     )
 
 

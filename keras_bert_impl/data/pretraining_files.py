@@ -16,6 +16,7 @@ final shuffle (about 0.7 KB each at length 128): split a large corpus into
 several input shards and run once per shard.
 """
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -26,7 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from keras_bert_impl.data import pretraining
-from keras_bert_impl.data.corpus import build_corpus
+from keras_bert_impl.data.corpus import build_corpus, usable_cores
 from keras_bert_impl.data.example_encoder import serialize_examples
 from keras_bert_impl.data.tfrecord import ShardedRecordWriter
 
@@ -103,11 +104,20 @@ def cpu_seconds():
     return times.user + times.system + times.children_user + times.children_system
 
 
-def _default_workers():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+class _StageClock:
+    """Wall and CPU seconds (this process and its workers) per named stage."""
+
+    def __init__(self):
+        self.wall = {}
+        self.cpu = {}
+        self._last = (time.perf_counter(), cpu_seconds())
+
+    def mark(self, stage):
+        """Ends `stage` now; the next stage starts."""
+        now = (time.perf_counter(), cpu_seconds())
+        self.wall[stage] = now[0] - self._last[0]
+        self.cpu[stage] = now[1] - self._last[1]
+        self._last = now
 
 
 def create_pretraining_files(
@@ -143,69 +153,60 @@ def create_pretraining_files(
     """
     if dupe_factor < 1:
         raise ValueError(f"dupe_factor={dupe_factor}; it must be >= 1.")
-    vocab = pretraining.MaskingVocabulary.from_tokens(tokenizer.vocabulary)
     if not input_files:
         raise ValueError("No input file given.")
+    vocab = pretraining.MaskingVocabulary.from_tokens(tokenizer.vocabulary)
     warnings = []
     capped = recipe.capped_mask_rate_warning()
     if capped:
         logging.warning(capped)
         warnings.append(capped)
 
-    started = time.perf_counter()
-    cpu_started = cpu_seconds()
+    clock = _StageClock()
     with ShardedRecordWriter(output_files) as writer:
         corpus, reports = build_corpus(
             input_files, tokenizer, input_format, invalid_utf8
         )
-        read_seconds = time.perf_counter() - started
-        read_cpu_seconds = cpu_seconds() - cpu_started
+        clock.mark("read_and_tokenize")
         if corpus.num_documents == 1:
             message = "The input holds a single document: random-next segments come from it too."
             logging.warning(message)
             warnings.append(message)
-        blocks = corpus.document_blocks(BLOCK_TOKENS)
         units = [
             (pass_index, block_index, first, end)
             for pass_index in range(dupe_factor)
-            for block_index, (first, end) in enumerate(blocks)
+            for block_index, (first, end) in enumerate(
+                corpus.document_blocks(BLOCK_TOKENS)
+            )
         ]
-        workers = max(1, min(workers or _default_workers(), len(units)))
+        workers = max(1, min(workers or usable_cores(), len(units)))
         logging.info(
             "Corpus: %d documents, %d sentences, %d tokens (read in %.1f s); %d units of work "
             "on %d process(es).",
             corpus.num_documents,
             corpus.num_sentences,
             corpus.num_tokens,
-            read_seconds,
+            clock.wall["read_and_tokenize"],
             len(units),
             workers,
         )
         results = _run_units(
             units, (corpus, recipe, vocab, random_seed), workers, dupe_factor
         )
-        create_seconds = time.perf_counter() - started - read_seconds
-        create_cpu_seconds = cpu_seconds() - cpu_started - read_cpu_seconds
+        clock.mark("create_instances")
 
         records = [record for unit_records, _ in results for record in unit_records]
         order = np.random.default_rng(pretraining.shuffle_seed_sequence(random_seed))
         for index in order.permutation(len(records)):
             writer.write(records[index])
-    seconds = time.perf_counter() - started
-    busy_seconds = cpu_seconds() - cpu_started
+    clock.mark("shuffle_and_write")
 
     counts = {key: sum(c[key] for _, c in results) for key in results[0][1]}
-    input_bytes = sum(r.bytes for r in reports)
-    masked = max(counts["masked_tokens"], 1)
     stats = {
         "input_files": [vars(r) for r in reports],
         "output_files": list(output_files),
         "recipe": {
-            "max_seq_length": recipe.max_seq_length,
-            "max_predictions_per_seq": recipe.max_predictions_per_seq,
-            "masked_lm_prob": recipe.masked_lm_prob,
-            "short_seq_prob": recipe.short_seq_prob,
-            "do_whole_word_mask": recipe.do_whole_word_mask,
+            **dataclasses.asdict(recipe),
             "dupe_factor": dupe_factor,
             "random_seed": random_seed,
             "input_format": input_format,
@@ -214,33 +215,11 @@ def create_pretraining_files(
         "sentences": corpus.num_sentences,
         "corpus_tokens": corpus.num_tokens,
         **counts,
-        "masked_fraction": counts["masked_tokens"] / max(counts["tokens"], 1),
-        "masked_lm_split": {
-            "mask": counts["replaced_by_mask"] / masked,
-            "keep": counts["kept_original"] / masked,
-            "random": counts["replaced_by_random"] / masked,
-        },
-        "random_next_fraction": counts["random_next"] / max(counts["instances"], 1),
+        **_fractions(counts),
         "invalid_utf8_sequences": sum(r.invalid_utf8_sequences for r in reports),
         "warnings": warnings,
         "workers": workers,
-        "seconds": seconds,
-        "input_megabytes": input_bytes / 1e6,
-        "megabytes_per_second": input_bytes / 1e6 / seconds,
-        "stage_seconds": {
-            "read_and_tokenize": read_seconds,
-            "create_instances": create_seconds,
-            "shuffle_and_write": seconds - read_seconds - create_seconds,
-        },
-        "stage_cpu_seconds": {
-            "read_and_tokenize": read_cpu_seconds,
-            "create_instances": create_cpu_seconds,
-            "shuffle_and_write": busy_seconds - read_cpu_seconds - create_cpu_seconds,
-        },
-        "cpu_seconds": busy_seconds,
-        # Per core: MB per CPU-second of all processes, which stays meaningful
-        # on a machine shared with other jobs.
-        "megabytes_per_second_per_core": input_bytes / 1e6 / max(busy_seconds, 1e-9),
+        **_throughput(sum(r.bytes for r in reports), clock),
     }
     logging.info(
         "Statistics: %s",
@@ -251,3 +230,32 @@ def create_pretraining_files(
             json.dump(stats, f, indent=2)
             f.write("\n")
     return stats
+
+
+def _fractions(counts):
+    masked = max(counts["masked_tokens"], 1)
+    return {
+        "masked_fraction": counts["masked_tokens"] / max(counts["tokens"], 1),
+        "masked_lm_split": {
+            "mask": counts["replaced_by_mask"] / masked,
+            "keep": counts["kept_original"] / masked,
+            "random": counts["replaced_by_random"] / masked,
+        },
+        "random_next_fraction": counts["random_next"] / max(counts["instances"], 1),
+    }
+
+
+def _throughput(input_bytes, clock):
+    seconds = sum(clock.wall.values())
+    busy_seconds = sum(clock.cpu.values())
+    return {
+        "seconds": seconds,
+        "cpu_seconds": busy_seconds,
+        "stage_seconds": clock.wall,
+        "stage_cpu_seconds": clock.cpu,
+        "input_megabytes": input_bytes / 1e6,
+        "megabytes_per_second": input_bytes / 1e6 / seconds,
+        # Per core: MB per CPU-second of all processes, which stays meaningful
+        # on a machine shared with other jobs.
+        "megabytes_per_second_per_core": input_bytes / 1e6 / max(busy_seconds, 1e-9),
+    }

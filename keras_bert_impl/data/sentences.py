@@ -18,14 +18,11 @@ _BOUNDARY = re.compile(r"""(?<=[.!?])(["'”’)\]]*)\s+(?=["'“‘(\[]?[A-Z0-9
 
 # Words whose trailing period does not end a sentence. Single letters (initials
 # such as "H. americanus", "J. R. R. Tolkien") are handled separately.
-_ABBREVIATIONS = frozenset(
-    [
-        *("mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "mt", "ft", "no", "vol"),
-        *("vs", "etc", "e.g", "i.e", "cf", "fig", "gen", "gov", "lt", "col", "capt"),
-        *("sgt", "rev", "hon", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep"),
-        *("sept", "oct", "nov", "dec", "u.s", "u.k", "inc", "ltd", "co", "corp"),
-    ]
+_ABBREVIATION_LIST = (
+    "mr mrs ms dr prof st jr sr mt ft no vol vs etc e.g i.e cf fig gen gov lt col capt "
+    "sgt rev hon jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k inc ltd co corp"
 )
+_ABBREVIATIONS = frozenset(_ABBREVIATION_LIST.split())
 
 
 def _wikitext_heading_level(text):
