@@ -298,3 +298,8 @@ def test_wrong_input_types_are_rejected_with_a_clear_message(tokenizer):
         tokenizer(tf.constant([1, 2]))
     with pytest.raises(ValueError, match="1-D"):
         tokenizer(tf.constant([["a"]]))
+
+
+def test_special_tokens_must_fall_on_word_boundaries():
+    with pytest.raises(ValueError, match="'MASK' must start and end with a punctuation"):
+        BasicTokenizer(special_tokens=["MASK"])

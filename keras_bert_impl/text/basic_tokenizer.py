@@ -15,6 +15,7 @@ and all) before normalization and come out as words of their own.
 
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from keras_bert_impl.text import char_mapping
@@ -74,26 +75,6 @@ class BasicTokenizer(tf.Module):
         self, lowercase=True, strip_accents=None, special_tokens=(), name=None
     ):
         super().__init__(name=name)
-        special_tokens = list(special_tokens)
-        self._special_strings = tf.constant(
-            special_tokens, tf.string, shape=[len(special_tokens)]
-        )
-        longest = max([len(token) for token in special_tokens], default=0)
-        # [tokens, longest]: code points, -1 past a token's end ("matches anything").
-        self._special_code_points = tf.constant(
-            [
-                [ord(c) for c in token] + [-1] * (longest - len(token))
-                for token in special_tokens
-            ],
-            tf.int32,
-            shape=[len(special_tokens), longest],
-        )
-        self._special_first_chars = sorted({ord(token[0]) for token in special_tokens})
-        self._special_lengths = tf.constant(
-            [len(token) for token in special_tokens],
-            tf.int32,
-            shape=[len(special_tokens)],
-        )
         self.lowercase = bool(lowercase)
         self.strip_accents = (
             self.lowercase if strip_accents is None else bool(strip_accents)
@@ -104,6 +85,32 @@ class BasicTokenizer(tf.Module):
         self._astral_info = tf.constant(tables.astral_info)
         self._rewrite_splits = tf.constant(tables.rewrite_splits)
         self._rewrite_values = tf.constant(tables.rewrite_values)
+
+        special_tokens = list(special_tokens)
+        for token in special_tokens:
+            if not token or not all(
+                _char_class(tables, ord(c)) == char_mapping.ISOLATED
+                for c in (token[0], token[-1])
+            ):
+                raise ValueError(
+                    f"Special token {token!r} must start and end with a punctuation character."
+                )
+        count = len(special_tokens)
+        self._special_strings = tf.constant(special_tokens, tf.string, shape=[count])
+        longest = max([len(token) for token in special_tokens], default=0)
+        # [tokens, longest]: code points, -1 past a token's end ("matches anything").
+        self._special_code_points = tf.constant(
+            [
+                [ord(c) for c in token] + [-1] * (longest - len(token))
+                for token in special_tokens
+            ],
+            tf.int32,
+            shape=[count, longest],
+        )
+        self._special_first_chars = sorted({ord(token[0]) for token in special_tokens})
+        self._special_lengths = tf.constant(
+            [len(token) for token in special_tokens], tf.int32, shape=[count]
+        )
 
     def _info(self, code_points):
         """Packed kind / class / rewrite index of each code point (see char_mapping)."""
@@ -258,6 +265,16 @@ class BasicTokenizer(tf.Module):
             special_index=tf.gather(special, tf.boolean_mask(source, starts_word)),
             special_strings=self._special_strings,
         )
+
+
+def _char_class(tables, code_point):
+    """Output class of one code point, read from the packed tables in Python."""
+    if code_point < char_mapping.FIRST_ASTRAL:
+        info = int(tables.bmp_info[code_point])
+    else:
+        run = int(np.searchsorted(tables.astral_starts, code_point, side="right")) - 1
+        info = int(tables.astral_info[run])
+    return (info >> char_mapping.CLASS_SHIFT) & char_mapping.FIELD_MASK
 
 
 def _inside_matches(match_lengths):

@@ -10,9 +10,9 @@ from keras_bert_impl.text import vocab_file as vocab_lib
 # only costs time.
 _NOT_CONVERTED = tf.autograph.experimental.do_not_convert
 
-# Graph ops outside core TensorFlow, and the first TF Serving release that links them
-# (FastWordpieceTokenizeWithOffsets: tf-text ops_lib from server 2.10 on).
-CUSTOM_OPS = ("FastWordpieceTokenizeWithOffsets",)
+# First TF Serving release that links every op of the tokenizer's graph: its one op
+# outside core TensorFlow, FastWordpieceTokenizeWithOffsets, is in tf-text's ops_lib
+# from server 2.10 on.
 MIN_SERVING_VERSION = "2.10"
 
 _MAX_UTF8_BYTES_PER_CHAR = 4
