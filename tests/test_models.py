@@ -267,3 +267,12 @@ def test_task_models_train_with_default_compile():
         model.compile()
         history = model.fit(x, y, epochs=2, verbose=0)
         assert np.isfinite(history.history["loss"]).all(), type(model).__name__
+
+
+def test_token_accuracy_skips_ignored_labels():
+    from keras_bert_impl.models.token_classifier import LabelledTokenAccuracy
+
+    metric = LabelledTokenAccuracy()
+    logits = np.eye(3, dtype="float32")[[[0, 1, 2, 0]]]  # predicts 0, 1, 2, 0
+    metric.update_state(np.array([[0, 2, -100, -100]]), logits)
+    assert float(metric.result()) == 0.5

@@ -76,10 +76,8 @@ def head_weights(model):
             "cls/seq_relationship/output_weights": model.nsp_head.kernel,
             "cls/seq_relationship/output_bias": model.nsp_head.bias,
         }
-    if isinstance(model, BertClassifier):
-        return _dense("classifier", model.classifier_head)
-    if isinstance(model, BertTokenClassifier):
-        return _dense("classifier", model.token_classifier_head)
+    if isinstance(model, (BertClassifier, BertTokenClassifier)):
+        return _dense("classifier", model.head)
     if isinstance(model, BertQuestionAnswerer):
         return _dense("qa_outputs", model.span_head)
     return {}

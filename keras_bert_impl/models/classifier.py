@@ -2,12 +2,11 @@
 
 import keras
 
-from keras_bert_impl.layers.activations import truncated_normal
-from keras_bert_impl.models.task import BertTask
+from keras_bert_impl.models.task import BertDenseHeadTask
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_impl")
-class BertClassifier(BertTask):
+class BertClassifier(BertDenseHeadTask):
     """Sequence classification (or regression with `num_classes=1`).
 
     Args:
@@ -23,38 +22,11 @@ class BertClassifier(BertTask):
     logits and accuracy, or mean squared error when `num_classes == 1`.
     """
 
+    head_input = "pooled_output"
+    head_name = "classifier_head"
+
     def __init__(self, backbone="base", num_classes=2, dropout=0.1, **kwargs):
-        super().__init__(backbone, **kwargs)
-        if (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, int)
-            or num_classes < 1
-        ):
-            raise ValueError(
-                f"num_classes must be a positive integer, got {num_classes!r}."
-            )
-        self.num_classes = num_classes
-        self.dropout = dropout
-        self.output_dropout = keras.layers.Dropout(
-            dropout, dtype=self.dtype_policy, name="output_dropout"
-        )
-        self.classifier_head = keras.layers.Dense(
-            num_classes,
-            kernel_initializer=truncated_normal(self.config.initializer_range),
-            dtype="float32",
-            name="classifier_head",
-        )
-
-    def build(self, input_shape=None):
-        if self.built:
-            return
-        self.backbone.build()
-        self.classifier_head.build((None, self.config.hidden_size))
-        self.built = True
-
-    def call(self, inputs, training=None):
-        pooled = self.backbone(inputs, training=training)["pooled_output"]
-        return self.classifier_head(self.output_dropout(pooled, training=training))
+        super().__init__(backbone, num_classes, dropout, **kwargs)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         regression = self.num_classes == 1
@@ -73,8 +45,3 @@ class BertClassifier(BertTask):
                 else [keras.metrics.SparseCategoricalAccuracy("accuracy")]
             )
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"num_classes": self.num_classes, "dropout": self.dropout})
-        return config

@@ -1,9 +1,9 @@
 """`BertTokenClassifier`: a dense layer on every token (NER, tagging)."""
 
 import keras
+from keras import ops
 
-from keras_bert_impl.layers.activations import truncated_normal
-from keras_bert_impl.models.task import BertTask
+from keras_bert_impl.models.task import BertDenseHeadTask
 
 # Label of positions that carry no loss (continuation pieces, [CLS], [SEP],
 # padding), as in Hugging Face's token-classification examples.
@@ -11,7 +11,33 @@ IGNORE_LABEL = -100
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_impl")
-class BertTokenClassifier(BertTask):
+class LabelledTokenAccuracy(keras.metrics.Metric):
+    """Accuracy over the positions whose label is not `IGNORE_LABEL`.
+
+    Keras' SparseCategoricalAccuracy would count ignored positions (padding,
+    continuation pieces) as errors.
+    """
+
+    def __init__(self, name="accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable((), initializer="zeros", name="correct")
+        self.labelled = self.add_variable((), initializer="zeros", name="labelled")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        weight = ops.cast(ops.not_equal(y_true, IGNORE_LABEL), self.dtype)
+        if sample_weight is not None:
+            weight = weight * ops.cast(sample_weight, self.dtype)
+        hits = ops.cast(ops.equal(ops.argmax(y_pred, axis=-1), y_true), self.dtype)
+        self.correct.assign_add(ops.sum(hits * weight))
+        self.labelled.assign_add(ops.sum(weight))
+
+    def result(self):
+        return ops.divide_no_nan(self.correct, self.labelled)
+
+
+@keras.saving.register_keras_serializable(package="keras_bert_impl")
+class BertTokenClassifier(BertDenseHeadTask):
     """Per-token classification.
 
     Args:
@@ -27,40 +53,11 @@ class BertTokenClassifier(BertTask):
     over the labelled positions.
     """
 
+    head_input = "sequence_output"
+    head_name = "token_classifier_head"
+
     def __init__(self, backbone="base", num_classes=9, dropout=0.1, **kwargs):
-        super().__init__(backbone, **kwargs)
-        if (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, int)
-            or num_classes < 1
-        ):
-            raise ValueError(
-                f"num_classes must be a positive integer, got {num_classes!r}."
-            )
-        self.num_classes = num_classes
-        self.dropout = dropout
-        self.output_dropout = keras.layers.Dropout(
-            dropout, dtype=self.dtype_policy, name="output_dropout"
-        )
-        self.token_classifier_head = keras.layers.Dense(
-            num_classes,
-            kernel_initializer=truncated_normal(self.config.initializer_range),
-            dtype="float32",
-            name="token_classifier_head",
-        )
-
-    def build(self, input_shape=None):
-        if self.built:
-            return
-        self.backbone.build()
-        self.token_classifier_head.build((None, None, self.config.hidden_size))
-        self.built = True
-
-    def call(self, inputs, training=None):
-        sequence = self.backbone(inputs, training=training)["sequence_output"]
-        return self.token_classifier_head(
-            self.output_dropout(sequence, training=training)
-        )
+        super().__init__(backbone, num_classes, dropout, **kwargs)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         if optimizer == "auto":
@@ -70,10 +67,5 @@ class BertTokenClassifier(BertTask):
                 from_logits=True, ignore_class=IGNORE_LABEL
             )
         if metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
+            metrics = [LabelledTokenAccuracy()]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"num_classes": self.num_classes, "dropout": self.dropout})
-        return config
