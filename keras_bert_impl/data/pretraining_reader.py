@@ -397,18 +397,15 @@ def dynamic_masking_dataset(
         masked = masker(
             features["input_ids"], batch_seed, padding_mask=features["input_mask"]
         )
-        x = {
-            "token_ids": masked["token_ids"],
-            "segment_ids": features["segment_ids"],
-            "padding_mask": features["input_mask"],
-            "mask_positions": masked["mask_positions"],
-        }
-        y = {
-            "masked_lm_ids": masked["masked_lm_ids"],
-            "masked_lm_weights": masked["masked_lm_weights"],
-            "next_sentence_labels": tf.squeeze(features[LABEL_FEATURE], axis=1),
-        }
-        return x, y
+        return _to_model_layout(
+            dict(
+                features,
+                input_ids=masked["token_ids"],
+                masked_lm_positions=masked["mask_positions"],
+                masked_lm_ids=masked["masked_lm_ids"],
+                masked_lm_weights=masked["masked_lm_weights"],
+            )
+        )
 
     dataset = dataset.map(mask, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
