@@ -301,5 +301,7 @@ def test_wrong_input_types_are_rejected_with_a_clear_message(tokenizer):
 
 
 def test_special_tokens_must_fall_on_word_boundaries():
-    with pytest.raises(ValueError, match="'MASK' must start and end with a punctuation"):
+    with pytest.raises(
+        ValueError, match="'MASK' must start and end with a punctuation"
+    ):
         BasicTokenizer(special_tokens=["MASK"])

@@ -195,7 +195,7 @@ def main(argv):
             ),
         }
         rates = {name: [] for name in pipelines}
-        for name, make in pipelines.items():
+        for make in pipelines.values():
             _records_per_second(make().take(20), batch_size)  # warm-up
         for _ in range(_REPEATS.value):
             for name, make in pipelines.items():

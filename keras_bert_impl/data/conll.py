@@ -247,9 +247,7 @@ def conll_features(sentences, tokenizer, seq_length):
     pieces = _word_pieces(flat_words, tokenizer)
     chunks = []  # (sentence index, [(word index, pieces, tag index), ...])
     cursor = 0
-    for sentence_index, (words, tags) in enumerate(
-        zip(sentences.words, sentences.tags)
-    ):
+    for sentence_index, tags in enumerate(sentences.tags):
         chunk, used = [], 0
         for word_index, tag in enumerate(tags):
             word = pieces[cursor][:budget]
