@@ -21,6 +21,7 @@ from keras_bert_impl.data import pretraining, sentences, tfrecord
 from keras_bert_impl.data.example_encoder import serialize_examples
 from keras_bert_impl.data.pretraining_files import create_pretraining_files
 from keras_bert_impl.text import Tokenizer
+from keras_bert_impl.text.file_patterns import expand_file_patterns
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 STEMS = ["walk", "talk", "jump"]
@@ -594,7 +595,7 @@ def test_missing_inputs_and_unwritable_outputs_are_named(
     tokenizer, text_corpus_file, tmp_path
 ):
     with pytest.raises(FileNotFoundError, match="'nowhere/\\*.txt' matches no file"):
-        corpus_lib.expand_input_patterns(f"{text_corpus_file},nowhere/*.txt")
+        expand_file_patterns(f"{text_corpus_file},nowhere/*.txt")
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     good = tmp_path / "good.tfrecord"

@@ -80,13 +80,14 @@ def main(argv):
         if not FLAGS[name].value:
             raise app.UsageError(f"--{name} is required.")
     # Imported here so that --help answers without loading TensorFlow.
-    from keras_bert_impl.data import corpus, pretraining, tfrecord
+    from keras_bert_impl.data import pretraining, tfrecord
     from keras_bert_impl.data.pretraining_files import create_pretraining_files
     from keras_bert_impl.text import Tokenizer
+    from keras_bert_impl.text.file_patterns import expand_file_patterns
 
     logging.set_verbosity(logging.INFO)
     try:
-        input_files = corpus.expand_input_patterns(FLAGS.input_file)
+        input_files = expand_file_patterns(FLAGS.input_file)
         output_files = tfrecord.expand_output_files(FLAGS.output_file)
         recipe = pretraining.PretrainingRecipe(
             max_seq_length=FLAGS.max_seq_length,

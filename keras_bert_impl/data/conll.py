@@ -17,6 +17,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from keras_bert_impl.data.batching import batched_examples
 from keras_bert_impl.data.text_files import read_lines
 from keras_bert_impl.models.token_classifier import IGNORE_LABEL
 
@@ -173,16 +174,16 @@ class TokenClassificationFeatures:
         elements = (x, self.labels)
         if sample_weights:
             elements += (self.label_mask.astype(np.float32),)
-        dataset = tf.data.Dataset.from_tensor_slices(elements)
-        if shuffle:
-            dataset = dataset.shuffle(
-                len(self), seed=seed, reshuffle_each_iteration=True
-            )
-        if repeat:
-            dataset = dataset.repeat()
-        return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
-            tf.data.AUTOTUNE
+        dataset = batched_examples(
+            elements,
+            len(self),
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            repeat=repeat,
+            drop_remainder=drop_remainder,
         )
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
     def word_predictions(self, logits):
         """Turns per-piece logits into one tag name per word.

@@ -61,26 +61,6 @@ def usable_cores():
         return os.cpu_count() or 1
 
 
-def expand_input_patterns(patterns):
-    """Expands comma-separated glob patterns into a list of files.
-
-    Raises:
-        FileNotFoundError: naming each pattern that matches no file.
-    """
-    files = []
-    for pattern in patterns.split(","):
-        pattern = pattern.strip()
-        if not pattern:
-            continue
-        matches = sorted(tf.io.gfile.glob(pattern))
-        if not matches:
-            raise FileNotFoundError(f"Input pattern {pattern!r} matches no file.")
-        files.extend(matches)
-    if not files:
-        raise FileNotFoundError(f"No input file given (input_file={patterns!r}).")
-    return files
-
-
 def _decode_lines(data, path, invalid_utf8, report):
     """Decodes a file's bytes into lines, handling invalid UTF-8 per the policy."""
     try:

@@ -17,6 +17,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from keras_bert_impl.data.batching import batched_examples
 from keras_bert_impl.data.text_files import read_lines
 
 MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
@@ -222,14 +223,15 @@ def text_classification_dataset(
     if examples.labels is not None:
         label_dtype = tf.int32 if examples.label_vocabulary is not None else tf.float32
         elements = (texts, tf.constant(examples.labels, label_dtype))
-    dataset = tf.data.Dataset.from_tensor_slices(elements)
-    if shuffle:
-        dataset = dataset.shuffle(
-            len(examples), seed=seed, reshuffle_each_iteration=True
-        )
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = batched_examples(
+        elements,
+        len(examples),
+        batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        repeat=repeat,
+        drop_remainder=drop_remainder,
+    )
 
     def encode(batch_texts):
         segments = tuple(tokenizer(column) for column in batch_texts)

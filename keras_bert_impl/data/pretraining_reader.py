@@ -18,6 +18,7 @@ import logging
 import tensorflow as tf
 
 from keras_bert_impl.data.masking import MaskedLMMasker
+from keras_bert_impl.text.file_patterns import expand_file_patterns
 
 SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
 PREDICTION_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
@@ -30,39 +31,6 @@ DEFAULT_SHUFFLE_BUFFER_SIZE = 10_000
 # Files read at once: enough to mix documents across shards and to keep the
 # readers busy, without one open file (and read buffer) per shard.
 DEFAULT_CYCLE_LENGTH = 8
-
-
-def _split_patterns(file_patterns):
-    if isinstance(file_patterns, str):
-        file_patterns = file_patterns.split(",")
-    patterns = [p.strip() for p in file_patterns if p and p.strip()]
-    if not patterns:
-        raise ValueError("No input file patterns given.")
-    return patterns
-
-
-def list_files(file_patterns):
-    """Expands globs into a sorted, de-duplicated file list.
-
-    Args:
-        file_patterns: a glob, a comma-separated string of globs, or a list.
-
-    Raises:
-        FileNotFoundError: naming every pattern that matches no file.
-    """
-    files = set()
-    unmatched = []
-    for pattern in _split_patterns(file_patterns):
-        matches = tf.io.gfile.glob(pattern)
-        if not matches:
-            unmatched.append(pattern)
-        files.update(matches)
-    if unmatched:
-        raise FileNotFoundError(
-            f"No files match the input pattern(s) {unmatched}. Give existing "
-            "TFRecord files or globs such as 'data/pretrain-*.tfrecord'."
-        )
-    return sorted(files)
 
 
 def _check_not_all_empty(files):
@@ -158,7 +126,7 @@ def _record_batches(
     Records are parsed after batching, one vectorised parse per batch; the
     file index travels with each record so that a bad record can be named.
     """
-    files = list_files(file_patterns)
+    files = expand_file_patterns(file_patterns)
     _check_not_all_empty(files)
     batch_size = _batch_size_for(batch_size, input_context)
     num_pipelines = input_context.num_input_pipelines if input_context else 1

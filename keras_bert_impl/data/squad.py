@@ -19,6 +19,8 @@ import json
 import numpy as np
 import tensorflow as tf
 
+from keras_bert_impl.data.batching import batched_examples
+
 CLS_POSITION = 0
 
 
@@ -171,16 +173,16 @@ class SquadFeatures:
                 "end_positions": self.end_positions,
             }
             elements = (x, y)
-        dataset = tf.data.Dataset.from_tensor_slices(elements)
-        if shuffle:
-            dataset = dataset.shuffle(
-                len(self), seed=seed, reshuffle_each_iteration=True
-            )
-        if repeat:
-            dataset = dataset.repeat()
-        return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
-            tf.data.AUTOTUNE
+        dataset = batched_examples(
+            elements,
+            len(self),
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            repeat=repeat,
+            drop_remainder=drop_remainder,
         )
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def _char_offsets(text, byte_starts, byte_ends):

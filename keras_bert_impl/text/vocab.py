@@ -17,6 +17,7 @@ from tensorflow_text.tools.wordpiece_vocab import (
 )
 
 from keras_bert_impl.text import basic_tokenizer
+from keras_bert_impl.text.file_patterns import expand_file_patterns
 from keras_bert_impl.text import vocab_file as vocab_lib
 
 _BATCH_SIZE = 1024
@@ -41,27 +42,6 @@ class WordCounts:
     invalid_utf8_lines: int = 0
 
 
-def resolve_files(input_files):
-    """Expands comma-separated globs (str or list) into a sorted list of files.
-
-    Raises:
-        FileNotFoundError: a pattern that matches no file, named.
-    """
-    if isinstance(input_files, str):
-        input_files = input_files.split(",")
-    files = []
-    for pattern in (p.strip() for p in input_files):
-        if not pattern:
-            continue
-        matches = sorted(tf.io.gfile.glob(pattern))
-        if not matches:
-            raise FileNotFoundError(f"Input pattern {pattern} matches no file.")
-        files.extend(matches)
-    if not files:
-        raise FileNotFoundError("No input files given.")
-    return files
-
-
 def count_words(input_files, lowercase=True, strip_accents=None, progress=None):
     """Counts BERT words (normalized, split as the Tokenizer splits them) in text files.
 
@@ -74,7 +54,7 @@ def count_words(input_files, lowercase=True, strip_accents=None, progress=None):
     Returns:
         A `WordCounts`.
     """
-    files = resolve_files(input_files)
+    files = expand_file_patterns(input_files)
     splitter = basic_tokenizer.BasicTokenizer(lowercase, strip_accents)
 
     def batch_counts(lines):
