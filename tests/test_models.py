@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -247,9 +249,10 @@ def test_pretrainer_targets_are_checked():
         model.compute_loss(x, y, model(x))
 
 
-def test_task_models_train_with_default_compile():
+def task_models_with_targets():
+    """Each task model (default compile) with a batch of inputs and targets."""
     x = tiny_inputs(batch=4)
-    for model, y in (
+    return x, (
         (BertClassifier(tiny_config(), num_classes=2), np.array([0, 1, 0, 1])),
         (BertClassifier(tiny_config(), num_classes=1), np.array([0.5, 1.0, 0.0, 2.0])),
         (
@@ -263,10 +266,39 @@ def test_task_models_train_with_default_compile():
                 "end_positions": np.array([2, 3, 0, 1]),
             },
         ),
-    ):
+    )
+
+
+def test_task_models_train_with_default_compile():
+    x, models = task_models_with_targets()
+    for model, y in models:
         model.compile()
         history = model.fit(x, y, epochs=2, verbose=0)
         assert np.isfinite(history.history["loss"]).all(), type(model).__name__
+
+
+def test_reloaded_task_models_come_back_compiled(tmp_path):
+    """A `.keras` file restores compile() and the optimizer state with the weights."""
+    x, models = task_models_with_targets()
+    for index, (model, y) in enumerate(models):
+        name = type(model).__name__
+        model.compile()
+        model.fit(x, y, verbose=0)
+        path = str(tmp_path / f"{index}.keras")
+        model.save(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loaded = keras.saving.load_model(path)
+        assert not [w for w in caught if "compile()" in str(w.message)], name
+        assert loaded.compiled, name
+        assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) == 1
+        for saved, restored in zip(model.optimizer.variables, loaded.optimizer.variables):
+            np.testing.assert_array_equal(np.asarray(saved), np.asarray(restored))
+        assert [type(m).__name__ for m in loaded.metrics] == [
+            type(m).__name__ for m in model.metrics
+        ], name
+        loaded.fit(x, y, verbose=0)
+        assert int(loaded.optimizer.iterations) == 2, name
 
 
 def test_token_accuracy_skips_ignored_labels():

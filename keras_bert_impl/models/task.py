@@ -42,6 +42,19 @@ class BertTask(keras.Model):
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
 
+    def compile_from_config(self, config):
+        """Restores `compile()` when a `.keras` file is loaded.
+
+        Keras skips this for models that override `compile()` (ours resolve
+        `"auto"` arguments); the saved config already holds the resolved
+        optimizer, loss and metrics, so plain `compile()` with them restores
+        the state, and the optimizer is built so its saved slots load into it.
+        """
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
 
 class BertDenseHeadTask(BertTask):
     """A task whose head is dropout + one dense layer on a backbone output.
