@@ -151,8 +151,11 @@ def test_classifier_regression_and_ranges():
 )
 def test_bad_inputs_name_the_input_and_the_limit(change, message):
     model, inputs = build("backbone")
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as error:
         model(change(inputs))
+    # The user reads our message first, not Keras' call context or ANSI escapes.
+    assert not str(error.value).startswith("Exception encountered")
+    assert "\x1b" not in str(error.value)
 
 
 def test_mask_positions_checked_against_sequence_length():

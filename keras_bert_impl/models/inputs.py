@@ -19,6 +19,17 @@ REQUIRED_KEYS = ("token_ids",)
 OPTIONAL_KEYS = ("segment_ids", "padding_mask")
 
 
+class BertInputError(ValueError):
+    """An input that does not fit the model: names the input and the limit.
+
+    Keras re-raises errors from `call()` wrapped in its own context ("Exception
+    encountered when calling ...", ANSI bold, the arguments); it leaves alone
+    an error that already carries its marker, so the user's first line is ours.
+    """
+
+    _keras_call_info_injected = True
+
+
 def _concrete_value(tensor):
     """The tensor as numpy, or None while it is symbolic (traced)."""
     try:
@@ -34,7 +45,7 @@ def _check_range(name, tensor, upper, what):
     low, high = int(value.min()), int(value.max())
     if low < 0 or high >= upper:
         bad = low if low < 0 else high
-        raise ValueError(f"Input '{name}' holds {bad}, outside [0, {upper}): {what}.")
+        raise BertInputError(f"Input '{name}' holds {bad}, outside [0, {upper}): {what}.")
 
 
 def validate_inputs(inputs, config, extra_keys=()):
@@ -47,13 +58,13 @@ def validate_inputs(inputs, config, extra_keys=()):
     """
     allowed = REQUIRED_KEYS + OPTIONAL_KEYS + tuple(extra_keys)
     if not isinstance(inputs, dict):
-        raise ValueError(
+        raise BertInputError(
             f"BERT models take a dict with keys {allowed}; got {type(inputs).__name__}."
         )
     missing = [k for k in REQUIRED_KEYS + tuple(extra_keys) if k not in inputs]
     unknown = sorted(set(inputs) - set(allowed))
     if missing or unknown:
-        raise ValueError(
+        raise BertInputError(
             f"Input dict keys must be {allowed} (only segment_ids and padding_mask "
             f"are optional); missing {missing}, unknown {unknown}."
         )
@@ -64,22 +75,22 @@ def validate_inputs(inputs, config, extra_keys=()):
         tensor = inputs[name]
         dtype = backend.standardize_dtype(tensor.dtype)
         if not (dtype.startswith("int") or dtype.startswith("uint") or dtype == "bool"):
-            raise ValueError(
+            raise BertInputError(
                 f"Input '{name}' must be an integer tensor, got dtype {dtype}."
             )
         if len(tensor.shape) != 2:
-            raise ValueError(
+            raise BertInputError(
                 f"Input '{name}' must have rank 2 [batch, length], got shape "
                 f"{tuple(tensor.shape)}."
             )
         if name in OPTIONAL_KEYS and not _same_shape(tensor.shape, token_shape):
-            raise ValueError(
+            raise BertInputError(
                 f"Input '{name}' has shape {tuple(tensor.shape)} but 'token_ids' "
                 f"has shape {token_shape}; they must match."
             )
     seq_length = token_shape[1]
     if seq_length is not None and seq_length > config.max_position_embeddings:
-        raise ValueError(
+        raise BertInputError(
             f"Input 'token_ids' has sequence length {seq_length}, longer than "
             f"max_position_embeddings={config.max_position_embeddings}."
         )
