@@ -1,0 +1,293 @@
+"""One loaded SavedModel version: runs Predict / Classify / Regress the way TF Serving does.
+
+Signatures come from the MetaGraphDef tagged "serve" (what the server reads), and run
+through `tf.saved_model.load(...).signatures` (the same graph functions). Requests are
+validated against the SignatureDef with TF Serving's codes and messages before anything
+runs, so a bad request fails cleanly instead of inside the graph.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.saved_model import signature_constants
+
+from keras_bert_impl.serving import status
+from keras_bert_impl.serving import tensors
+
+DEFAULT_SIGNATURE = signature_constants.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# TF Serving replays at most this many warmup records.
+MAX_WARMUP_RECORDS = 1000
+
+
+def read_serving_meta_graph(path):
+    """The MetaGraphDef tagged exactly {"serve"} of the SavedModel at `path`."""
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    for meta_graph in saved_model.meta_graphs:
+        if set(meta_graph.meta_info_def.tags) == {"serve"}:
+            return meta_graph
+    raise ValueError(f"SavedModel {path} has no MetaGraphDef tagged 'serve'.")
+
+
+def _shape_compatible(shape, proto_shape):
+    if proto_shape.unknown_rank:
+        return True
+    if len(shape) != len(proto_shape.dim):
+        return False
+    return all(d.size < 0 or d.size == s for d, s in zip(proto_shape.dim, shape))
+
+
+def _shape_text(proto_shape):
+    if proto_shape.unknown_rank:
+        return "<unknown>"
+    return "[" + ",".join(str(d.size) for d in proto_shape.dim) + "]"
+
+
+class Servable:
+    """A SavedModel version loaded for serving.
+
+    Args:
+        name: model name.
+        version: integer version.
+        path: the version's directory.
+    """
+
+    def __init__(self, name, version, path):
+        self.name = name
+        self.version = int(version)
+        self.path = path
+        self.meta_graph = read_serving_meta_graph(path)
+        self.signature_defs = dict(self.meta_graph.signature_def)
+        self._loaded = tf.saved_model.load(path, tags=["serve"])
+        self._functions = dict(self._loaded.signatures)
+        self._checks_shapes = bool(self.meta_graph.object_graph_def.nodes)
+
+    # ------------------------------------------------------------ signatures
+
+    def signature(self, signature_name):
+        """(name, SignatureDef, function); FAILED_PRECONDITION when it does not exist."""
+        name = signature_name or DEFAULT_SIGNATURE
+        if name not in self.signature_defs or name not in self._functions:
+            raise status.failed_precondition(
+                f'Serving signature key "{name}" not found.'
+            )
+        return name, self.signature_defs[name], self._functions[name]
+
+    def signature_def_map(self):
+        """The SignatureDefs as GetModelMetadata returns them."""
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        result = get_model_metadata_pb2.SignatureDefMap()
+        for key, value in self.signature_defs.items():
+            result.signature_def[key].CopyFrom(value)
+        return result
+
+    def _run(self, function, inputs):
+        try:
+            outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
+        except tf.errors.OpError as error:
+            raise status.from_tf_error(error) from error
+        except (TypeError, ValueError) as error:
+            raise status.invalid_argument(str(error)) from error
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    # ------------------------------------------------------------ Predict
+
+    def validate_inputs(self, signature, inputs):
+        """TF Serving's checks on a Predict request's inputs (names, dtypes, shapes)."""
+        expected = signature.inputs
+        if set(inputs) != set(expected):
+            sent, wanted = sorted(inputs), sorted(expected)
+            raise status.invalid_argument(
+                f"input size does not match signature: {len(sent)}!={len(wanted)} "
+                f"len({{{','.join(sent)}}}) != len({{{','.join(wanted)}}}). "
+                f"Sent extra: {{{','.join(sorted(set(sent) - set(wanted)))}}}. "
+                f"Missing but required: {{{','.join(sorted(set(wanted) - set(sent)))}}}."
+            )
+        arrays = {}
+        for index, alias in enumerate(sorted(expected)):
+            info, value = expected[alias], inputs[alias]
+            want = tf.dtypes.as_dtype(info.dtype)
+            array = np.asarray(value)
+            given = (
+                tf.string
+                if array.dtype.kind in ("O", "S", "U")
+                else tf.dtypes.as_dtype(array.dtype)
+            )
+            if given != want:
+                raise status.invalid_argument(
+                    f"Expects arg[{index}] to be {tensors.dtype_name(want)} but "
+                    f"{tensors.dtype_name(given)} is provided"
+                )
+            # TF1 graphs take feeds of any shape for their placeholders (as the server's
+            # session does); TF2 functions reject incompatible shapes, so say so first.
+            if self._checks_shapes and not _shape_compatible(
+                array.shape, info.tensor_shape
+            ):
+                raise status.invalid_argument(
+                    f"input tensor alias {alias}: shape {list(array.shape)} is not compatible "
+                    f"with the signature's shape {_shape_text(info.tensor_shape)}"
+                )
+            arrays[alias] = array
+        return arrays
+
+    def predict(self, signature_name, inputs, output_filter=()):
+        """Runs a signature on numpy inputs.
+
+        Returns:
+            (signature name used, dict output alias -> numpy array).
+        """
+        name, signature, function = self.signature(signature_name)
+        if signature.method_name not in (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
+            raise status.ServingError(
+                status.grpc.StatusCode.INTERNAL,
+                "Expected prediction signature method_name to be one of "
+                f"{{{PREDICT_METHOD}, {CLASSIFY_METHOD}, {REGRESS_METHOD}}}. "
+                f"Was: {signature.method_name}",
+            )
+        arrays = self.validate_inputs(signature, inputs)
+        seen = set()
+        for alias in output_filter:
+            if alias not in signature.outputs:
+                raise status.invalid_argument(
+                    f"output tensor alias not found in signature: {alias} Outputs expected "
+                    f"to be in the set {{{','.join(sorted(signature.outputs))}}}."
+                )
+            if alias in seen:
+                raise status.invalid_argument(f"duplicate output tensor alias: {alias}")
+            seen.add(alias)
+        outputs = self._run(function, arrays)
+        if output_filter:
+            outputs = {alias: outputs[alias] for alias in output_filter}
+        return name, outputs
+
+    # ------------------------------------------------------------ Classify / Regress
+
+    def _example_signature(self, signature_name, method, kind):
+        name = signature_name or DEFAULT_SIGNATURE
+        if name not in self.signature_defs or name not in self._functions:
+            raise status.invalid_argument(
+                f"No signature was found with the name: {name}"
+            )
+        signature = self.signature_defs[name]
+        if signature.method_name != method:
+            raise status.invalid_argument(
+                f"Expected {kind} signature method_name to be {method}. "
+                f"Was: {signature.method_name}"
+            )
+        if len(signature.inputs) != 1:
+            raise status.invalid_argument("Expected one input Tensor.")
+        if "inputs" not in signature.inputs:
+            raise status.invalid_argument(
+                f"No {kind} inputs found in SignatureDef: {signature}"
+            )
+        return name, signature, self._functions[name]
+
+    def classify(self, signature_name, serialized_examples):
+        """Runs a classify signature on serialized tf.Examples.
+
+        Returns:
+            (signature name, classes [batch, k] bytes or None, scores [batch, k] or None).
+        """
+        name, signature, function = self._example_signature(
+            signature_name, CLASSIFY_METHOD, "classification"
+        )
+        if not 1 <= len(signature.outputs) <= 2 or not (
+            {"classes", "scores"} & set(signature.outputs)
+        ):
+            raise status.invalid_argument(
+                'Expected classification signature outputs to contain at least one of '
+                f'"classes" or "scores". Signature was: {signature}'
+            )
+        if not serialized_examples:
+            raise status.invalid_argument("Input is empty.")
+        outputs = self._run(function, {"inputs": _as_string_array(serialized_examples)})
+        batch = len(serialized_examples)
+        classes, scores = outputs.get("classes"), outputs.get("scores")
+        for what, tensor in (("classes", classes), ("scores", scores)):
+            if tensor is None:
+                continue
+            if tensor.ndim != 2:
+                raise status.invalid_argument(
+                    "Expected Tensor shape: [batch_size num_classes] but got "
+                    f"{list(tensor.shape)}"
+                )
+            if tensor.shape[0] != batch:
+                raise status.invalid_argument(
+                    f"Expected {what} output batch size of {batch}. Got: {tensor.shape[0]}"
+                )
+        if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
+            raise status.invalid_argument(
+                "Tensors class and score should match in dim_size(1). Got "
+                f"{classes.shape[1]} vs. {scores.shape[1]}"
+            )
+        return name, classes, scores
+
+    def regress(self, signature_name, serialized_examples):
+        """Runs a regress signature on serialized tf.Examples -> (name, values [batch])."""
+        name, signature, function = self._example_signature(
+            signature_name, REGRESS_METHOD, "regression"
+        )
+        if len(signature.outputs) != 1:
+            raise status.invalid_argument("Expected one output Tensor.")
+        if "outputs" not in signature.outputs:
+            raise status.failed_precondition(
+                f"No regression outputs found in SignatureDef: {signature}"
+            )
+        if not serialized_examples:
+            raise status.invalid_argument("Input is empty.")
+        outputs = self._run(function, {"inputs": _as_string_array(serialized_examples)})
+        values = outputs["outputs"]
+        batch = len(serialized_examples)
+        if values.ndim == 2 and values.shape[1] == 1:
+            values = values[:, 0]
+        if values.ndim != 1 or values.shape[0] != batch:
+            raise status.invalid_argument(
+                f"Expected output Tensor shape to be either [batch_size] or [batch_size, 1] "
+                f"but got {list(outputs['outputs'].shape)}"
+            )
+        return name, values
+
+    # ------------------------------------------------------------ warmup
+
+    def warmup(self):
+        """Replays assets.extra/tf_serving_warmup_requests; returns the number replayed."""
+        from tensorflow_serving.apis import prediction_log_pb2
+
+        from keras_bert_impl.serving import requests
+
+        warmup_file = os.path.join(self.path, WARMUP_FILE)
+        if not os.path.exists(warmup_file):
+            return 0
+        count = 0
+        for record in tf.data.TFRecordDataset(warmup_file):
+            if count >= MAX_WARMUP_RECORDS:
+                break
+            log = prediction_log_pb2.PredictionLog()
+            log.ParseFromString(record.numpy())
+            kind = log.WhichOneof("log_type")
+            if kind == "predict_log":
+                requests.predict(self, log.predict_log.request)
+            elif kind == "classify_log":
+                requests.classify(self, log.classify_log.request)
+            elif kind == "regress_log":
+                requests.regress(self, log.regress_log.request)
+            else:
+                raise ValueError(
+                    f"Unsupported log_type for warmup: {kind} in {warmup_file}"
+                )
+            count += 1
+        return count
+
+
+def _as_string_array(items):
+    array = np.empty(len(items), dtype=object)
+    array[:] = list(items)
+    return array

@@ -1,0 +1,161 @@
+"""Tensors between numpy, `TensorProto` and TF Serving's REST JSON (util/json_tensor.cc)."""
+
+import base64
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import types_pb2
+
+from keras_bert_impl.serving.status import invalid_argument
+
+
+def to_numpy(tensor_proto):
+    """TensorProto -> numpy array (DT_STRING as an object array of bytes)."""
+    try:
+        return tf.make_ndarray(tensor_proto)
+    except (TypeError, ValueError) as error:
+        raise invalid_argument(f"Invalid TensorProto: {error}") from error
+
+
+def to_proto(array, dtype=None):
+    """numpy array (or nested lists, str) -> TensorProto."""
+    array = np.asarray(array)
+    if array.dtype.kind == "U":
+        array = np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(array)
+        if array.size == 0:
+            array = array.astype(object)
+    return tf.make_tensor_proto(array, dtype=dtype)
+
+
+def dtype_name(dtype):
+    """tf.DType -> TF's DataTypeString ('float', 'string'), as the server's messages write it."""
+    return types_pb2.DataType.Name(tf.dtypes.as_dtype(dtype).as_datatype_enum)[3:].lower()
+
+
+# ---------------------------------------------------------------- JSON -> numpy
+
+
+def _json_type(value):
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, (int, float)):
+        return "Number"
+    if isinstance(value, str):
+        return "String"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, dict):
+        return "Object"
+    return "Null"
+
+
+def _json_debug(value):
+    import json
+
+    text = json.dumps(value)
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def is_b64(value):
+    return isinstance(value, dict) and len(value) == 1 and "b64" in value
+
+
+def _scalar(value, dtype):
+    """One JSON leaf as a value of `dtype` (tf.DType), with json_tensor.cc's type rules."""
+    if dtype == tf.string:
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if is_b64(value) and isinstance(value["b64"], str):
+            try:
+                return base64.b64decode(value["b64"], validate=True)
+            except ValueError as error:
+                raise invalid_argument(
+                    f"JSON Value: {_json_debug(value)} not formatted correctly for base64 data"
+                ) from error
+    elif dtype == tf.bool:
+        if isinstance(value, bool):
+            return value
+    elif dtype.is_floating:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+    elif dtype.is_integer:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    raise invalid_argument(
+        f"JSON Value: {_json_debug(value)} Type: {_json_type(value)} is not of expected type: "
+        f"{dtype_name(dtype)}"
+    )
+
+
+def _shape_of(value):
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
+def _flatten(value, dtype, shape, level, out):
+    if level == len(shape):
+        if isinstance(value, list):
+            raise invalid_argument(
+                f"Encountered list at unexpected level: {level} expected < {len(shape)}"
+            )
+        out.append(_scalar(value, dtype))
+        return
+    if not isinstance(value, list):
+        raise invalid_argument(
+            f"JSON Value: {_json_debug(value)} found at incorrect level: {level + 1} in the JSON "
+            f"DOM. Expected at level: {len(shape)}"
+        )
+    if len(value) != shape[level]:
+        raise invalid_argument(
+            f"Encountered list at unexpected size: {len(value)} at level: {level} expected "
+            f"size: {shape[level]}"
+        )
+    for item in value:
+        _flatten(item, dtype, shape, level + 1, out)
+
+
+def from_json(value, dtype):
+    """A JSON value (nested lists of leaves) -> numpy array of `dtype` (tf.DType)."""
+    shape = _shape_of(value)
+    flat = []
+    _flatten(value, dtype, shape, 0, flat)
+    if dtype == tf.string:
+        array = np.empty(len(flat), dtype=object)
+        array[:] = flat
+    else:
+        array = np.asarray(flat, dtype=dtype.as_numpy_dtype)
+    return array.reshape(shape)
+
+
+# ---------------------------------------------------------------- numpy -> JSON
+
+
+def to_json(array, name):
+    """numpy array -> JSON value; strings of aliases ending in `_bytes` as {"b64": ...}."""
+    array = np.asarray(array)
+    if array.dtype.kind in ("O", "S", "U"):
+        as_b64 = name.endswith("_bytes")
+
+        def convert(item):
+            if isinstance(item, str):
+                item = item.encode("utf-8")
+            if as_b64:
+                return {"b64": base64.b64encode(item).decode("ascii")}
+            return item.decode("utf-8", errors="replace")
+
+        if array.ndim == 0:
+            return convert(array.item())
+        return np.vectorize(convert, otypes=[object])(array).tolist() if array.size else (
+            np.empty(array.shape).tolist()
+        )
+    if array.dtype.kind == "c":
+        raise invalid_argument(f"Tensor {name}: complex outputs have no JSON form")
+    return array.tolist()
+
+
+DT_STRING = types_pb2.DT_STRING

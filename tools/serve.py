@@ -1,0 +1,125 @@
+r"""kbi-serve: a TF-Serving-protocol model server (gRPC + REST) for development and CI.
+
+Same flag names and defaults as tensorflow_model_server for the common case:
+  kbi-serve --model_name=sst2 --model_base_path=$PWD/saved_models/sst2 --rest_api_port=8501
+  kbi-serve --model_config_file=models.config --model_config_file_poll_wait_seconds=60
+It binds 127.0.0.1 unless --host says otherwise; SIGTERM or Ctrl-C stops it gracefully
+(requests in flight finish). Deploy with the real server: see the README's Serving section.
+"""
+
+import logging
+import signal
+import sys
+import threading
+
+from absl import app, flags
+
+from keras_bert_impl_tools import cli
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined when the tool runs, so importing this module adds no flags."""
+    flags.DEFINE_integer("port", 8500, "Port to listen on for the gRPC API.")
+    flags.DEFINE_integer(
+        "rest_api_port", 0, "Port to listen on for the HTTP/REST API; 0 = no REST API."
+    )
+    flags.DEFINE_integer(
+        "rest_api_num_threads", None, "Threads for HTTP/REST requests (default 4 x cores)."
+    )
+    flags.DEFINE_string("model_name", "default", "Name of the model.")
+    flags.DEFINE_string(
+        "model_base_path", "", "Path of the model: integer-named version directories."
+    )
+    flags.DEFINE_string(
+        "model_config_file",
+        "",
+        "Text-format ModelServerConfig (several models, version policies, labels); "
+        "replaces --model_name/--model_base_path.",
+    )
+    flags.DEFINE_integer(
+        "model_config_file_poll_wait_seconds",
+        0,
+        "Seconds between re-reads of --model_config_file; 0 = read once.",
+    )
+    flags.DEFINE_integer(
+        "file_system_poll_wait_seconds",
+        1,
+        "Seconds between polls of the model base paths for new versions; 0 = only at start.",
+    )
+    flags.DEFINE_boolean(
+        "enable_model_warmup",
+        True,
+        "Replay assets.extra/tf_serving_warmup_requests before a version serves.",
+    )
+    flags.DEFINE_string(
+        "grpc_channel_arguments",
+        "",
+        "Comma-separated key=value gRPC server arguments, e.g. "
+        "grpc.max_receive_message_length=4194304.",
+    )
+    flags.DEFINE_integer(
+        "grpc_max_threads", None, "Threads for gRPC requests (default 4 x cores)."
+    )
+    flags.DEFINE_string(
+        "host", "127.0.0.1", "Address to bind (0.0.0.0 listens on every interface)."
+    )
+
+
+def server_options_from_flags():
+    from keras_bert_impl.serving import ServerOptions
+
+    options = ServerOptions(
+        port=FLAGS.port,
+        rest_api_port=FLAGS.rest_api_port,
+        model_name=FLAGS.model_name,
+        model_base_path=FLAGS.model_base_path,
+        model_config_file=FLAGS.model_config_file,
+        model_config_file_poll_wait_seconds=FLAGS.model_config_file_poll_wait_seconds,
+        file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds,
+        enable_model_warmup=FLAGS.enable_model_warmup,
+        grpc_channel_arguments=FLAGS.grpc_channel_arguments,
+        host=FLAGS.host,
+    )
+    if FLAGS.rest_api_num_threads:
+        options.rest_api_num_threads = FLAGS.rest_api_num_threads
+    if FLAGS.grpc_max_threads:
+        options.grpc_max_threads = FLAGS.grpc_max_threads
+    return options
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    from keras_bert_impl.serving import ModelServer
+    from keras_bert_impl.serving.server import ConfigError
+
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    stop_requested = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop_requested.set())
+    try:
+        server = ModelServer(server_options_from_flags()).start()
+    except (ConfigError, OSError) as error:
+        print(f"kbi-serve: {error}", file=sys.stderr)
+        return 1
+    while not stop_requested.wait(0.5):
+        pass
+    logging.getLogger("kbi-serve").info("Stopping: finishing requests in flight")
+    server.stop()
+    return 0
+
+
+def run():
+    cli.run(main, define_flags, __name__)
+
+
+if __name__ == "__main__":
+    run()
