@@ -596,6 +596,9 @@ def test_missing_inputs_and_unwritable_outputs_are_named(
 ):
     with pytest.raises(FileNotFoundError, match="'nowhere/\\*.txt' matches no file"):
         expand_file_patterns(f"{text_corpus_file},nowhere/*.txt")
+    assert expand_file_patterns([text_corpus_file]) == [str(text_corpus_file)]
+    with pytest.raises(TypeError, match="comma-separated string of globs"):
+        expand_file_patterns(3)
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     good = tmp_path / "good.tfrecord"

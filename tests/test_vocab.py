@@ -73,6 +73,17 @@ def test_progress_is_reported(corpus_files):
     assert any("lines" in m for m in messages) and any("learned" in m for m in messages)
 
 
+def test_a_vocabulary_smaller_than_asked_says_why(corpus_files):
+    messages = []
+    # A directory's glob given as a path object, as users often do.
+    vocabulary = build_vocabulary(
+        corpus_files / "part-*.txt", 30522, min_frequency=2, progress=messages.append
+    )
+    assert len(vocabulary) < 30522
+    (why,) = [m for m in messages if m.startswith("fewer than vocab_size=30,522")]
+    assert "min_frequency=2" in why and "more text" in why
+
+
 def test_invalid_utf8_lines_are_counted_and_reported(tmp_path):
     path = tmp_path / "bad.txt"
     path.write_bytes(CORPUS.encode() + b"caf\xe9 quick\n")

@@ -1,5 +1,7 @@
 """Expanding comma-separated file globs, the way every `--input_file` flag takes them."""
 
+import os
+
 import tensorflow as tf
 
 
@@ -9,15 +11,24 @@ def expand_file_patterns(patterns):
     TensorFlow file systems.
 
     Args:
-        patterns: a glob, a comma-separated string of globs, or a list of them.
+        patterns: a glob (str or path), a comma-separated string of globs, or a
+            list of them.
 
     Raises:
         ValueError: no pattern given.
+        TypeError: `patterns` is neither a string, a path nor a list of them.
         FileNotFoundError: naming every pattern that matches no file.
     """
-    if isinstance(patterns, str):
-        patterns = patterns.split(",")
-    patterns = [p.strip() for p in patterns if p and p.strip()]
+    if isinstance(patterns, (str, os.PathLike)):
+        patterns = os.fspath(patterns).split(",")
+    try:
+        patterns = [os.fspath(p).strip() for p in patterns if p]
+    except TypeError:
+        raise TypeError(
+            "Input files must be a glob, a comma-separated string of globs, or a "
+            f"list of them; got {patterns!r}."
+        ) from None
+    patterns = [p for p in patterns if p]
     if not patterns:
         raise ValueError("No input file pattern given.")
     files, unmatched = {}, []

@@ -168,7 +168,17 @@ def build_vocabulary(
         max_token_length=max_token_chars,
         max_unique_chars=max_alphabet_size,
     )
-    say(f"learned {len(vocabulary):,} tokens in {time.time() - start:.0f}s")
+    say(
+        f"vocabulary of {len(vocabulary):,} tokens ({len(reserved):,} reserved, "
+        f"{len(vocabulary) - len(reserved):,} learned) in {time.time() - start:.0f}s"
+    )
+    if len(vocabulary) < 0.95 * vocab_size:
+        say(
+            f"fewer than vocab_size={vocab_size:,}: beyond the characters, only word "
+            f"pieces seen at least min_frequency={min_frequency} times are kept, and "
+            f"these {counts.bytes / 1e6:.1f} MB of text hold no more; more text or a "
+            "lower min_frequency gives more."
+        )
     if output_file is not None:
         vocab_lib.write_vocabulary(vocabulary, output_file)
         say(f"wrote {output_file}")
