@@ -15,8 +15,10 @@ _MASKED_SCORE = -1e9
 class MultiHeadSelfAttention(keras.layers.Layer):
     """Scaled dot-product self-attention over `num_heads` heads.
 
-    Scores and the softmax are computed in float32 whatever the dtype policy,
-    so mixed precision cannot overflow them.
+    The query is scaled by 1/sqrt(head_size) before QKᵀ, so the float16
+    product is already the (small) score and cannot overflow where the
+    unscaled one would; the softmax then runs in float32 whatever the dtype
+    policy.
 
     Args:
         num_heads: number of heads.
@@ -71,13 +73,15 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         return ops.reshape(x, (batch, length, self.num_heads, self.head_size))
 
     def call(self, inputs, padding_mask=None, training=None):
+        # Scale before the product: under mixed_float16 an unscaled QKᵀ
+        # overflows to inf long before the scaled scores get large.
         query = self._split_heads(self.query(inputs))
+        query = query * ops.cast(1.0 / math.sqrt(self.head_size), query.dtype)
         key = self._split_heads(self.key(inputs))
         value = self._split_heads(self.value(inputs))
 
         # [batch, heads, query, key]
-        scores = ops.einsum("bqnh,bknh->bnqk", query, key)
-        scores = ops.cast(scores, "float32") * (1.0 / math.sqrt(self.head_size))
+        scores = ops.cast(ops.einsum("bqnh,bknh->bnqk", query, key), "float32")
         if padding_mask is not None:
             key_mask = ops.cast(padding_mask, "bool")[:, None, None, :]
             scores = ops.where(key_mask, scores, _MASKED_SCORE)

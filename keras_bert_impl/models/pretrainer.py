@@ -3,10 +3,6 @@
 import keras
 from keras import ops
 
-# Keras scales a loss by 1/replicas under tf.distribute in its own Loss
-# objects; a model that computes its loss by hand has to do the same.
-from keras.src.losses.loss import scale_loss_for_distribution
-
 from keras_bert_impl.layers import MaskedLMHead
 from keras_bert_impl.layers.activations import truncated_normal
 from keras_bert_impl.models.inputs import validate_inputs
@@ -45,7 +41,12 @@ class BertPretrainer(BertTask):
       `next_sentence_labels` (int `[batch]` or `[batch, 1]`, 1 = random next).
 
     Metrics: `masked_lm_accuracy` (weighted), `next_sentence_accuracy`,
-    `masked_lm_loss`, `next_sentence_loss`.
+    `masked_lm_loss`, `next_sentence_loss`, plus any passed to `compile`.
+    Compile metrics see the outputs by name, with the targets they score:
+    `metrics={"mlm_logits": [...], "nsp_logits": [...]}` receive
+    `masked_lm_ids` and `next_sentence_labels`; put MLM metrics in
+    `weighted_metrics` so that padded prediction slots (weight 0) do not
+    count (Keras reports them as `mlm_logits_<name>`).
 
     Args:
         backbone: a `BertBackbone` or its config / preset name.
@@ -113,25 +114,41 @@ class BertPretrainer(BertTask):
         nsp = next_sentence_loss(y["next_sentence_labels"], y_pred["nsp_logits"])
         return mlm, nsp
 
+    def _replicas_in_sync(self):
+        # Under tf.distribute every replica's loss is summed into the
+        # gradient, so each must be divided by the number of replicas, as
+        # Keras' own Loss objects do. JAX models have no distribute_strategy.
+        strategy = getattr(self, "distribute_strategy", None)
+        return 1 if strategy is None else strategy.num_replicas_in_sync
+
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        mlm, nsp = self._pretraining_losses(y, y_pred)
-        total = mlm + nsp
-        for loss in self.losses:  # regularisers, if a user adds any
-            total = total + ops.cast(ops.sum(loss), total.dtype)
-        return scale_loss_for_distribution(total)
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        # The only place the two losses are computed: their trackers are
+        # updated here, and compute_metrics reuses nothing but the logits.
         mlm, nsp = self._pretraining_losses(y, y_pred)
         self.masked_lm_loss_tracker.update_state(mlm)
         self.next_sentence_loss_tracker.update_state(nsp)
+        total = mlm + nsp
+        for loss in self.losses:  # regularisers, if a user adds any
+            total = total + ops.cast(ops.sum(loss), total.dtype)
+        replicas = self._replicas_in_sync()
+        if replicas > 1:
+            total = total * (1.0 / replicas)
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.masked_lm_accuracy.update_state(
             y["masked_lm_ids"],
             y_pred["mlm_logits"],
             sample_weight=y["masked_lm_weights"],
         )
-        self.next_sentence_accuracy.update_state(
-            ops.reshape(y["next_sentence_labels"], (-1,)), y_pred["nsp_logits"]
-        )
-        return self.get_metrics_result()
+        labels = ops.reshape(y["next_sentence_labels"], (-1,))
+        self.next_sentence_accuracy.update_state(labels, y_pred["nsp_logits"])
+        # Metrics passed to compile(), keyed like the outputs.
+        targets = {"mlm_logits": y["masked_lm_ids"], "nsp_logits": labels}
+        weights = {
+            "mlm_logits": y["masked_lm_weights"],
+            "nsp_logits": ops.ones_like(labels, dtype="float32"),
+        }
+        return super().compute_metrics(x, targets, y_pred, sample_weight=weights)
