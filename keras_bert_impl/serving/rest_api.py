@@ -260,7 +260,7 @@ class RestApi:
         spec = model_pb2.ModelSpec()
         _fill_model_spec(spec, name, version, label)
         servable = self.api.manager.servable(spec)
-        _, signature, _ = servable.signature(signature_name)
+        _, signature = servable.signature(signature_name)
         arrays, rows = _predict_inputs(document, signature)
         _, outputs = servable.predict(signature_name, arrays)
         return _predict_outputs(outputs, rows)

@@ -1,16 +1,22 @@
 """One loaded SavedModel version: runs Predict / Classify / Regress the way TF Serving does.
 
-Signatures come from the MetaGraphDef tagged "serve" (what the server reads), and run
-through `tf.saved_model.load(...).signatures` (the same graph functions). Requests are
-validated against the SignatureDef with TF Serving's codes and messages before anything
-runs, so a bad request fails cleanly instead of inside the graph.
+Like tensorflow_model_server, it loads the MetaGraphDef tagged "serve" into a graph and a
+session (restoring variables and running the init op), and runs a signature by feeding and
+fetching the tensor names of its SignatureDef: TF1 and TF2 SavedModels alike, with none of
+the exporting program's Python objects. Feeds are not shape-checked against the placeholders
+(the C++ session does not either); TF2 SavedModels' function arguments are, up front, so the
+request fails with a clear INVALID_ARGUMENT instead of inside the graph. tensorflow_text is
+imported for its kernels, which the real server links.
 """
 
 import os
 
+import threading
+
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
+import tensorflow_text  # noqa: F401 - registers the tf-text kernels the server links
+from tensorflow.core.protobuf import config_pb2, saved_model_pb2
 from tensorflow.python.saved_model import signature_constants
 
 from keras_bert_impl.serving import status
@@ -63,22 +69,42 @@ class Servable:
         self.name = name
         self.version = int(version)
         self.path = path
-        self.meta_graph = read_serving_meta_graph(path)
+        self._graph = tf.Graph()
+        self._session = tf.compat.v1.Session(graph=self._graph)
+        with self._graph.as_default():
+            self.meta_graph = tf.compat.v1.saved_model.loader.load(
+                self._session, ["serve"], path
+            )
         self.signature_defs = dict(self.meta_graph.signature_def)
-        self._loaded = tf.saved_model.load(path, tags=["serve"])
-        self._functions = dict(self._loaded.signatures)
         self._checks_shapes = bool(self.meta_graph.object_graph_def.nodes)
+        self._callables = {}
+        self._callables_lock = threading.Lock()
+
+    def _callable(self, signature, input_aliases, output_aliases):
+        key = (id(signature), tuple(input_aliases), tuple(output_aliases))
+        with self._callables_lock:
+            function = self._callables.get(key)
+            if function is None:
+                options = config_pb2.CallableOptions()
+                options.feed.extend(signature.inputs[a].name for a in input_aliases)
+                options.fetch.extend(signature.outputs[a].name for a in output_aliases)
+                try:
+                    function = self._session._make_callable_from_options(options)  # noqa: SLF001
+                except tf.errors.OpError as error:
+                    raise status.from_tf_error(error) from error
+                self._callables[key] = function
+        return function
 
     # ------------------------------------------------------------ signatures
 
     def signature(self, signature_name):
-        """(name, SignatureDef, function); FAILED_PRECONDITION when it does not exist."""
+        """(name, SignatureDef); FAILED_PRECONDITION when it does not exist."""
         name = signature_name or DEFAULT_SIGNATURE
-        if name not in self.signature_defs or name not in self._functions:
+        if name not in self.signature_defs:
             raise status.failed_precondition(
                 f'Serving signature key "{name}" not found.'
             )
-        return name, self.signature_defs[name], self._functions[name]
+        return name, self.signature_defs[name]
 
     def signature_def_map(self):
         """The SignatureDefs as GetModelMetadata returns them."""
@@ -89,14 +115,16 @@ class Servable:
             result.signature_def[key].CopyFrom(value)
         return result
 
-    def _run(self, function, inputs):
+    def _run(self, signature, inputs, output_aliases=()):
+        """Feeds `inputs` (alias -> array) and fetches `output_aliases` (default: all)."""
+        input_aliases = sorted(inputs)
+        output_aliases = list(output_aliases) or sorted(signature.outputs)
+        function = self._callable(signature, input_aliases, output_aliases)
         try:
-            outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
+            values = function(*[inputs[alias] for alias in input_aliases])
         except tf.errors.OpError as error:
             raise status.from_tf_error(error) from error
-        except (TypeError, ValueError) as error:
-            raise status.invalid_argument(str(error)) from error
-        return {key: value.numpy() for key, value in outputs.items()}
+        return dict(zip(output_aliases, values))
 
     # ------------------------------------------------------------ Predict
 
@@ -144,7 +172,7 @@ class Servable:
         Returns:
             (signature name used, dict output alias -> numpy array).
         """
-        name, signature, function = self.signature(signature_name)
+        name, signature = self.signature(signature_name)
         if signature.method_name not in (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
             raise status.ServingError(
                 status.grpc.StatusCode.INTERNAL,
@@ -163,16 +191,13 @@ class Servable:
             if alias in seen:
                 raise status.invalid_argument(f"duplicate output tensor alias: {alias}")
             seen.add(alias)
-        outputs = self._run(function, arrays)
-        if output_filter:
-            outputs = {alias: outputs[alias] for alias in output_filter}
-        return name, outputs
+        return name, self._run(signature, arrays, output_filter)
 
     # ------------------------------------------------------------ Classify / Regress
 
     def _example_signature(self, signature_name, method, kind):
         name = signature_name or DEFAULT_SIGNATURE
-        if name not in self.signature_defs or name not in self._functions:
+        if name not in self.signature_defs:
             raise status.invalid_argument(
                 f"No signature was found with the name: {name}"
             )
@@ -188,7 +213,7 @@ class Servable:
             raise status.invalid_argument(
                 f"No {kind} inputs found in SignatureDef: {signature}"
             )
-        return name, signature, self._functions[name]
+        return name, signature
 
     def classify(self, signature_name, serialized_examples):
         """Runs a classify signature on serialized tf.Examples.
@@ -196,7 +221,7 @@ class Servable:
         Returns:
             (signature name, classes [batch, k] bytes or None, scores [batch, k] or None).
         """
-        name, signature, function = self._example_signature(
+        name, signature = self._example_signature(
             signature_name, CLASSIFY_METHOD, "classification"
         )
         if not 1 <= len(signature.outputs) <= 2 or not (
@@ -208,7 +233,7 @@ class Servable:
             )
         if not serialized_examples:
             raise status.invalid_argument("Input is empty.")
-        outputs = self._run(function, {"inputs": _as_string_array(serialized_examples)})
+        outputs = self._run(signature, {"inputs": _as_string_array(serialized_examples)})
         batch = len(serialized_examples)
         classes, scores = outputs.get("classes"), outputs.get("scores")
         for what, tensor in (("classes", classes), ("scores", scores)):
@@ -232,7 +257,7 @@ class Servable:
 
     def regress(self, signature_name, serialized_examples):
         """Runs a regress signature on serialized tf.Examples -> (name, values [batch])."""
-        name, signature, function = self._example_signature(
+        name, signature = self._example_signature(
             signature_name, REGRESS_METHOD, "regression"
         )
         if len(signature.outputs) != 1:
@@ -243,7 +268,7 @@ class Servable:
             )
         if not serialized_examples:
             raise status.invalid_argument("Input is empty.")
-        outputs = self._run(function, {"inputs": _as_string_array(serialized_examples)})
+        outputs = self._run(signature, {"inputs": _as_string_array(serialized_examples)})
         values = outputs["outputs"]
         batch = len(serialized_examples)
         if values.ndim == 2 and values.shape[1] == 1:

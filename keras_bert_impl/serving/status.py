@@ -60,11 +60,11 @@ def unavailable(message):
 
 def from_tf_error(error):
     """A `tf.errors.OpError` raised while running a signature, with its own code."""
-    code = _code_from_number(getattr(error, "error_code", 2))
+    code = code_from_number(getattr(error, "error_code", 2))
     return ServingError(code, getattr(error, "message", str(error)))
 
 
-def _code_from_number(number):
+def code_from_number(number):
     for code in grpc.StatusCode:
         if code.value[0] == number:
             return code
