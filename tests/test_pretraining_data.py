@@ -4,6 +4,7 @@ Recipe tests run on token-id corpora (no tokenizer); file tests run the whole
 job with a tiny vocabulary and the in-graph `Tokenizer`.
 """
 
+import glob
 import itertools
 import json
 import logging
@@ -20,6 +21,7 @@ from keras_bert_impl.data import corpus as corpus_lib
 from keras_bert_impl.data import pretraining, sentences, tfrecord
 from keras_bert_impl.data.example_encoder import serialize_examples
 from keras_bert_impl.data.pretraining_files import create_pretraining_files
+from keras_bert_impl.data.pretraining_reader import pretraining_dataset
 from keras_bert_impl.text import Tokenizer
 from keras_bert_impl.text.file_patterns import expand_file_patterns
 
@@ -566,6 +568,7 @@ def test_invalid_utf8_is_replaced_counted_and_reported(tokenizer, tmp_path, capl
     )
     stats = create(tokenizer, [path], tmp_path / "out.tfrecord")
     assert stats["invalid_utf8_sequences"] == 3 and stats["corpus_tokens"] == 8
+    assert any("replaced 3 invalid UTF-8" in w for w in stats["warnings"])
     with pytest.raises(
         ValueError, match=rf"{path}:2: invalid UTF-8 byte\(s\) at column 1"
     ):
@@ -655,11 +658,16 @@ def test_command_line_tool(tmp_path, text_corpus_file):
 
     done = tool(f"--input_file={text_corpus_file}", f"--output_file={tmp_path}/out@2")
     assert done.returncode == 0, done.stderr
-    stats = json.loads((tmp_path / "out-00000-of-00002.stats.json").read_text())
+    # Statistics stay outside the shards' glob, so the reader takes that glob.
+    stats = json.loads((tmp_path / "out.stats.json").read_text())
     assert stats["output_files"] == [
         f"{tmp_path}/out-0000{i}-of-00002" for i in range(2)
     ]
+    assert sorted(glob.glob(f"{tmp_path}/out-*")) == stats["output_files"]
     assert json.loads(done.stdout)["instances"] == stats["instances"]
+    assert done.stdout.count('"instances"') == 1 and '"instances"' not in done.stderr
+    records = pretraining_dataset(f"{tmp_path}/out-*", 1, 32, 20, repeat=False)
+    assert sum(1 for _ in records) == stats["instances"]
 
     failed = tool(f"--input_file={empty}", f"--output_file={tmp_path}/bad.tfrecord")
     assert failed.returncode == 1

@@ -156,6 +156,19 @@ def test_all_empty_files_are_rejected(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "content", [b'{"instances": 40}\n', b'{\n  "documents": 2,\n  "instances": 40\n}\n']
+)
+def test_a_file_that_is_not_a_tfrecord_is_named(record_files, tmp_path, content):
+    """E.g. a statistics JSON caught by a glob: named before any training step."""
+    stray = tmp_path / "train-stats.json"
+    stray.write_bytes(content)
+    with pytest.raises(ValueError, match=f"{stray} is not a TFRecord file"):
+        pretraining_dataset(
+            [record_files[0], str(stray)], 4, SEQ_LENGTH, MAX_PREDICTIONS
+        )
+
+
+@pytest.mark.parametrize(
     "seq_length, max_predictions, feature, length",
     [
         (20, MAX_PREDICTIONS, "input_ids", SEQ_LENGTH),

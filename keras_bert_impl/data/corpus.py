@@ -52,6 +52,16 @@ class InputFileReport:
     invalid_utf8_sequences: int = 0
     invalid_utf8_lines: list = dataclasses.field(default_factory=list)
 
+    def invalid_utf8_warning(self):
+        """The warning about replaced invalid UTF-8, or None when there was none."""
+        if not self.invalid_utf8_sequences:
+            return None
+        more = " and more" if len(self.invalid_utf8_lines) == _REPORTED_LINES else ""
+        return (
+            f"{self.path}: replaced {self.invalid_utf8_sequences} invalid UTF-8 "
+            f"sequence(s) on line(s) {', '.join(map(str, self.invalid_utf8_lines))}{more}."
+        )
+
 
 def usable_cores():
     """Cores this process may run on."""
@@ -133,14 +143,8 @@ def read_documents(path, input_format="sentences", invalid_utf8="replace"):
     report = InputFileReport(path=path, bytes=len(data))
     lines = _decode_lines(data, path, invalid_utf8, report)
     report.lines = len(lines) - (1 if lines and lines[-1] == "" else 0)
-    if report.invalid_utf8_sequences:
-        logging.warning(
-            "%s: replaced %d invalid UTF-8 sequence(s) on line(s) %s%s.",
-            path,
-            report.invalid_utf8_sequences,
-            ", ".join(map(str, report.invalid_utf8_lines)),
-            " and more" if len(report.invalid_utf8_lines) == _REPORTED_LINES else "",
-        )
+    if report.invalid_utf8_warning():
+        logging.warning(report.invalid_utf8_warning())
 
     documents = [[]]
     for line in lines:

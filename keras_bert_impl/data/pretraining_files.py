@@ -168,6 +168,7 @@ def create_pretraining_files(
             input_files, tokenizer, input_format, invalid_utf8
         )
         clock.mark("read_and_tokenize")
+        warnings.extend(filter(None, (r.invalid_utf8_warning() for r in reports)))
         if corpus.num_documents == 1:
             message = "The input holds a single document: random-next segments come from it too."
             logging.warning(message)
@@ -221,10 +222,6 @@ def create_pretraining_files(
         "workers": workers,
         **_throughput(sum(r.bytes for r in reports), clock),
     }
-    logging.info(
-        "Statistics: %s",
-        json.dumps({k: v for k, v in stats.items() if k != "input_files"}),
-    )
     if stats_file:
         with tf.io.gfile.GFile(stats_file, "w") as f:
             json.dump(stats, f, indent=2)

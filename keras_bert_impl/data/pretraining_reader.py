@@ -18,6 +18,7 @@ import logging
 import tensorflow as tf
 
 from keras_bert_impl.data.masking import MaskedLMMasker
+from keras_bert_impl.data.tfrecord import check_tfrecord_file
 from keras_bert_impl.text.file_patterns import expand_file_patterns
 
 SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
@@ -33,7 +34,9 @@ DEFAULT_SHUFFLE_BUFFER_SIZE = 10_000
 DEFAULT_CYCLE_LENGTH = 8
 
 
-def _check_not_all_empty(files):
+def _check_record_files(files):
+    for path in files:
+        check_tfrecord_file(path)
     # Reading nothing forever (repeat over empty files) would hang training.
     for path in files:
         if tf.io.gfile.stat(path).length > 0:
@@ -127,7 +130,7 @@ def _record_batches(
     file index travels with each record so that a bad record can be named.
     """
     files = expand_file_patterns(file_patterns)
-    _check_not_all_empty(files)
+    _check_record_files(files)
     batch_size = _batch_size_for(batch_size, input_context)
     num_pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0

@@ -6,6 +6,7 @@ format.
 """
 
 import re
+import struct
 
 import tensorflow as tf
 
@@ -64,6 +65,60 @@ def expand_output_files(spec):
             f"Output file(s) listed more than once: {', '.join(duplicates)}."
         )
     return paths
+
+
+def _crc32c_table():
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        table.append(crc)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def _masked_crc32c(data):
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def check_tfrecord_file(path):
+    """Raises ValueError naming `path` unless it is empty or starts like a TFRecord file.
+
+    A TFRecord file starts with the first record's length (8 bytes) and its
+    masked CRC-32C (4 bytes); a text or JSON file put among the shards fails
+    this at once, instead of as an anonymous `DataLossError` mid-training.
+    """
+    with tf.io.gfile.GFile(path, "rb") as f:
+        header = f.read(12)
+    if not header:
+        return
+    if len(header) < 12 or struct.unpack("<I", header[8:])[0] != _masked_crc32c(
+        header[:8]
+    ):
+        raise ValueError(
+            f"{path} is not a TFRecord file (its first record header is invalid). "
+            "Give only the record files, e.g. the shards 'train.tfrecord-*' of "
+            "--output_file=train.tfrecord@N."
+        )
+
+
+def default_stats_file(spec):
+    """Where the statistics of `--output_file=spec` go by default.
+
+    Named after the first output item without its `@N` (`train.tfrecord@8` →
+    `train.tfrecord.stats.json`), so the shards' glob (`train.tfrecord-*`)
+    never matches it.
+    """
+    first = spec.split(",")[0].strip()
+    match = _SHARD_SPEC.match(first)
+    return (match["base"] if match else first) + ".stats.json"
 
 
 class ShardedRecordWriter:
