@@ -8,35 +8,46 @@ Usage:
 from absl import app, flags
 
 from keras_bert_impl.text import build_vocabulary
+from keras_bert_impl_tools import cli
 
-_INPUT_FILES = flags.DEFINE_string(
-    "input_files", None, "Comma-separated globs of UTF-8 text files.", required=True
-)
-_OUTPUT_FILE = flags.DEFINE_string(
-    "output_file", None, "Vocabulary file to write, one token per line.", required=True
-)
-_VOCAB_SIZE = flags.DEFINE_integer("vocab_size", 30522, "Largest vocabulary size.")
-_LOWERCASE = flags.DEFINE_boolean(
-    "lowercase", True, "Uncased vocabulary (lower-case text)."
-)
-_STRIP_ACCENTS = flags.DEFINE_boolean(
-    "strip_accents", None, "Strip accents (NFD, drop marks); unset follows --lowercase."
-)
-_RESERVED_TOKENS = flags.DEFINE_list(
-    "reserved_tokens", [], "Extra tokens placed after [PAD] [UNK] [CLS] [SEP] [MASK]."
-)
-_NUM_UNUSED_TOKENS = flags.DEFINE_integer(
-    "num_unused_tokens", 0, 'Number of "[unusedN]" slots reserved after those.'
-)
-_MIN_FREQUENCY = flags.DEFINE_integer(
-    "min_frequency", 10, "Lowest token frequency the size search may go down to."
-)
-_MAX_TOKEN_CHARS = flags.DEFINE_integer(
-    "max_token_chars", 50, "Words longer than this many characters are not counted."
-)
-_MAX_ALPHABET_SIZE = flags.DEFINE_integer(
-    "max_alphabet_size", 1000, "Characters kept as tokens (the most frequent ones)."
-)
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined when the tool runs, so importing this module adds no flags."""
+    flags.DEFINE_string(
+        "input_files", None, "Comma-separated globs of UTF-8 text files.", required=True
+    )
+    flags.DEFINE_string(
+        "output_file",
+        None,
+        "Vocabulary file to write, one token per line.",
+        required=True,
+    )
+    flags.DEFINE_integer("vocab_size", 30522, "Largest vocabulary size.")
+    flags.DEFINE_boolean("lowercase", True, "Uncased vocabulary (lower-case text).")
+    flags.DEFINE_boolean(
+        "strip_accents",
+        None,
+        "Strip accents (NFD, drop marks); unset follows --lowercase.",
+    )
+    flags.DEFINE_list(
+        "reserved_tokens",
+        [],
+        "Extra tokens placed after [PAD] [UNK] [CLS] [SEP] [MASK].",
+    )
+    flags.DEFINE_integer(
+        "num_unused_tokens", 0, 'Number of "[unusedN]" slots reserved after those.'
+    )
+    flags.DEFINE_integer(
+        "min_frequency", 10, "Lowest token frequency the size search may go down to."
+    )
+    flags.DEFINE_integer(
+        "max_token_chars", 50, "Words longer than this many characters are not counted."
+    )
+    flags.DEFINE_integer(
+        "max_alphabet_size", 1000, "Characters kept as tokens (the most frequent ones)."
+    )
 
 
 def main(argv):
@@ -44,25 +55,25 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
         vocabulary = build_vocabulary(
-            _INPUT_FILES.value,
-            _VOCAB_SIZE.value,
-            lowercase=_LOWERCASE.value,
-            strip_accents=_STRIP_ACCENTS.value,
-            reserved_tokens=_RESERVED_TOKENS.value,
-            num_unused_tokens=_NUM_UNUSED_TOKENS.value,
-            min_frequency=_MIN_FREQUENCY.value,
-            max_token_chars=_MAX_TOKEN_CHARS.value,
-            max_alphabet_size=_MAX_ALPHABET_SIZE.value,
-            output_file=_OUTPUT_FILE.value,
+            FLAGS.input_files,
+            FLAGS.vocab_size,
+            lowercase=FLAGS.lowercase,
+            strip_accents=FLAGS.strip_accents,
+            reserved_tokens=FLAGS.reserved_tokens,
+            num_unused_tokens=FLAGS.num_unused_tokens,
+            min_frequency=FLAGS.min_frequency,
+            max_token_chars=FLAGS.max_token_chars,
+            max_alphabet_size=FLAGS.max_alphabet_size,
+            output_file=FLAGS.output_file,
             progress=lambda message: print(message, flush=True),
         )
     except (FileNotFoundError, ValueError) as error:
         raise app.UsageError(str(error)) from None
-    print(f"{len(vocabulary)} tokens -> {_OUTPUT_FILE.value}")
+    print(f"{len(vocabulary)} tokens -> {FLAGS.output_file}")
 
 
 def run():
-    app.run(main)
+    cli.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":
