@@ -12,6 +12,17 @@ import tensorflow as tf
 _NOT_CONVERTED = tf.autograph.experimental.do_not_convert
 
 TRUNCATIONS = ("longest_first", "random")
+# Smallest bucket of "auto" length bucketing; then doubling up to the packer's length.
+_FIRST_BUCKET = 16
+
+
+def bucket_lengths_for(seq_length, first=_FIRST_BUCKET):
+    """Default buckets: 16, 32, 64, ... below `seq_length`, then `seq_length` itself."""
+    lengths, length = [], first
+    while length < seq_length:
+        lengths.append(length)
+        length *= 2
+    return tuple(lengths) + (seq_length,)
 
 
 def _as_segment(segment):
@@ -67,6 +78,14 @@ class Packer(tf.Module):
             fine-tuning and serving); "random" trims the longer segment token by token
             from a random end, like google-research/bert's pretraining data.
         seed: seed of the random truncation (None: nondeterministic).
+        bucket_lengths: None pads every batch to `seq_length`. "auto" or a list of
+            lengths pads each batch to the longest packed sequence in it rounded up to
+            the next bucket (never above `seq_length`, which is always a bucket):
+            truncation is unchanged, so the real positions are identical to fixed
+            padding, and a model that masks padding gives the same outputs on them
+            for a fraction of the work when texts are short. "auto" is 16, 32, 64, ...
+            up to `seq_length`; few lengths keep graph retracing and XLA
+            recompilation rare.
         name: module name.
     """
 
@@ -78,6 +97,7 @@ class Packer(tf.Module):
         pad_id=0,
         truncation="longest_first",
         seed=None,
+        bucket_lengths=None,
         name=None,
     ):
         super().__init__(name=name)
@@ -94,6 +114,7 @@ class Packer(tf.Module):
         self.sep_id = int(sep_id)
         self.pad_id = int(pad_id)
         self.truncation = truncation
+        self.bucket_lengths = self._checked_buckets(bucket_lengths)
         self._generator = None
         if truncation == "random":
             self._generator = (
@@ -101,6 +122,43 @@ class Packer(tf.Module):
                 if seed is None
                 else tf.random.Generator.from_seed(seed)
             )
+
+    def _checked_buckets(self, bucket_lengths):
+        if bucket_lengths is None:
+            return None
+        if self.seq_length is None:
+            raise ValueError(
+                "bucket_lengths needs a seq_length (seq_length=None already pads to the "
+                "longest sequence)."
+            )
+        if isinstance(bucket_lengths, str):
+            if bucket_lengths != "auto":
+                raise ValueError(
+                    f'bucket_lengths must be None, "auto" or a list of lengths, got '
+                    f"{bucket_lengths!r}."
+                )
+            return bucket_lengths_for(self.seq_length)
+        lengths = sorted({int(length) for length in bucket_lengths})
+        if not lengths or lengths[0] < 2 or lengths[-1] > self.seq_length:
+            raise ValueError(
+                f"bucket_lengths must be between 2 and seq_length={self.seq_length}, got "
+                f"{list(bucket_lengths)}."
+            )
+        if lengths[-1] != self.seq_length:
+            lengths.append(self.seq_length)
+        return tuple(lengths)
+
+    def _padded_shape(self, token_ids):
+        """[batch, length] to pad to: fixed, or the batch's bucket."""
+        if self.seq_length is None:
+            return None
+        if self.bucket_lengths is None:
+            return [None, self.seq_length]
+        longest = tf.reduce_max(token_ids.row_lengths())
+        buckets = tf.constant(self.bucket_lengths, tf.int64)
+        # The first bucket that holds the longest row (an empty batch takes the first).
+        length = tf.reduce_min(tf.boolean_mask(buckets, buckets >= longest))
+        return tf.stack([token_ids.nrows(), length])
 
     @classmethod
     def from_tokenizer(cls, tokenizer, seq_length, **kwargs):
@@ -151,7 +209,8 @@ class Packer(tf.Module):
                 for a single example. Special tokens must not be included.
 
         Returns:
-            dict of int32 tensors [batch, seq_length] ([seq_length] for a single example):
+            dict of int32 tensors [batch, length] ([length] for a single example), length
+            being seq_length, the batch's bucket (`bucket_lengths`) or its longest row:
             token_ids, segment_ids (0 for [CLS] A [SEP], 1 for B [SEP]) and padding_mask
             (1 on real tokens, 0 on padding).
         """
@@ -186,7 +245,7 @@ class Packer(tf.Module):
             axis=1,
         )
         padding_mask = token_ids.with_flat_values(tf.ones_like(token_ids.flat_values))
-        shape = None if self.seq_length is None else [None, self.seq_length]
+        shape = self._padded_shape(token_ids)
         outputs = {
             "token_ids": token_ids.to_tensor(default_value=self.pad_id, shape=shape),
             "segment_ids": segment_ids.to_tensor(default_value=0, shape=shape),
