@@ -19,7 +19,10 @@ import tensorflow as tf
 
 from keras_bert_impl.data.batching import batched_examples
 from keras_bert_impl.data.text_files import read_lines
+from keras_bert_impl.data.word_alignment import pack_word_pieces
+from keras_bert_impl.data.word_alignment import word_piece_ids
 from keras_bert_impl.models.token_classifier import IGNORE_LABEL
+from keras_bert_impl.text import Packer
 
 DOCUMENT_START = "-DOCSTART-"
 OUTSIDE_TAG = "O"
@@ -210,20 +213,6 @@ class TokenClassificationFeatures:
         return sentences
 
 
-def _word_pieces(words, tokenizer):
-    """WordPiece ids of every word on its own, as a list of int arrays.
-
-    A word the tokenizer turns into nothing (a control or zero-width
-    character) becomes `[UNK]`, so that its tag is still trained on.
-    """
-    if not words:
-        return []
-    pieces = tokenizer(tf.constant(words, tf.string))
-    rows = np.split(pieces.flat_values.numpy(), pieces.row_splits.numpy()[1:-1])
-    unknown = np.array([tokenizer.unk_id], dtype=rows[0].dtype)
-    return [row if len(row) else unknown for row in rows]
-
-
 def conll_features(sentences, tokenizer, seq_length):
     """Tokenizes and packs `ConllSentences` for token classification.
 
@@ -236,7 +225,9 @@ def conll_features(sentences, tokenizer, seq_length):
         `TokenClassificationFeatures`. A sentence whose pieces do not fit in
         `seq_length - 2` is split at word boundaries; a single word longer
         than that keeps only its first `seq_length - 2` pieces (its tag sits
-        on the first one, so it is still labelled).
+        on the first one, so it is still labelled). Tokenizing and packing
+        are the token-classifier preprocessor's (`word_alignment`); only the
+        split into chunks happens here.
     """
     if seq_length < 3:
         raise ValueError(
@@ -245,43 +236,57 @@ def conll_features(sentences, tokenizer, seq_length):
     budget = seq_length - 2
     index_of = {tag: i for i, tag in enumerate(sentences.label_vocabulary)}
     flat_words = [word for sentence in sentences.words for word in sentence]
-    pieces = _word_pieces(flat_words, tokenizer)
-    chunks = []  # (sentence index, [(word index, pieces, tag index), ...])
+    flat_tags = [index_of[tag] for tags in sentences.tags for tag in tags]
+    words = tf.RaggedTensor.from_row_lengths(
+        tf.constant(flat_words, tf.string), [len(s) for s in sentences.words]
+    )
+    pieces = word_piece_ids(tokenizer, words).values  # [all words, (pieces)]
+    lengths = np.minimum(pieces.row_lengths().numpy(), budget)
+    chunk_sentence, chunk_first_word, chunk_words = [], [], []
     cursor = 0
-    for sentence_index, tags in enumerate(sentences.tags):
-        chunk, used = [], 0
-        for word_index, tag in enumerate(tags):
-            word = pieces[cursor][:budget]
-            cursor += 1
-            if chunk and used + len(word) > budget:
-                chunks.append((sentence_index, chunk))
-                chunk, used = [], 0
-            chunk.append((word_index, word, index_of[tag]))
-            used += len(word)
-        chunks.append((sentence_index, chunk))
-    shape = (len(chunks), seq_length)
-    token_ids = np.full(shape, tokenizer.pad_id, np.int32)
-    labels = np.full(shape, IGNORE_LABEL, np.int32)
-    word_index = np.full(shape, -1, np.int32)
-    padding_mask = np.zeros(shape, np.int32)
-    for row, (_, chunk) in enumerate(chunks):
-        position = 1
-        token_ids[row, 0] = tokenizer.cls_id
-        for index, word, tag in chunk:
-            token_ids[row, position : position + len(word)] = word
-            labels[row, position] = tag
-            word_index[row, position] = index
-            position += len(word)
-        token_ids[row, position] = tokenizer.sep_id
-        padding_mask[row, : position + 1] = 1
+    for sentence_index, sentence in enumerate(sentences.words):
+        first, used = 0, 0
+        for word_index in range(len(sentence)):
+            length = lengths[cursor + word_index]
+            if word_index > first and used + length > budget:
+                chunk_sentence.append(sentence_index)
+                chunk_first_word.append(first)
+                chunk_words.append(word_index - first)
+                first, used = word_index, 0
+            used += length
+        chunk_sentence.append(sentence_index)
+        chunk_first_word.append(first)
+        chunk_words.append(len(sentence) - first)
+        cursor += len(sentence)
+    sentence_starts = np.cumsum([0] + [len(s) for s in sentences.words])
+    chunk_start = sentence_starts[chunk_sentence] + np.array(chunk_first_word)
+    word_rows = np.concatenate(
+        [np.arange(start, start + n) for start, n in zip(chunk_start, chunk_words)]
+    )
+    chunk_pieces = tf.RaggedTensor.from_row_lengths(
+        tf.gather(pieces, word_rows), chunk_words
+    )
+    chunk_tags = tf.RaggedTensor.from_row_lengths(
+        tf.gather(tf.constant(flat_tags, tf.int32), word_rows), chunk_words
+    )
+    packed = pack_word_pieces(
+        chunk_pieces, Packer.from_tokenizer(tokenizer, seq_length), chunk_tags
+    )
+    packed = {name: value.numpy() for name, value in packed.items()}
+    word_index = packed["word_index"]
+    word_index = np.where(
+        word_index >= 0,
+        word_index + np.array(chunk_first_word, np.int32)[:, None],
+        word_index,
+    )
     return TokenClassificationFeatures(
-        token_ids=token_ids,
-        segment_ids=np.zeros(shape, np.int32),
-        padding_mask=padding_mask,
-        labels=labels,
-        label_mask=labels != IGNORE_LABEL,
-        word_index=word_index,
-        sentence_index=np.array([s for s, _ in chunks], np.int32),
+        token_ids=packed["token_ids"],
+        segment_ids=packed["segment_ids"],
+        padding_mask=packed["padding_mask"],
+        labels=packed["labels"],
+        label_mask=packed["labels"] != IGNORE_LABEL,
+        word_index=word_index.astype(np.int32),
+        sentence_index=np.array(chunk_sentence, np.int32),
         sentence_lengths=tuple(len(words) for words in sentences.words),
         label_vocabulary=sentences.label_vocabulary,
     )

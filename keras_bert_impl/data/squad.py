@@ -20,8 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert_impl.data.batching import batched_examples
-
-CLS_POSITION = 0
+from keras_bert_impl.data.squad_windows import check_window_settings
+from keras_bert_impl.data.squad_windows import question_context_windows
+from keras_bert_impl.text import Packer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,33 +198,6 @@ def _char_offsets(text, byte_starts, byte_ends):
     return starts, np.where(byte_ends > byte_starts, ends, starts)
 
 
-def _windows(num_tokens, window_size, doc_stride):
-    """(start, length) windows over `num_tokens` pieces, as run_squad.py."""
-    windows, start = [], 0
-    while True:
-        length = min(num_tokens - start, window_size)
-        windows.append((start, length))
-        if start + length >= num_tokens:
-            return windows
-        start += min(length, doc_stride)
-
-
-def _max_context_windows(windows, num_tokens):
-    """For each piece, the window that centres it best (run_squad.py score)."""
-    best_score = np.full(num_tokens, -1.0)
-    best_window = np.zeros(num_tokens, np.int64)
-    for index, (start, length) in enumerate(windows):
-        positions = np.arange(start, start + length)
-        score = (
-            np.minimum(positions - start, start + length - 1 - positions)
-            + 0.01 * length
-        )
-        better = score > best_score[positions]
-        best_score[positions[better]] = score[better]
-        best_window[positions[better]] = index
-    return best_window
-
-
 def _answer_pieces(example, starts, ends):
     """First and last context piece of the example's first answer."""
     text, start_char = example.answers[0]
@@ -246,6 +220,10 @@ def squad_features(
 ):
     """Turns `SquadExample`s into packed windows.
 
+    Tokenizing, windowing and packing are the question-answerer
+    preprocessor's (`squad_windows`); this adds the answers' pieces and the
+    character spans that map predictions back to the context.
+
     Args:
         examples: from `read_squad`.
         tokenizer: a `keras_bert_impl.text.Tokenizer`.
@@ -256,107 +234,50 @@ def squad_features(
     Returns:
         `SquadFeatures`, one or more per example.
     """
-    if max_query_length < 1 or doc_stride < 1:
-        raise ValueError("max_query_length and doc_stride must be >= 1.")
-    window_size = max_seq_length - max_query_length - 3
-    if window_size < 1:
-        raise ValueError(
-            f"max_seq_length={max_seq_length} leaves no room for the context after "
-            f"a {max_query_length}-piece question, [CLS] and two [SEP]."
-        )
-    if doc_stride > window_size:
-        # Gaps between windows would leave context pieces in no window.
-        raise ValueError(
-            f"doc_stride={doc_stride} exceeds the context window ({window_size})."
-        )
+    check_window_settings(max_seq_length, doc_stride, max_query_length)
     examples = tuple(examples)
-    questions = _ragged_rows(tokenizer(tf.constant([e.question for e in examples])))
     contexts = sorted({e.context for e in examples})
     context_ids, byte_starts, byte_ends = tokenizer.tokenize_with_offsets(
         tf.constant(contexts)
     )
-    tokenized = {}
-    for context, ids, starts, ends in zip(
-        contexts,
-        _ragged_rows(context_ids),
-        _ragged_rows(byte_starts),
-        _ragged_rows(byte_ends),
-    ):
-        tokenized[context] = (ids, *_char_offsets(context, starts, ends))
-    rows = []
-    for example_index, (example, query) in enumerate(zip(examples, questions)):
-        query = query[:max_query_length]
-        ids, starts, ends = tokenized[example.context]
-        answer = None
+    char_spans = [
+        _char_offsets(context, starts, ends)
+        for context, starts, ends in zip(
+            contexts, _ragged_rows(byte_starts), _ragged_rows(byte_ends)
+        )
+    ]
+    row_of = {context: row for row, context in enumerate(contexts)}
+    rows = [row_of[e.context] for e in examples]
+    answers = np.full((2, len(examples)), -1, np.int64)
+    for index, (example, row) in enumerate(zip(examples, rows)):
         if example.answers:
-            answer = _answer_pieces(example, starts, ends)
-        windows = _windows(len(ids), max_seq_length - len(query) - 3, doc_stride)
-        best_window = _max_context_windows(windows, len(ids))
-        for window_index, (start, length) in enumerate(windows):
-            rows.append(
-                (
-                    example_index,
-                    query,
-                    ids,
-                    starts,
-                    ends,
-                    start,
-                    length,
-                    answer,
-                    best_window == window_index,
-                )
-            )
-    return _pack(rows, examples, tokenizer, max_seq_length)
-
-
-def _pack(rows, examples, tokenizer, max_seq_length):
-    shape = (len(rows), max_seq_length)
-    token_ids = np.full(shape, tokenizer.pad_id, np.int32)
-    segment_ids = np.zeros(shape, np.int32)
-    padding_mask = np.zeros(shape, np.int32)
-    start_char = np.full(shape, -1, np.int32)
-    end_char = np.full(shape, -1, np.int32)
-    is_max_context = np.zeros(shape, bool)
-    start_positions = np.zeros(len(rows), np.int32)
-    end_positions = np.zeros(len(rows), np.int32)
-    example_index = np.zeros(len(rows), np.int32)
-    for row, (
-        index,
-        query,
-        ids,
-        starts,
-        ends,
-        start,
-        length,
-        answer,
-        is_best,
-    ) in enumerate(rows):
-        offset = len(query) + 2  # [CLS] question [SEP]
-        window = slice(start, start + length)
-        end = offset + length
-        token_ids[row, 0] = tokenizer.cls_id
-        token_ids[row, 1 : offset - 1] = query
-        token_ids[row, offset - 1] = tokenizer.sep_id
-        token_ids[row, offset:end] = ids[window]
-        token_ids[row, end] = tokenizer.sep_id
-        segment_ids[row, offset : end + 1] = 1
-        padding_mask[row, : end + 1] = 1
-        start_char[row, offset:end] = starts[window]
-        end_char[row, offset:end] = ends[window]
-        is_max_context[row, offset:end] = is_best[window]
-        example_index[row] = index
-        if answer is not None and answer[0] >= start and answer[1] < start + length:
-            start_positions[row] = answer[0] - start + offset
-            end_positions[row] = answer[1] - start + offset
+            answers[:, index] = _answer_pieces(example, *char_spans[row])
+    windows = question_context_windows(
+        tokenizer(tf.constant([e.question for e in examples])),
+        tf.gather(context_ids, rows),
+        Packer.from_tokenizer(tokenizer, max_seq_length),
+        doc_stride,
+        max_query_length,
+        answer_pieces=(answers[0], answers[1]),
+    )
+    windows = {name: value.numpy() for name, value in windows.items()}
+    piece = windows["context_piece"]
+    start_char = np.full(piece.shape, -1, np.int32)
+    end_char = np.full(piece.shape, -1, np.int32)
+    for window, example_index in enumerate(windows["example_index"]):
+        in_context = piece[window] >= 0
+        starts, ends = char_spans[rows[example_index]]
+        start_char[window, in_context] = starts[piece[window, in_context]]
+        end_char[window, in_context] = ends[piece[window, in_context]]
     return SquadFeatures(
-        token_ids=token_ids,
-        segment_ids=segment_ids,
-        padding_mask=padding_mask,
-        start_positions=start_positions,
-        end_positions=end_positions,
-        example_index=example_index,
+        token_ids=windows["token_ids"],
+        segment_ids=windows["segment_ids"],
+        padding_mask=windows["padding_mask"],
+        start_positions=windows["start_positions"],
+        end_positions=windows["end_positions"],
+        example_index=windows["example_index"],
         token_start_char=start_char,
         token_end_char=end_char,
-        token_is_max_context=is_max_context,
+        token_is_max_context=windows["is_max_context"],
         examples=examples,
     )

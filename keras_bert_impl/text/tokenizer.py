@@ -269,6 +269,16 @@ class Tokenizer(tf.Module):
         return tuple(outputs)
 
     @_NOT_CONVERTED
+    def tokenize_words_with_offsets(self, texts):
+        """`tokenize_with_offsets` grouped by word: (ids, starts, ends), each a
+        RaggedTensor [batch, (words), (pieces)] ([(words), (pieces)] for a scalar)."""
+        texts, scalar = _as_batch(texts)
+        pieces = self._word_pieces(texts, with_offsets=True)
+        if scalar:
+            return tuple(value[0] for value in pieces)
+        return tuple(pieces)
+
+    @_NOT_CONVERTED
     def tokenize(self, texts):
         """Ids without special tokens: RaggedTensor int32 [batch, (tokens)], 1-D for a scalar."""
         texts, scalar = _as_batch(texts)
