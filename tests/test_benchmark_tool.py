@@ -9,6 +9,7 @@ import pytest
 from absl.testing import flagsaver
 
 from keras_bert_impl_tools import benchmark
+from keras_bert_impl_tools import cli
 from keras_bert_impl_tools.benchmarks_file import replace_section
 from tests.model_helpers import tiny_config
 
@@ -139,6 +140,7 @@ def test_bad_flags_name_the_flag(overrides, flag):
 
 
 def test_main_writes_its_section_and_keeps_the_others(tmp_path):
+    cli.define_flags_once(benchmark.define_flags)
     if not benchmark.FLAGS.is_parsed():
         benchmark.FLAGS.mark_as_parsed()
     path = tmp_path / "BENCHMARKS.md"

@@ -25,7 +25,9 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
+
+from keras_bert_impl_tools import cli
 
 from keras_bert_impl.data.masking import MaskedLMMasker
 from keras_bert_impl.data.pretraining_reader import (
@@ -33,18 +35,22 @@ from keras_bert_impl.data.pretraining_reader import (
     pretraining_dataset,
 )
 
-_RECORDS = flags.DEFINE_integer(
-    "records", 20_000, "Synthetic records to write (4 files)."
-)
-_SEQ_LENGTH = flags.DEFINE_integer("seq_length", 128, "Sequence length.")
-_MAX_PREDICTIONS = flags.DEFINE_integer("max_predictions", 20, "Prediction slots.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Batch size.")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed passes per pipeline.")
-_BENCHMARKS_FILE = flags.DEFINE_string(
-    "benchmarks_file",
-    None,
-    "Markdown file whose '## Input pipelines' section to replace.",
-)
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined when the tool runs, so importing this module adds no flags."""
+    flags.DEFINE_integer("records", 20_000, "Synthetic records to write (4 files).")
+    flags.DEFINE_integer("seq_length", 128, "Sequence length.")
+    flags.DEFINE_integer("max_predictions", 20, "Prediction slots.")
+    flags.DEFINE_integer("batch_size", 32, "Batch size.")
+    flags.DEFINE_integer("repeats", 5, "Timed passes per pipeline.")
+    flags.DEFINE_string(
+        "benchmarks_file",
+        None,
+        "Markdown file whose '## Input pipelines' section to replace.",
+    )
+
 
 _VOCAB_SIZE = 30522
 _SHUFFLE_BUFFER = 1000
@@ -156,10 +162,10 @@ def _records_per_second(dataset, batch_size):
 
 def main(argv):
     del argv
-    seq_length, max_predictions = _SEQ_LENGTH.value, _MAX_PREDICTIONS.value
-    batch_size = _BATCH_SIZE.value
+    seq_length, max_predictions = FLAGS.seq_length, FLAGS.max_predictions
+    batch_size = FLAGS.batch_size
     with tempfile.TemporaryDirectory() as folder:
-        paths = _write_files(folder, _RECORDS.value, seq_length, max_predictions)
+        paths = _write_files(folder, FLAGS.records, seq_length, max_predictions)
         pattern = os.path.join(folder, "bench-*.tfrecord")
         common = {
             "repeat": False,
@@ -197,7 +203,7 @@ def main(argv):
         rates = {name: [] for name in pipelines}
         for make in pipelines.values():
             _records_per_second(make().take(20), batch_size)  # warm-up
-        for _ in range(_REPEATS.value):
+        for _ in range(FLAGS.repeats):
             for name, make in pipelines.items():
                 rates[name].append(_records_per_second(make(), batch_size))
     medians = {
@@ -207,10 +213,10 @@ def main(argv):
     reference = medians["reference (FixedLenFeature parse)"]
     lines = [
         (
-            f"Synthetic records: {_RECORDS.value}, seq {seq_length}, "
+            f"Synthetic records: {FLAGS.records}, seq {seq_length}, "
             f"{max_predictions} predictions, batch {batch_size}, shuffle buffer "
             f"{_SHUFFLE_BUFFER}, {os.cpu_count()} CPU cores; median of "
-            f"{_REPEATS.value} alternating passes in one process. Records per CPU "
+            f"{FLAGS.repeats} alternating passes in one process. Records per CPU "
             "second (all threads of the process) is the steadier figure on a "
             "shared machine."
         ),
@@ -225,10 +231,10 @@ def main(argv):
         )
     command = (
         "python tools/bench_input_pipelines.py "
-        f"--records={_RECORDS.value} --repeats={_REPEATS.value}"
+        f"--records={FLAGS.records} --repeats={FLAGS.repeats}"
     )
-    if _BENCHMARKS_FILE.value:
-        command += f" --benchmarks_file={_BENCHMARKS_FILE.value}"
+    if FLAGS.benchmarks_file:
+        command += f" --benchmarks_file={FLAGS.benchmarks_file}"
     lines += [
         "",
         (
@@ -243,14 +249,14 @@ def main(argv):
     body = "\n".join(lines) + "\n"
     print(_SECTION)
     print(body)
-    if _BENCHMARKS_FILE.value:
+    if FLAGS.benchmarks_file:
         from keras_bert_impl_tools.benchmarks_file import replace_section
 
-        replace_section(_BENCHMARKS_FILE.value, _SECTION, body)
+        replace_section(FLAGS.benchmarks_file, _SECTION, body)
 
 
 def run():
-    app.run(main)
+    cli.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

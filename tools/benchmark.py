@@ -32,6 +32,8 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
+from keras_bert_impl_tools import cli
+
 from keras_bert_impl import BertConfig
 from keras_bert_impl.convert import from_keras_hub
 from keras_bert_impl.convert import to_huggingface
@@ -43,42 +45,46 @@ KERAS_HUB = "keras-hub"
 TORCH = "transformers (torch)"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("config", "base", "BertConfig preset of both backbones.")
-flags.DEFINE_integer("seq_length", 128, "Sequence length of every batch.")
-flags.DEFINE_list("batch_sizes", ["1", "16"], "Batch sizes to time.")
-flags.DEFINE_list(
-    "xla", ["off", "on"], "XLA settings to time: off (tf.function) and/or on."
-)
-flags.DEFINE_integer("rounds", 7, "Timed rounds per batch size and XLA setting.")
-flags.DEFINE_integer("warmup", 1, "Untimed calls per model before the rounds.")
-flags.DEFINE_float(
-    "min_round_seconds",
-    2.0,
-    "Each model repeats its call within a round until about this long.",
-)
-flags.DEFINE_bool("torch", False, "Also time transformers' PyTorch BertModel.")
-flags.DEFINE_integer(
-    "torch_threads",
-    0,
-    "torch.set_num_threads for the PyTorch peer; 0 keeps torch's default.",
-)
-flags.DEFINE_float(
-    "max_abs_diff",
-    1e-4,
-    "Largest |output difference| to ours a peer may show; beyond it the peers "
-    "compute different functions and the run stops.",
-)
-flags.DEFINE_integer("seed", 0, "Seed of the weights and inputs.")
-flags.DEFINE_bool(
-    "quick",
-    False,
-    "Smoke test: the tiny preset, seq 32, batches 1 and 4, 3 short rounds.",
-)
-flags.DEFINE_string(
-    "write_to",
-    "",
-    f"Markdown file whose '{SECTION_HEADING}' section receives the report.",
-)
+
+
+def define_flags():
+    """Defined when the tool runs, so importing this module adds no flags."""
+    flags.DEFINE_string("config", "base", "BertConfig preset of both backbones.")
+    flags.DEFINE_integer("seq_length", 128, "Sequence length of every batch.")
+    flags.DEFINE_list("batch_sizes", ["1", "16"], "Batch sizes to time.")
+    flags.DEFINE_list(
+        "xla", ["off", "on"], "XLA settings to time: off (tf.function) and/or on."
+    )
+    flags.DEFINE_integer("rounds", 7, "Timed rounds per batch size and XLA setting.")
+    flags.DEFINE_integer("warmup", 1, "Untimed calls per model before the rounds.")
+    flags.DEFINE_float(
+        "min_round_seconds",
+        2.0,
+        "Each model repeats its call within a round until about this long.",
+    )
+    flags.DEFINE_bool("torch", False, "Also time transformers' PyTorch BertModel.")
+    flags.DEFINE_integer(
+        "torch_threads",
+        0,
+        "torch.set_num_threads for the PyTorch peer; 0 keeps torch's default.",
+    )
+    flags.DEFINE_float(
+        "max_abs_diff",
+        1e-4,
+        "Largest |output difference| to ours a peer may show; beyond it the peers "
+        "compute different functions and the run stops.",
+    )
+    flags.DEFINE_integer("seed", 0, "Seed of the weights and inputs.")
+    flags.DEFINE_bool(
+        "quick",
+        False,
+        "Smoke test: the tiny preset, seq 32, batches 1 and 4, 3 short rounds.",
+    )
+    flags.DEFINE_string(
+        "write_to",
+        "",
+        f"Markdown file whose '{SECTION_HEADING}' section receives the report.",
+    )
 
 
 @dataclasses.dataclass
@@ -556,7 +562,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

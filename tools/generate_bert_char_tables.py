@@ -14,13 +14,21 @@ Usage:
       --output_file=keras_bert_impl/text/bert_char_tables.py
 """
 
-from absl import app, flags
+from absl import flags
 
-_OUTPUT_FILE = flags.DEFINE_string(
-    "output_file",
-    "keras_bert_impl/text/bert_char_tables.py",
-    "Python module to write.",
-)
+from keras_bert_impl_tools import cli
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined when the tool runs, so importing this module adds no flags."""
+    flags.DEFINE_string(
+        "output_file",
+        "keras_bert_impl/text/bert_char_tables.py",
+        "Python module to write.",
+    )
+
 
 _SURROGATES = range(0xD800, 0xE000)
 
@@ -158,7 +166,7 @@ def main(argv):
     classes = probe_reference_classes()
     overrides = probe_reference_overrides(classes["mark"])
     source = f"tokenizers {tokenizers.__version__}"
-    with open(_OUTPUT_FILE.value, "w", encoding="utf-8") as f:
+    with open(FLAGS.output_file, "w", encoding="utf-8") as f:
         f.write(render_module(classes, overrides, source))
     for name, ranges in classes.items():
         print(
@@ -169,7 +177,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":
