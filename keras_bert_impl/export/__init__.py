@@ -1,6 +1,11 @@
-"""Export support: servability checks for SavedModels meant for TF Serving."""
+"""Export: raw-text SavedModels in TF Serving's layout, and servability checks."""
 
 from keras_bert_impl.export.clean_load import load_in_clean_subprocess
+from keras_bert_impl.export.exporter import (
+    export_classifier,
+    export_embeddings,
+    export_module,
+)
 from keras_bert_impl.export.servability import (
     ServabilityError,
     ServabilityReport,
@@ -12,6 +17,9 @@ __all__ = [
     "ServabilityError",
     "ServabilityReport",
     "check_servability",
+    "export_classifier",
+    "export_embeddings",
+    "export_module",
     "inspect_saved_model",
     "load_in_clean_subprocess",
 ]

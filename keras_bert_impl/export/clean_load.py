@@ -23,8 +23,22 @@ import tensorflow as tf
 import tensorflow_text  # registers the tf-text kernels, as the server links them
 
 model_dir, signature, inputs_file, outputs_file = sys.argv[1:5]
+inputs = {}
 with np.load(inputs_file) as data:
-    inputs = {name: tf.constant(data[name]) for name in data.files}
+    for name in data.files:
+        if name.endswith("__lengths"):
+            continue
+        if name.endswith("__bytes"):
+            # Strings travel as concatenated bytes + lengths: fixed-width numpy bytes
+            # would drop trailing NUL bytes (serialized protos can end with one).
+            base = name[: -len("__bytes")]
+            lengths = data[base + "__lengths"]
+            blob, shape = data[name].tobytes(), lengths.shape
+            ends = np.cumsum(lengths.reshape(-1))
+            items = [blob[e - n:e] for e, n in zip(ends, lengths.reshape(-1))]
+            inputs[base] = tf.reshape(tf.constant(items, tf.string), shape)
+        else:
+            inputs[name] = tf.constant(data[name])
 loaded = tf.saved_model.load(model_dir)
 if signature not in loaded.signatures:
     raise SystemExit(f"signature {signature!r} not in {sorted(loaded.signatures)}")
@@ -34,18 +48,16 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
 
 
-def _as_array(value):
-    """Strings become fixed-width bytes arrays (no pickling needed); the rest numpy arrays."""
+def _as_arrays(name, value):
+    """{file key: array}: strings as concatenated bytes + lengths (no pickling needed, and
+    no NUL bytes lost); the rest numpy arrays."""
     array = np.asarray(value)
-    if array.dtype.kind in ("U", "O"):
-        array = np.asarray(
-            [
-                v.encode("utf-8") if isinstance(v, str) else bytes(v)
-                for v in array.reshape(-1)
-            ],
-            dtype=np.bytes_,
-        ).reshape(array.shape)
-    return array
+    if array.dtype.kind not in ("U", "O", "S"):
+        return {name: array}
+    items = [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in array.reshape(-1)]
+    lengths = np.asarray([len(item) for item in items], np.int64).reshape(array.shape)
+    blob = np.frombuffer(b"".join(items), dtype=np.uint8)
+    return {f"{name}__bytes": blob, f"{name}__lengths": lengths}
 
 
 class CleanLoadResult(dict):
@@ -73,9 +85,10 @@ def load_in_clean_subprocess(path, signature, inputs, timeout=300):
     with tempfile.TemporaryDirectory() as workdir:
         inputs_file = os.path.join(workdir, "inputs.npz")
         outputs_file = os.path.join(workdir, "outputs.npz")
-        np.savez(
-            inputs_file, **{name: _as_array(value) for name, value in inputs.items()}
-        )
+        arrays = {}
+        for name, value in inputs.items():
+            arrays.update(_as_arrays(name, value))
+        np.savez(inputs_file, **arrays)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         result = subprocess.run(
             [

@@ -1,0 +1,167 @@
+"""Writes a task model as a raw-text SavedModel in TF Serving's layout.
+
+`export_dir/VERSION/` holds the SavedModel, `assets.extra/tf_serving_warmup_requests`
+(requests built from example texts) and `assets.extra/model_card.json` (task, config,
+labels, vocabulary hash, source checkpoint, signatures, minimum TF Serving version).
+"""
+
+import hashlib
+import json
+import os
+
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from keras_bert_impl.export import serving_modules, warmup
+from keras_bert_impl.export.layout import VersionWriter
+from keras_bert_impl.export.servability import check_servability
+from keras_bert_impl.export.text_inputs import TextInputs
+from keras_bert_impl.text.tokenizer import MIN_SERVING_VERSION
+
+MODEL_CARD_FILE = os.path.join("assets.extra", "model_card.json")
+
+# Sentences of the kind users send (SST-2-like), for warmup when none are given.
+DEFAULT_WARMUP_TEXTS = (
+    "a gripping, beautifully acted film that stays with you.",
+    "The plot is thin and the dialogue is worse.",
+    "Paris is the capital of France.",
+    "It is neither as funny nor as clever as it thinks it is, but the cast is game "
+    "and the pacing never drags.",
+)
+
+
+def vocabulary_sha256(tokenizer):
+    """SHA-256 of the vocabulary, one token per line (as vocab.txt is written)."""
+    text = "".join(token + "\n" for token in tokenizer.vocabulary)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _signature_summary(saved_model_dir):
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    signatures = saved_model.meta_graphs[0].signature_def
+    return {
+        name: {
+            "method_name": signature.method_name,
+            "inputs": sorted(signature.inputs),
+            "outputs": sorted(signature.outputs),
+        }
+        for name, signature in sorted(signatures.items())
+        if not name.startswith("__")
+    }
+
+
+def _set_method_names(saved_model_dir, method_names):
+    """Marks classify/regress signatures for TF Serving's Classify/Regress APIs.
+
+    tf.saved_model.save writes every signature as a predict signature; the method name
+    lives only in the SignatureDef, so it is set in saved_model.pb and the fingerprint
+    is recomputed.
+    """
+    if not method_names:
+        return
+    path = os.path.join(saved_model_dir, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with open(path, "rb") as f:
+        saved_model.ParseFromString(f.read())
+    for meta_graph in saved_model.meta_graphs:
+        for name, method in method_names.items():
+            meta_graph.signature_def[name].method_name = method
+    with open(path, "wb") as f:
+        f.write(saved_model.SerializeToString())
+    fingerprint_path = os.path.join(saved_model_dir, "fingerprint.pb")
+    if os.path.exists(fingerprint_path):
+        from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+
+        with open(fingerprint_path, "wb") as f:
+            f.write(fingerprinting.CreateFingerprintDef(saved_model_dir))
+
+
+def _warmup_logs(module, model_name, texts):
+    texts = list(texts)
+    logs = [warmup.predict_log(model_name, "serving_default", {"text": texts})]
+    if "predict_pair" in module.serving_signatures:
+        logs.append(
+            warmup.predict_log(
+                model_name, "predict_pair", {"text": texts, "text_pair": texts[::-1]}
+            )
+        )
+    ids = module.text_inputs(tf.constant([t.encode("utf-8") for t in texts]))
+    logs.append(
+        warmup.predict_log(
+            model_name, "predict_ids", {k: v.numpy() for k, v in ids.items()}
+        )
+    )
+    if "classify" in module.serving_signatures:
+        logs.append(warmup.example_log(model_name, "classify", texts))
+    if "regress" in module.serving_signatures:
+        logs.append(warmup.example_log(model_name, "regress", texts, regression=True))
+    return logs
+
+
+def export_module(
+    module,
+    export_dir,
+    version=None,
+    warmup_texts=DEFAULT_WARMUP_TEXTS,
+    source_checkpoint=None,
+    extra_card=None,
+):
+    """Saves a `ServingModule` as `export_dir/VERSION` (next free version by default).
+
+    Returns:
+        the path of the new version directory.
+    """
+    model_name = os.path.basename(os.path.normpath(os.fspath(export_dir)))
+    writer = VersionWriter(export_dir, version)
+    with writer as temp_dir:
+        tf.saved_model.save(module, temp_dir, signatures=module.serving_signatures)
+        _set_method_names(temp_dir, module.method_names)
+        warmup.write_warmup_file(temp_dir, _warmup_logs(module, model_name, warmup_texts))
+        report = check_servability(temp_dir)
+        tokenizer = module.text_inputs.tokenizer
+        card = {
+            "task": module.task,
+            "model_name": model_name,
+            "version": writer.version,
+            "config": module.model.config.to_dict(),
+            "labels": getattr(module, "labels", None),
+            "max_seq_length": module.text_inputs.max_seq_length,
+            "bucket_lengths": list(module.text_inputs.bucket_lengths or []),
+            "lowercase": tokenizer.lowercase,
+            "vocabulary_size": tokenizer.vocab_size,
+            "vocabulary_sha256": vocabulary_sha256(tokenizer),
+            "source_checkpoint": source_checkpoint,
+            "signatures": _signature_summary(temp_dir),
+            "MIN_SERVING_VERSION": max(
+                [report.min_server_version, MIN_SERVING_VERSION],
+                key=lambda v: tuple(int(p) for p in v.split(".")),
+            ),
+            "exported_by": {"tensorflow": tf.__version__},
+        }
+        card.update(extra_card or {})
+        with open(os.path.join(temp_dir, MODEL_CARD_FILE), "w", encoding="utf-8") as f:
+            json.dump(card, f, indent=2, sort_keys=True)
+            f.write("\n")
+    return writer.path
+
+
+def export_classifier(
+    model, tokenizer, export_dir, labels=None, max_seq_length=128, bucket_lengths="auto",
+    **kwargs,
+):
+    """Exports a `BertClassifier` (regression when num_classes == 1). See `export_module`."""
+    text_inputs = TextInputs(tokenizer, max_seq_length, bucket_lengths)
+    module = serving_modules.ClassifierModule(model, text_inputs, labels)
+    return export_module(module, export_dir, **kwargs)
+
+
+def export_embeddings(
+    backbone, tokenizer, export_dir, normalize=True, max_seq_length=128,
+    bucket_lengths="auto", **kwargs,
+):
+    """Exports a `BertBackbone` as text -> pooled_output, embedding. See `export_module`."""
+    text_inputs = TextInputs(tokenizer, max_seq_length, bucket_lengths)
+    module = serving_modules.EmbeddingsModule(backbone, text_inputs, normalize)
+    return export_module(module, export_dir, **kwargs)

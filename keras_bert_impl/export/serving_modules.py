@@ -1,0 +1,172 @@
+"""tf.Modules whose signatures take raw strings (or ids) and run a Keras task model.
+
+Each module holds the model and a `TextInputs`, and defines its signatures as
+tf.functions with fixed input specs: `[batch]` strings for text, `[batch, length]` int32
+for ids. Outputs are dense and batch-major.
+"""
+
+import tensorflow as tf
+
+from keras_bert_impl.export.text_inputs import MODEL_INPUTS
+
+_TEXT = tf.TensorSpec([None], tf.string)
+_IDS = tf.TensorSpec([None, None], tf.int32)
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+
+
+def _ids_signature(outputs_fn):
+    """A tf.function on token_ids / segment_ids / padding_mask."""
+
+    @tf.function(input_signature=[_IDS, _IDS, _IDS], autograph=False)
+    def predict_ids(token_ids, segment_ids, padding_mask):
+        return outputs_fn(
+            {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+        )
+
+    return predict_ids
+
+
+class ServingModule(tf.Module):
+    """Base: a model, its text inputs, and `serving_signatures` (name -> tf.function).
+
+    `method_names` maps signatures that TF Serving's Classify/Regress APIs call to their
+    method name (tf.saved_model.save writes every signature as a predict signature).
+    """
+
+    task = None
+
+    def __init__(self, model, text_inputs, name=None):
+        super().__init__(name=name)
+        self.model = model
+        self.text_inputs = text_inputs
+        self.serving_signatures = {}
+        self.method_names = {}  # plain dict attributes are tracked; these are strings only
+
+    def model_outputs(self, inputs):
+        raise NotImplementedError
+
+    def _add_text_signatures(self, pair=True):
+        outputs_fn = self.model_outputs
+
+        @tf.function(input_signature=[_TEXT], autograph=False)
+        def serving_default(text):
+            return outputs_fn(self.text_inputs(text))
+
+        self.serving_default = serving_default
+        self.predict_ids = _ids_signature(outputs_fn)
+        self.serving_signatures.update(serving_default=serving_default, predict_ids=self.predict_ids)
+        if pair:
+
+            @tf.function(input_signature=[_TEXT, _TEXT], autograph=False)
+            def predict_pair(text, text_pair):
+                return outputs_fn(self.text_inputs(text, text_pair))
+
+            self.predict_pair = predict_pair
+            self.serving_signatures["predict_pair"] = predict_pair
+
+
+class ClassifierModule(ServingModule):
+    """A `BertClassifier`: probabilities, label_id, label; or score for regression.
+
+    Signatures: serving_default (text), predict_pair (text, text_pair), predict_ids, and
+    classify (or regress) on serialized tf.Examples with a "text" feature and an optional
+    "text_pair" feature (a batch with any non-empty text_pair is packed as pairs).
+    """
+
+    task = "classifier"
+
+    def __init__(self, model, text_inputs, labels=None, name=None):
+        super().__init__(model, text_inputs, name=name)
+        self.regression = model.num_classes == 1
+        if labels is None:
+            labels = [str(i) for i in range(model.num_classes)]
+        labels = [str(label) for label in labels]
+        if not self.regression and len(labels) != model.num_classes:
+            raise ValueError(
+                f"{len(labels)} labels given for a classifier with "
+                f"num_classes={model.num_classes}."
+            )
+        self.labels = labels
+        self._label_strings = tf.constant(labels if not self.regression else [""])
+        self._add_text_signatures(pair=True)
+        self._add_example_signature()
+
+    def model_outputs(self, inputs):
+        logits = tf.cast(self.model(inputs, training=False), tf.float32)
+        if self.regression:
+            return {"score": logits[:, 0]}
+        probabilities = tf.nn.softmax(logits, axis=-1)
+        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        return {
+            "probabilities": probabilities,
+            "label_id": label_id,
+            "label": tf.gather(self._label_strings, label_id),
+        }
+
+    def _add_example_signature(self):
+        features = {
+            "text": tf.io.FixedLenFeature([], tf.string),
+            "text_pair": tf.io.FixedLenFeature([], tf.string, default_value=""),
+        }
+
+        def encode(serialized):
+            parsed = tf.io.parse_example(serialized, features)
+            text, pair = parsed["text"], parsed["text_pair"]
+            # Both branches give the same dict structure; widths may differ.
+            return tf.cond(
+                tf.reduce_any(tf.strings.length(pair) > 0),
+                lambda: self.text_inputs(text, pair),
+                lambda: self.text_inputs(text),
+            )
+
+        if self.regression:
+
+            @tf.function(input_signature=[_TEXT], autograph=False)
+            def regress(inputs):
+                return {"outputs": self.model_outputs(encode(inputs))["score"]}
+
+            self.regress = regress
+            self.serving_signatures["regress"] = regress
+            self.method_names["regress"] = REGRESS_METHOD
+        else:
+
+            @tf.function(input_signature=[_TEXT], autograph=False)
+            def classify(inputs):
+                outputs = self.model_outputs(encode(inputs))
+                scores = outputs["probabilities"]
+                classes = tf.tile(self._label_strings[tf.newaxis], [tf.shape(scores)[0], 1])
+                return {"classes": classes, "scores": scores}
+
+            self.classify = classify
+            self.serving_signatures["classify"] = classify
+            self.method_names["classify"] = CLASSIFY_METHOD
+
+
+class EmbeddingsModule(ServingModule):
+    """A `BertBackbone`: pooled_output and the mean of the token vectors over real tokens
+    (`embedding`, L2-normalised when `normalize`)."""
+
+    task = "embeddings"
+
+    def __init__(self, model, text_inputs, normalize=True, name=None):
+        super().__init__(model, text_inputs, name=name)
+        self.normalize = bool(normalize)
+        self._add_text_signatures(pair=False)
+
+    def model_outputs(self, inputs):
+        outputs = self.model(inputs, training=False)
+        sequence = tf.cast(outputs["sequence_output"], tf.float32)
+        mask = tf.cast(inputs["padding_mask"], tf.float32)[:, :, tf.newaxis]
+        total = tf.reduce_sum(sequence * mask, axis=1)
+        count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        embedding = total / count
+        if self.normalize:
+            embedding = tf.math.l2_normalize(embedding, axis=-1)
+        return {
+            "pooled_output": tf.cast(outputs["pooled_output"], tf.float32),
+            "embedding": embedding,
+        }
+
+
+__all__ = ["ClassifierModule", "EmbeddingsModule", "MODEL_INPUTS", "ServingModule"]

@@ -1,0 +1,44 @@
+"""Raw strings -> the model's int32 inputs inside an exported graph.
+
+The one place the export turns text into ids: `text.Tokenizer` + `text.Packer` with length
+bucketing (each batch padded to its bucket, never above `max_seq_length`). Core TensorFlow
+ops plus tf-text's FastWordpieceTokenizeWithOffsets, so the graph serves on TF Serving >=
+2.10.
+"""
+
+import tensorflow as tf
+
+from keras_bert_impl.text import Packer
+
+MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+
+
+class TextInputs(tf.Module):
+    """Tokenizes and packs `[batch]` strings (or pairs) into the model's input dict.
+
+    Args:
+        tokenizer: a `keras_bert_impl.text.Tokenizer`.
+        max_seq_length: longest packed sequence ([CLS] and [SEP] included).
+        bucket_lengths: "auto", a list of lengths, or None for fixed padding to
+            `max_seq_length` (see `text.Packer`).
+    """
+
+    def __init__(self, tokenizer, max_seq_length, bucket_lengths="auto", name=None):
+        super().__init__(name=name)
+        self.tokenizer = tokenizer
+        self.max_seq_length = int(max_seq_length)
+        self.packer = Packer.from_tokenizer(
+            tokenizer, self.max_seq_length, bucket_lengths=bucket_lengths
+        )
+
+    @property
+    def bucket_lengths(self):
+        return self.packer.bucket_lengths
+
+    def __call__(self, text, text_pair=None):
+        """dict of int32 [batch, length] token_ids / segment_ids / padding_mask."""
+        segments = self.tokenizer(text)
+        if text_pair is not None:
+            segments = (segments, self.tokenizer(text_pair))
+        packed = self.packer(segments)
+        return {name: tf.cast(packed[name], tf.int32) for name in MODEL_INPUTS}
