@@ -93,3 +93,31 @@ def test_a_tool_run_starts_without_tensorflow_notices(tmp_path):
     assert done.returncode == 0, done.stderr
     assert not [line for line in done.stderr.splitlines() if any(n in line for n in NOISE)]
     assert done.stdout.splitlines()[0].startswith("read 2 lines")
+
+
+def test_bad_input_ends_a_tool_with_one_line_naming_it(tmp_path):
+    missing = tmp_path / "nowhere" / "*.txt"
+    done = subprocess.run(
+        [_script("kbi-build-vocab"), f"--input_files={missing}", "--output_file=v.txt"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"kbi-build-vocab: error: Input pattern '{missing}' matches no file. "
+        "Give existing files or globs such as 'data/part-*.txt'."
+    ]
+    assert not (tmp_path / "v.txt").exists()
+
+    misused = subprocess.run(
+        [_script("kbi-build-vocab"), "--input_files=a", "--output_file=b", "extra"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert misused.returncode == 2
+    assert misused.stderr.strip().splitlines() == [
+        "kbi-build-vocab: error: Unexpected arguments: extra (--help lists the flags)"
+    ]

@@ -53,22 +53,19 @@ def define_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        vocabulary = build_vocabulary(
-            FLAGS.input_files,
-            FLAGS.vocab_size,
-            lowercase=FLAGS.lowercase,
-            strip_accents=FLAGS.strip_accents,
-            reserved_tokens=FLAGS.reserved_tokens,
-            num_unused_tokens=FLAGS.num_unused_tokens,
-            min_frequency=FLAGS.min_frequency,
-            max_token_chars=FLAGS.max_token_chars,
-            max_alphabet_size=FLAGS.max_alphabet_size,
-            output_file=FLAGS.output_file,
-            progress=lambda message: print(message, flush=True),
-        )
-    except (FileNotFoundError, ValueError) as error:
-        raise app.UsageError(str(error)) from None
+    vocabulary = build_vocabulary(
+        FLAGS.input_files,
+        FLAGS.vocab_size,
+        lowercase=FLAGS.lowercase,
+        strip_accents=FLAGS.strip_accents,
+        reserved_tokens=FLAGS.reserved_tokens,
+        num_unused_tokens=FLAGS.num_unused_tokens,
+        min_frequency=FLAGS.min_frequency,
+        max_token_chars=FLAGS.max_token_chars,
+        max_alphabet_size=FLAGS.max_alphabet_size,
+        output_file=FLAGS.output_file,
+        progress=lambda message: print(message, flush=True),
+    )
     print(f"{len(vocabulary)} tokens -> {FLAGS.output_file}")
 
 

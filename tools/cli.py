@@ -1,27 +1,31 @@
 """What every `kbi-*` command shares.
 
+- Bad input ends the command with one line that names it and a non-zero exit.
 - Flags are defined when the command runs, not at import, so any two tools
   import into one process (tests do).
 - `--help` lists the tool's own flags with their help: absl shows the flags of
   the module named by `sys.argv[0]`, which for an installed console script is
   the wrapper in `bin/`, not the module that defined them.
-- TensorFlow's start-up lines on a CPU machine (oneDNN, CUDA driver and CPU
-  feature notices) are not the first thing a user reads; anything else
-  TensorFlow prints while starting is passed through (the package's
-  `__init__` starts it this way before any tool imports it).
+- TensorFlow's notices on a CPU machine (oneDNN, CUDA driver and CPU feature
+  lines) are kept from the user's terminal; everything else on stderr is
+  passed through (the package's `__init__` starts TensorFlow this way before
+  any tool imports it).
 """
 
+import atexit
+import importlib.util
 import os
 import re
 import sys
+import threading
 
 from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
 
-# TensorFlow start-up lines that say nothing about the user's job.
-_STARTUP_NOISE = re.compile(
+# TensorFlow lines on a CPU machine that say nothing about the user's job.
+_NOISE = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called"
     r"|oneDNN custom operations are on"
     r"|Could not find cuda drivers"
@@ -30,6 +34,7 @@ _STARTUP_NOISE = re.compile(
     r"|failed call to cuInit"
     r"|Unable to register cu(DNN|FFT|BLAS) factory"
     r"|computation placer already registered"
+    r"|oneDNN supports DT_\w+ only on platforms with"
 )
 
 _defined_by = set()
@@ -50,40 +55,57 @@ def _show_module_flags_in_help(module_name):
             FLAGS.register_key_flag_for_module(main_module, flag)
 
 
-def start_tensorflow_quietly():
-    """Imports TensorFlow and lists its devices with start-up noise filtered out.
+def _forward_filtered(read_fd, write_fd):
+    """Copies the pipe to the real stderr, dropping noise lines (`\r` ends a line too)."""
+    pending = b""
+    while True:
+        chunk = os.read(read_fd, 65536)
+        if not chunk:
+            break
+        *lines, pending = re.split(rb"(?<=[\r\n])", pending + chunk)
+        for line in lines:
+            if not _NOISE.search(line.decode("utf-8", "replace")):
+                os.write(write_fd, line)
+    if pending:
+        os.write(write_fd, pending)
+    os.close(read_fd)
 
-    Listing devices does not create the runtime context, so a tool can still
-    configure logical devices or collectives afterwards.
+
+def start_tensorflow_quietly():
+    """Imports TensorFlow with its CPU-machine notices filtered from stderr.
+
+    TensorFlow's C++ logging writes to file descriptor 2 directly (before and
+    after start-up: oneDNN prints from inside ops too), so stderr becomes a
+    pipe whose lines a thread forwards to the terminal, minus the notices,
+    for the life of the process. Listing devices here does not create the
+    runtime context, so a tool can still configure logical devices or
+    collectives afterwards.
     """
     if "tensorflow" in sys.modules:
         return
-    import importlib.util
-    import tempfile
-
     if importlib.util.find_spec("tensorflow") is None:
         return  # a JAX-only machine: nothing to start
-
     sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
+    real_stderr = os.dup(2)
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    forwarder = threading.Thread(
+        target=_forward_filtered, args=(read_fd, real_stderr), daemon=True
+    )
+    forwarder.start()
 
-            tf.config.list_physical_devices()
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-        captured.seek(0)
-        kept = [
-            line
-            for line in captured.read().decode("utf-8", "replace").splitlines()
-            if line.strip() and not _STARTUP_NOISE.search(line)
-        ]
-    if kept:
-        print("\n".join(kept), file=sys.stderr)
+    def restore_stderr():
+        # Pointing fd 2 back closes the pipe's last writer in this process, so
+        # the thread sees the end and forwards what is left.
+        sys.stderr.flush()
+        os.dup2(real_stderr, 2)
+        forwarder.join(timeout=2)
+
+    atexit.register(restore_stderr)
+    import tensorflow as tf
+
+    tf.config.list_physical_devices()
 
 
 def run(main, define_flags, module_name):
@@ -96,4 +118,28 @@ def run(main, define_flags, module_name):
     """
     define_flags_once(define_flags)
     _show_module_flags_in_help(module_name)
-    app.run(main)
+    app.run(_with_one_line_errors(main))
+
+
+def _with_one_line_errors(main):
+    """Bad input ends the tool with one line naming it, not a traceback or the
+    whole flag list: exit code 2 for a misused command line, 1 for bad input
+    (the package raises ValueError / OSError naming the file, line or value)."""
+
+    def guarded_main(argv):
+        program = os.path.basename(sys.argv[0])
+        input_errors = (ValueError, OSError)
+        if "tensorflow" in sys.modules:
+            input_errors += (sys.modules["tensorflow"].errors.OpError,)
+        try:
+            return main(argv)
+        except app.UsageError as error:
+            print(
+                f"{program}: error: {error} (--help lists the flags)", file=sys.stderr
+            )
+            sys.exit(2)
+        except input_errors as error:
+            print(f"{program}: error: {error}", file=sys.stderr)
+            sys.exit(1)
+
+    return guarded_main

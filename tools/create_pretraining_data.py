@@ -20,7 +20,6 @@ written as JSON to `--stats_file` (default: the first output item without `@N`
 """
 
 import json
-import sys
 
 from absl import app, flags, logging
 
@@ -98,40 +97,34 @@ def main(argv):
     from keras_bert_impl.text.file_patterns import expand_file_patterns
 
     logging.set_verbosity(logging.INFO)
-    try:
-        input_files = expand_file_patterns(FLAGS.input_file)
-        output_files = tfrecord.expand_output_files(FLAGS.output_file)
-        recipe = pretraining.PretrainingRecipe(
-            max_seq_length=FLAGS.max_seq_length,
-            max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-            masked_lm_prob=FLAGS.masked_lm_prob,
-            short_seq_prob=FLAGS.short_seq_prob,
-            do_whole_word_mask=FLAGS.do_whole_word_mask,
-        )
-        tokenizer = Tokenizer(FLAGS.vocab_file, lowercase=FLAGS.do_lower_case)
-        logging.info(
-            "Reading %d input file(s): %s", len(input_files), ", ".join(input_files)
-        )
-        logging.info(
-            "Writing %d output file(s): %s", len(output_files), ", ".join(output_files)
-        )
-        stats = create_pretraining_files(
-            input_files,
-            output_files,
-            tokenizer,
-            recipe,
-            dupe_factor=FLAGS.dupe_factor,
-            random_seed=FLAGS.random_seed,
-            input_format=FLAGS.input_format,
-            invalid_utf8=FLAGS.invalid_utf8,
-            workers=FLAGS.num_workers or None,
-            stats_file=FLAGS.stats_file
-            or tfrecord.default_stats_file(FLAGS.output_file),
-        )
-    except (ValueError, OSError) as error:
-        # Bad input gets its message, not a traceback.
-        print(f"create_pretraining_data: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    input_files = expand_file_patterns(FLAGS.input_file)
+    output_files = tfrecord.expand_output_files(FLAGS.output_file)
+    recipe = pretraining.PretrainingRecipe(
+        max_seq_length=FLAGS.max_seq_length,
+        max_predictions_per_seq=FLAGS.max_predictions_per_seq,
+        masked_lm_prob=FLAGS.masked_lm_prob,
+        short_seq_prob=FLAGS.short_seq_prob,
+        do_whole_word_mask=FLAGS.do_whole_word_mask,
+    )
+    tokenizer = Tokenizer(FLAGS.vocab_file, lowercase=FLAGS.do_lower_case)
+    logging.info(
+        "Reading %d input file(s): %s", len(input_files), ", ".join(input_files)
+    )
+    logging.info(
+        "Writing %d output file(s): %s", len(output_files), ", ".join(output_files)
+    )
+    stats = create_pretraining_files(
+        input_files,
+        output_files,
+        tokenizer,
+        recipe,
+        dupe_factor=FLAGS.dupe_factor,
+        random_seed=FLAGS.random_seed,
+        input_format=FLAGS.input_format,
+        invalid_utf8=FLAGS.invalid_utf8,
+        workers=FLAGS.num_workers or None,
+        stats_file=FLAGS.stats_file or tfrecord.default_stats_file(FLAGS.output_file),
+    )
     print(json.dumps({k: v for k, v in stats.items() if k != "input_files"}, indent=2))
 
 
