@@ -1,4 +1,4 @@
-"""Runs a SavedModel signature in a fresh Python that imports only tensorflow + tensorflow_text.
+"""Runs SavedModel signatures in a fresh Python that imports only tensorflow + tensorflow_text.
 
 This is what a server has: the graph and the kernels, none of this package's Python code.
 If the SavedModel loads and runs there, it does not depend on objects that only exist in
@@ -14,37 +14,52 @@ import tempfile
 import numpy as np
 
 # The child program: stdlib, numpy (already a tensorflow dependency), tensorflow,
-# tensorflow_text. It reports the top-level modules it ended up with so callers can
-# check that nothing else was imported.
+# tensorflow_text. It loads the model once, runs every call (a failing call is reported,
+# the others still run), and reports the top-level modules it ended up with so callers
+# can check that nothing else was imported.
 _CHILD_SCRIPT = r"""
 import json, sys
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # registers the tf-text kernels, as the server links them
 
-model_dir, signature, inputs_file, outputs_file = sys.argv[1:5]
-inputs = {}
-with np.load(inputs_file) as data:
-    for name in data.files:
-        if name.endswith("__lengths"):
-            continue
-        if name.endswith("__bytes"):
-            # Strings travel as concatenated bytes + lengths: fixed-width numpy bytes
-            # would drop trailing NUL bytes (serialized protos can end with one).
-            base = name[: -len("__bytes")]
-            lengths = data[base + "__lengths"]
-            blob, shape = data[name].tobytes(), lengths.shape
-            ends = np.cumsum(lengths.reshape(-1))
-            items = [blob[e - n:e] for e, n in zip(ends, lengths.reshape(-1))]
-            inputs[base] = tf.reshape(tf.constant(items, tf.string), shape)
-        else:
-            inputs[name] = tf.constant(data[name])
+model_dir, manifest_file, report_file = sys.argv[1:4]
+with open(manifest_file) as f:
+    calls = json.load(f)
+
+
+def read_inputs(inputs_file):
+    inputs = {}
+    with np.load(inputs_file) as data:
+        for name in data.files:
+            if name.endswith("__lengths"):
+                continue
+            if name.endswith("__bytes"):
+                # Strings travel as concatenated bytes + lengths: fixed-width numpy bytes
+                # would drop trailing NUL bytes (serialized protos can end with one).
+                base = name[: -len("__bytes")]
+                lengths = data[base + "__lengths"]
+                blob, flat = data[name].tobytes(), lengths.reshape(-1)
+                ends = np.cumsum(flat)
+                items = [blob[e - n:e] for e, n in zip(ends, flat)]
+                inputs[base] = tf.reshape(tf.constant(items, tf.string), lengths.shape)
+            else:
+                inputs[name] = tf.constant(data[name])
+    return inputs
+
+
 loaded = tf.saved_model.load(model_dir)
-if signature not in loaded.signatures:
-    raise SystemExit(f"signature {signature!r} not in {sorted(loaded.signatures)}")
-outputs = loaded.signatures[signature](**inputs)
-np.savez(outputs_file, **{name: value.numpy() for name, value in outputs.items()})
-print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+errors = {}
+for index, (signature, inputs_file, outputs_file) in enumerate(calls):
+    try:
+        if signature not in loaded.signatures:
+            raise KeyError(f"signature {signature!r} not in {sorted(loaded.signatures)}")
+        outputs = loaded.signatures[signature](**read_inputs(inputs_file))
+        np.savez(outputs_file, **{name: value.numpy() for name, value in outputs.items()})
+    except Exception as error:
+        errors[index] = f"{type(error).__name__}: {error}"[-3000:]
+with open(report_file, "w") as f:
+    json.dump({"errors": errors, "modules": sorted({n.split(".")[0] for n in sys.modules})}, f)
 """
 
 
@@ -66,40 +81,43 @@ class CleanLoadResult(dict):
     imported_modules = ()
 
 
-def load_in_clean_subprocess(path, signature, inputs, timeout=300):
-    """Loads `path` in a subprocess that imports only tensorflow and tensorflow_text.
+class CleanCallError(RuntimeError):
+    """One signature call failed in the clean process."""
+
+
+def run_in_clean_subprocess(path, calls, timeout=600):
+    """Loads `path` once in a clean subprocess and runs every (signature, inputs) call.
 
     Args:
         path: SavedModel directory.
-        signature: signature name, e.g. "serving_default".
-        inputs: dict input name -> array-like (lists of str are encoded as UTF-8 bytes).
+        calls: list of (signature name, dict input name -> array-like; str are UTF-8 encoded).
         timeout: seconds before the subprocess is stopped.
 
     Returns:
-        A `CleanLoadResult`: output name -> numpy array (tf.string outputs as bytes).
+        list with, per call, a `CleanLoadResult` or a `CleanCallError` (not raised).
 
     Raises:
-        RuntimeError: with the subprocess's error output if loading or running failed.
+        RuntimeError: if the SavedModel could not be loaded at all.
     """
     path = os.fspath(path)
     with tempfile.TemporaryDirectory() as workdir:
-        inputs_file = os.path.join(workdir, "inputs.npz")
-        outputs_file = os.path.join(workdir, "outputs.npz")
-        arrays = {}
-        for name, value in inputs.items():
-            arrays.update(_as_arrays(name, value))
-        np.savez(inputs_file, **arrays)
+        manifest = []
+        for index, (signature, inputs) in enumerate(calls):
+            arrays = {}
+            for name, value in inputs.items():
+                arrays.update(_as_arrays(name, value))
+            inputs_file = os.path.join(workdir, f"inputs_{index}.npz")
+            np.savez(inputs_file, **arrays)
+            manifest.append(
+                [signature, inputs_file, os.path.join(workdir, f"outputs_{index}.npz")]
+            )
+        manifest_file = os.path.join(workdir, "calls.json")
+        report_file = os.path.join(workdir, "report.json")
+        with open(manifest_file, "w") as f:
+            json.dump(manifest, f)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         result = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                _CHILD_SCRIPT,
-                path,
-                signature,
-                inputs_file,
-                outputs_file,
-            ],
+            [sys.executable, "-c", _CHILD_SCRIPT, path, manifest_file, report_file],
             capture_output=True,
             text=True,
             env=env,
@@ -108,14 +126,40 @@ def load_in_clean_subprocess(path, signature, inputs, timeout=300):
             # Run outside the repository so that nothing can be imported from it by accident.
             cwd=workdir,
         )
-        if result.returncode != 0:
+        if result.returncode != 0 or not os.path.exists(report_file):
             raise RuntimeError(
-                f"Running signature {signature!r} of {path} in a clean subprocess failed:\n"
-                f"{result.stderr[-6000:]}"
+                f"Loading {path} in a clean subprocess failed:\n{result.stderr[-6000:]}"
             )
-        outputs = CleanLoadResult()
-        # Our own temporary file: string outputs come back as pickled object arrays.
-        with np.load(outputs_file, allow_pickle=True) as data:
-            outputs.update({name: data[name] for name in data.files})
-    outputs.imported_modules = tuple(json.loads(result.stdout.strip().splitlines()[-1]))
-    return outputs
+        with open(report_file) as f:
+            report = json.load(f)
+        results = []
+        for index, (signature, _, outputs_file) in enumerate(manifest):
+            error = report["errors"].get(str(index))
+            if error is not None:
+                results.append(
+                    CleanCallError(f"signature {signature!r} failed in a clean process: {error}")
+                )
+                continue
+            outputs = CleanLoadResult()
+            # Our own temporary file: string outputs come back as pickled object arrays.
+            with np.load(outputs_file, allow_pickle=True) as data:
+                outputs.update({name: data[name] for name in data.files})
+            outputs.imported_modules = tuple(report["modules"])
+            results.append(outputs)
+    return results
+
+
+def load_in_clean_subprocess(path, signature, inputs, timeout=300):
+    """Runs one signature of `path` in a subprocess that imports only tensorflow and
+    tensorflow_text.
+
+    Returns:
+        A `CleanLoadResult`: output name -> numpy array (tf.string outputs as bytes).
+
+    Raises:
+        RuntimeError: with the subprocess's error output if loading or running failed.
+    """
+    (result,) = run_in_clean_subprocess(path, [(signature, inputs)], timeout=timeout)
+    if isinstance(result, Exception):
+        raise RuntimeError(f"Running signature {signature!r} of {path}: {result}")
+    return result

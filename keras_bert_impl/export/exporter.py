@@ -19,6 +19,9 @@ from keras_bert_impl.export.text_inputs import TextInputs
 from keras_bert_impl.text.tokenizer import MIN_SERVING_VERSION
 
 MODEL_CARD_FILE = os.path.join("assets.extra", "model_card.json")
+# The vocabulary, for clients of the token-id signature and for checks (the graph keeps
+# its own copy in constants).
+VOCAB_FILE = os.path.join("assets.extra", "vocab.txt")
 
 # Sentences of the kind users send (SST-2-like), for warmup when none are given.
 DEFAULT_WARMUP_TEXTS = (
@@ -28,6 +31,15 @@ DEFAULT_WARMUP_TEXTS = (
     "It is neither as funny nor as clever as it thinks it is, but the cast is game "
     "and the pacing never drags.",
 )
+
+
+def read_model_card(saved_model_dir):
+    """The export's model card (dict), or None when it has none."""
+    path = os.path.join(saved_model_dir, MODEL_CARD_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def vocabulary_sha256(tokenizer):
@@ -126,7 +138,6 @@ def export_module(
             "model_name": model_name,
             "version": writer.version,
             "config": module.model.config.to_dict(),
-            "labels": getattr(module, "labels", None),
             "max_seq_length": module.text_inputs.max_seq_length,
             "bucket_lengths": list(module.text_inputs.bucket_lengths or []),
             "lowercase": tokenizer.lowercase,
@@ -140,7 +151,10 @@ def export_module(
             ),
             "exported_by": {"tensorflow": tf.__version__},
         }
+        card.update(module.card())
         card.update(extra_card or {})
+        with open(os.path.join(temp_dir, VOCAB_FILE), "w", encoding="utf-8") as f:
+            f.writelines(token + "\n" for token in tokenizer.vocabulary)
         with open(os.path.join(temp_dir, MODEL_CARD_FILE), "w", encoding="utf-8") as f:
             json.dump(card, f, indent=2, sort_keys=True)
             f.write("\n")

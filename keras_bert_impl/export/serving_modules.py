@@ -46,6 +46,15 @@ class ServingModule(tf.Module):
     def model_outputs(self, inputs):
         raise NotImplementedError
 
+    def card(self):
+        """Task-specific entries of the model card (what `from_card` needs back)."""
+        return {}
+
+    @classmethod
+    def from_card(cls, model, text_inputs, card):
+        """Rebuilds the module around `model` from an export's model card."""
+        return cls(model, text_inputs)
+
     def _add_text_signatures(self, pair=True):
         outputs_fn = self.model_outputs
 
@@ -80,7 +89,9 @@ class ClassifierModule(ServingModule):
         super().__init__(model, text_inputs, name=name)
         self.regression = model.num_classes == 1
         if labels is None:
-            labels = [str(i) for i in range(model.num_classes)]
+            labels = getattr(model, "label_names", None) or [
+                str(i) for i in range(model.num_classes)
+            ]
         labels = [str(label) for label in labels]
         if not self.regression and len(labels) != model.num_classes:
             raise ValueError(
@@ -91,6 +102,13 @@ class ClassifierModule(ServingModule):
         self._label_strings = tf.constant(labels if not self.regression else [""])
         self._add_text_signatures(pair=True)
         self._add_example_signature()
+
+    def card(self):
+        return {"labels": self.labels, "regression": self.regression}
+
+    @classmethod
+    def from_card(cls, model, text_inputs, card):
+        return cls(model, text_inputs, labels=card.get("labels"))
 
     def model_outputs(self, inputs):
         logits = tf.cast(self.model(inputs, training=False), tf.float32)
@@ -154,6 +172,13 @@ class EmbeddingsModule(ServingModule):
         self.normalize = bool(normalize)
         self._add_text_signatures(pair=False)
 
+    def card(self):
+        return {"normalize": self.normalize}
+
+    @classmethod
+    def from_card(cls, model, text_inputs, card):
+        return cls(model, text_inputs, normalize=card.get("normalize", True))
+
     def model_outputs(self, inputs):
         outputs = self.model(inputs, training=False)
         sequence = tf.cast(outputs["sequence_output"], tf.float32)
@@ -169,4 +194,12 @@ class EmbeddingsModule(ServingModule):
         }
 
 
-__all__ = ["ClassifierModule", "EmbeddingsModule", "MODEL_INPUTS", "ServingModule"]
+MODULES_BY_TASK = {module.task: module for module in (ClassifierModule, EmbeddingsModule)}
+
+__all__ = [
+    "ClassifierModule",
+    "EmbeddingsModule",
+    "MODEL_INPUTS",
+    "MODULES_BY_TASK",
+    "ServingModule",
+]
