@@ -7,6 +7,7 @@ from keras_bert_impl.layers.activations import truncated_normal
 from keras_bert_impl.layers.position_embedding import PositionEmbedding
 
 
+@keras.saving.register_keras_serializable(package="keras_bert_impl")
 class BertEmbeddings(keras.layers.Layer):
     """Sums token, position and segment embeddings, normalises, drops out.
 

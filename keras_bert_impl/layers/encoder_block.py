@@ -9,6 +9,7 @@ from keras_bert_impl.layers.activations import truncated_normal
 from keras_bert_impl.layers.self_attention import MultiHeadSelfAttention
 
 
+@keras.saving.register_keras_serializable(package="keras_bert_impl")
 class TransformerEncoderBlock(keras.layers.Layer):
     """attention → dropout → residual → LN → FFN → dropout → residual → LN.
 

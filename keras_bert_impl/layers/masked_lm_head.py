@@ -8,6 +8,7 @@ from keras_bert_impl.layers.activations import layer_norm_dtype
 from keras_bert_impl.layers.activations import truncated_normal
 
 
+@keras.saving.register_keras_serializable(package="keras_bert_impl")
 class MaskedLMHead(keras.layers.Layer):
     """Predicts the original tokens at the masked positions only.
 
@@ -18,7 +19,10 @@ class MaskedLMHead(keras.layers.Layer):
 
     Args:
         token_embedding: the backbone's `keras.layers.Embedding`; its table is
-            reused, not copied.
+            reused, not copied. A head rebuilt from its config alone gets an
+            embedding of its own; a model that ties the two (as
+            `BertPretrainer` does) passes the shared one in again when it is
+            rebuilt, which is how the tie survives a `.keras` file.
         hidden_act: a `BertConfig.hidden_act` name.
         layer_norm_epsilon: LayerNorm epsilon.
         initializer_range: stddev of the truncated-normal initializer.
@@ -81,14 +85,21 @@ class MaskedLMHead(keras.layers.Layer):
         return tuple(mask_positions_shape) + (self.vocab_size,)
 
     def get_config(self):
-        # The tied embedding is not serialisable on its own: the owning model
-        # passes it back in when it is rebuilt.
+        # The embedding's config travels along so the head rebuilds on its
+        # own; a model that ties it (BertPretrainer) passes its own instead.
         config = super().get_config()
         config.update(
             {
+                "token_embedding": keras.layers.serialize(self.token_embedding),
                 "hidden_act": self.hidden_act,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "initializer_range": self.initializer_range,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["token_embedding"] = keras.layers.deserialize(config["token_embedding"])
+        return cls(**config)

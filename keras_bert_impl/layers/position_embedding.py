@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 
+@keras.saving.register_keras_serializable(package="keras_bert_impl")
 class PositionEmbedding(keras.layers.Layer):
     """A learned `[max_length, hidden_size]` table, sliced to the sequence length.
 

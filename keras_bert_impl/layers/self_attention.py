@@ -12,6 +12,7 @@ from keras_bert_impl.layers.activations import truncated_normal
 _MASKED_SCORE = -1e9
 
 
+@keras.saving.register_keras_serializable(package="keras_bert_impl")
 class MultiHeadSelfAttention(keras.layers.Layer):
     """Scaled dot-product self-attention over `num_heads` heads.
 
