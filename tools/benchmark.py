@@ -26,7 +26,6 @@ import tempfile
 import time
 
 import keras
-import keras_hub
 import numpy as np
 import tensorflow as tf
 from absl import app
@@ -210,9 +209,20 @@ class _TorchPeer:
         del outputs  # Eager CPU torch returns finished tensors.
 
 
+def _keras_hub():
+    try:
+        import keras_hub
+    except ImportError:
+        raise ValueError(
+            "kbi-benchmark measures against keras-hub, which is not installed: "
+            'pip install -e ".[peers]"'
+        ) from None
+    return keras_hub
+
+
 def keras_hub_backbone(config):
     """keras-hub's `BertBackbone` with `config`'s shape (its GELU is tanh)."""
-    return keras_hub.models.BertBackbone(
+    return _keras_hub().models.BertBackbone(
         vocabulary_size=config.vocab_size,
         num_layers=config.num_layers,
         num_heads=config.num_heads,
@@ -401,7 +411,7 @@ def _environment(include_torch):
     versions = [
         f"tensorflow {tf.__version__}",
         f"keras {keras.__version__}",
-        f"keras-hub {keras_hub.__version__}",
+        f"keras-hub {_keras_hub().__version__}",
     ]
     if include_torch:
         import torch
