@@ -186,9 +186,11 @@ class SquadFeatures:
         return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _char_offsets(text, byte_starts, byte_ends):
+def char_spans(text, byte_starts, byte_ends):
     """Converts UTF-8 byte offsets into `text` to character offsets."""
-    encoded_lengths = np.array([len(c.encode("utf-8")) for c in text], dtype=np.int64)
+    encoded_lengths = np.array(
+        [len(c.encode("utf-8", "surrogatepass")) for c in text], dtype=np.int64
+    )
     # char_at_byte[b] = index of the character holding byte b (plus an end).
     char_at_byte = np.append(
         np.repeat(np.arange(len(text)), encoded_lengths), len(text)
@@ -240,8 +242,8 @@ def squad_features(
     context_ids, byte_starts, byte_ends = tokenizer.tokenize_with_offsets(
         tf.constant(contexts)
     )
-    char_spans = [
-        _char_offsets(context, starts, ends)
+    spans = [
+        char_spans(context, starts, ends)
         for context, starts, ends in zip(
             contexts, _ragged_rows(byte_starts), _ragged_rows(byte_ends)
         )
@@ -251,7 +253,7 @@ def squad_features(
     answers = np.full((2, len(examples)), -1, np.int64)
     for index, (example, row) in enumerate(zip(examples, rows)):
         if example.answers:
-            answers[:, index] = _answer_pieces(example, *char_spans[row])
+            answers[:, index] = _answer_pieces(example, *spans[row])
     windows = question_context_windows(
         tokenizer(tf.constant([e.question for e in examples])),
         tf.gather(context_ids, rows),
@@ -266,7 +268,7 @@ def squad_features(
     end_char = np.full(piece.shape, -1, np.int32)
     for window, example_index in enumerate(windows["example_index"]):
         in_context = piece[window] >= 0
-        starts, ends = char_spans[rows[example_index]]
+        starts, ends = spans[rows[example_index]]
         start_char[window, in_context] = starts[piece[window, in_context]]
         end_char[window, in_context] = ends[piece[window, in_context]]
     return SquadFeatures(

@@ -28,7 +28,8 @@ class SquadPredictions:
     Attributes:
         answers: the chosen answer text ("" = no answer).
         nbest: ranked candidates, each a dict with `text`, `start_logit`,
-            `end_logit` and `probability` (softmax over the candidates).
+            `end_logit`, `probability` (softmax over the candidates) and, for
+            spans, `start_char` / `end_char` (`context[start_char:end_char]`).
         null_score_diff: null score minus best span score (v2.0 only; tune
             `null_score_diff_threshold` on it).
     """
@@ -165,7 +166,13 @@ def _rank(spans, context, n_best_size):
             continue
         seen.add(text)
         ranked.append(
-            {"text": text, "start_logit": start_logit, "end_logit": end_logit}
+            {
+                "text": text,
+                "start_logit": start_logit,
+                "end_logit": end_logit,
+                "start_char": first_char,
+                "end_char": last_char,
+            }
         )
         if len(ranked) == n_best_size:
             break

@@ -1,5 +1,7 @@
 """`BertBackbone`: embeddings → N encoder blocks → pooled [CLS]."""
 
+import importlib
+
 import keras
 from keras import ops
 
@@ -90,6 +92,19 @@ class BertBackbone(keras.Model):
             dtype=self.dtype_policy,
             name="pooled_dense",
         )
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """Builds the backbone from a preset name (random weights), a Hugging
+        Face or Google TF1 checkpoint directory, or a `.keras` file (a saved
+        backbone, or a task model whose backbone is taken).
+
+        Args:
+            preset: see above.
+            **kwargs: `BertBackbone` arguments (`dtype`, `output_hidden_states`).
+        """
+        presets = importlib.import_module("keras_bert_impl.convert.presets")
+        return presets.load(cls, preset, **kwargs)
 
     @property
     def token_embedding(self):

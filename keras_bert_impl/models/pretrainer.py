@@ -56,6 +56,9 @@ class BertPretrainer(BertTask):
     `[batch, num_predictions, vocab_size]` and `nsp_logits` `[batch, 2]`.
     """
 
+    # from_preset gives it a BertMaskedLMPreprocessor (text → dynamic masks).
+    preprocessor_class_name = "BertMaskedLMPreprocessor"
+
     def __init__(self, backbone="base", **kwargs):
         super().__init__(backbone, **kwargs)
         cfg = self.config

@@ -1,6 +1,9 @@
 """`BertTokenClassifier`: a dense layer on every token (NER, tagging)."""
 
+import dataclasses
+
 import keras
+import numpy as np
 from keras import ops
 
 from keras_bert_impl.models.task import BertDenseHeadTask
@@ -8,6 +11,23 @@ from keras_bert_impl.models.task import BertDenseHeadTask
 # Label of positions that carry no loss (continuation pieces, [CLS], [SEP],
 # padding), as in Hugging Face's token-classification examples.
 IGNORE_LABEL = -100
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggedWord:
+    """One word of raw text and its predicted tag (`predict_text`).
+
+    Attributes:
+        word: the word as it appears in the text.
+        tag: its tag name; None when the word did not fit in the
+            preprocessor's `sequence_length`.
+        start, end: character offsets: `text[start:end] == word`.
+    """
+
+    word: str
+    tag: str | None
+    start: int
+    end: int
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_impl")
@@ -44,9 +64,16 @@ class BertTokenClassifier(BertDenseHeadTask):
         backbone: a `BertBackbone` or its config / preset name.
         num_classes: number of tags.
         dropout: dropout on the sequence output.
+        label_names: optional tag names in index order.
+        preprocessor: optional `BertTokenClassifierPreprocessor`: then `fit`,
+            `evaluate` and `predict` also take pre-split words (a list of
+            word lists, with a list of tag lists, names or indices, as
+            labels) or raw text.
         **kwargs: `keras.Model` arguments.
 
     Returns (call): float32 logits `[batch, seq_length, num_classes]`.
+    `predict` returns the same on text; `predict_text` returns a tag per
+    word.
 
     `compile()` defaults: AdamW(5e-5), sparse categorical cross-entropy from
     logits that skips labels equal to `IGNORE_LABEL` (-100), and accuracy
@@ -55,9 +82,14 @@ class BertTokenClassifier(BertDenseHeadTask):
 
     head_input = "sequence_output"
     head_name = "token_classifier_head"
+    preprocessor_class_name = "BertTokenClassifierPreprocessor"
 
-    def __init__(self, backbone="base", num_classes=9, dropout=0.1, **kwargs):
-        super().__init__(backbone, num_classes, dropout, **kwargs)
+    def __init__(
+        self, backbone="base", num_classes=None, dropout=0.1, label_names=None, **kwargs
+    ):
+        if num_classes is None and label_names is None:
+            num_classes = 9
+        super().__init__(backbone, num_classes, dropout, label_names, **kwargs)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         if optimizer == "auto":
@@ -69,3 +101,83 @@ class BertTokenClassifier(BertDenseHeadTask):
         if metrics == "auto":
             metrics = [LabelledTokenAccuracy()]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def _prepare_text(self, x, y, sample_weight):
+        if y is not None and not hasattr(y, "dtype"):
+            y = [self.label_indices(list(row)) for row in y]
+        return x, y, sample_weight
+
+    def predict_text(self, x, batch_size=None):
+        """Tags every word.
+
+        Args:
+            x: pre-split words (a list of word lists) or raw texts (a list
+                of strings; words are BERT's basic-tokenizer words).
+            batch_size: inputs per batch (default 32).
+
+        Returns:
+            One list per input: for words, their tag names in order; for
+            raw text, `TaggedWord`s. A word that did not fit in the
+            preprocessor's `sequence_length` gets the tag None.
+        """
+        from keras_bert_impl.models import text_inputs
+
+        if self.preprocessor is None:
+            raise ValueError(
+                "predict_text needs a preprocessor: build the model with "
+                "from_preset(checkpoint) or pass preprocessor=."
+            )
+        self._check_inputs(x, "predict_text")
+        if isinstance(x, (str, bytes)):
+            x = [x]
+        predictions = []  # per input: ({word index: tag}, byte offsets or None)
+        for batch in text_inputs.encoded_batches(self.preprocessor, x, batch_size):
+            inputs = {key: batch[key] for key in _MODEL_INPUTS}
+            predicted = np.asarray(self.predict_on_batch(inputs)).argmax(-1)
+            for row, word_index in enumerate(batch["word_index"]):
+                positions = np.nonzero(word_index >= 0)[0]
+                names = self.names_of(predicted[row, positions])
+                tags = dict(zip(word_index[positions].tolist(), names))
+                offsets = None
+                if "word_starts" in batch:
+                    offsets = (
+                        batch["word_starts"][row].numpy(),
+                        batch["word_ends"][row].numpy(),
+                    )
+                predictions.append((tags, offsets))
+        if predictions and predictions[0][1] is not None:
+            return [
+                _tagged_words(text, tags, offsets)
+                for text, (tags, offsets) in zip(_texts_as_bytes(x), predictions)
+            ]
+        return [
+            [tags.get(i) for i in range(len(words))]
+            for words, (tags, _) in zip(_word_lists(x), predictions)
+        ]
+
+
+_MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+
+
+def _texts_as_bytes(x):
+    texts = x.numpy().tolist() if hasattr(x, "numpy") else list(np.asarray(x, object))
+    return [
+        t.encode("utf-8", "surrogatepass") if isinstance(t, str) else bytes(t)
+        for t in texts
+    ]
+
+
+def _word_lists(x):
+    return x.to_list() if hasattr(x, "to_list") else list(x)
+
+
+def _tagged_words(text, tags, offsets):
+    """`TaggedWord`s of one raw text from byte offsets into its UTF-8."""
+    words = []
+    for index, (start, end) in enumerate(zip(*offsets)):
+        char_start = len(text[:start].decode("utf-8", "replace"))
+        word = text[start:end].decode("utf-8", "replace")
+        words.append(
+            TaggedWord(word, tags.get(index), char_start, char_start + len(word))
+        )
+    return words
