@@ -1,0 +1,518 @@
+"""Fine-tuning on GLUE-style classification/regression, CoNLL NER and SQuAD:
+the pure function behind `kbi-finetune` (google-research/bert's
+`run_classifier.py` and `run_squad.py`, plus NER).
+
+Outputs in `output_dir`: `checkpoints/`, `tensorboard/`, `metrics.{json,csv,png}`
+(training curves), `model.keras` (the trained model), `labels.json`,
+`eval_results.txt` (`key = value` lines) and `eval_results.json`, and for
+`do_predict` `test_results.tsv` (class probabilities, as run_classifier.py),
+`test_predictions.json` (NER tags per word) or `predictions.json` /
+`nbest_predictions.json` (SQuAD).
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from keras_bert_impl.training import evaluation
+from keras_bert_impl.training.history import write_atomically
+from keras_bert_impl.training.model_loading import default_vocab_file, load_model
+from keras_bert_impl.training.optimization import create_optimizer
+from keras_bert_impl.training.strategy import get_strategy, is_chief
+from keras_bert_impl.training.trainer import Trainer, TrainerSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class GlueTask:
+    """Where a GLUE task's TSV files keep their texts and labels."""
+
+    text_columns: tuple
+    label_column: object
+    metric: str = "accuracy"
+    header: bool = True
+    regression: bool = False
+    dev_file: str = "dev.tsv"
+    test_text_columns: tuple | None = None
+
+
+GLUE_TASKS = {
+    "cola": GlueTask((3,), 1, "mcc", header=False, test_text_columns=("sentence",)),
+    "sst2": GlueTask(("sentence",), "label"),
+    "mrpc": GlueTask(("#1 String", "#2 String"), "Quality", "accuracy_f1"),
+    "qqp": GlueTask(("question1", "question2"), "is_duplicate", "accuracy_f1"),
+    "stsb": GlueTask(
+        ("sentence1", "sentence2"), "score", "pearson_spearman", regression=True
+    ),
+    "mnli": GlueTask(
+        ("sentence1", "sentence2"), "gold_label", dev_file="dev_matched.tsv"
+    ),
+    "qnli": GlueTask(("question", "sentence"), "label"),
+    "rte": GlueTask(("sentence1", "sentence2"), "label"),
+    "wnli": GlueTask(("sentence1", "sentence2"), "label"),
+}
+NER_TASKS = ("conll2003", "ner")
+SQUAD_TASKS = ("squad", "squad_v2")
+TASK_NAMES = tuple(GLUE_TASKS) + NER_TASKS + SQUAD_TASKS
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneSettings:
+    """Settings of a fine-tuning run (google-research/bert flag names)."""
+
+    task_name: str
+    output_dir: str
+    data_dir: str | None = None
+    train_file: str | None = None
+    predict_file: str | None = None
+    init_checkpoint: str | None = None
+    bert_config_file: str | None = None
+    config: str | None = None
+    vocab_file: str | None = None
+    do_lower_case: bool = True
+    do_train: bool = False
+    do_eval: bool = False
+    do_predict: bool = False
+    max_seq_length: int = 128
+    train_batch_size: int = 32
+    eval_batch_size: int = 64
+    predict_batch_size: int = 64
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 3.0
+    warmup_proportion: float = 0.1
+    weight_decay: float = 0.01
+    optimizer: str = "adamw"
+    strategy: str = "default"
+    tpu: str | None = None
+    mixed_precision: str | None = None
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    save_checkpoints_steps: int = 1000
+    seed: int = 12345
+    max_train_examples: int | None = None
+    bucket_lengths: str | None = None
+    doc_stride: int = 128
+    max_query_length: int = 64
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    null_score_diff_threshold: float = 0.0
+    verbose: int = 1
+
+
+MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
+
+
+def check_settings(s):
+    if s.task_name not in TASK_NAMES:
+        raise ValueError(
+            f"Unknown --task_name={s.task_name!r}; valid tasks are {list(TASK_NAMES)}."
+        )
+    if not (s.do_train or s.do_eval or s.do_predict):
+        raise ValueError("At least one of --do_train, --do_eval, --do_predict is needed.")
+    if s.mixed_precision not in MIXED_PRECISION:
+        raise ValueError(
+            f"Unknown --mixed_precision={s.mixed_precision!r}; valid values are "
+            "'', 'mixed_bfloat16', 'mixed_float16'."
+        )
+    if s.task_name in SQUAD_TASKS:
+        if s.do_train and not s.train_file:
+            raise ValueError("--do_train for SQuAD needs --train_file.")
+        if (s.do_eval or s.do_predict) and not s.predict_file:
+            raise ValueError("--do_eval/--do_predict for SQuAD needs --predict_file.")
+    elif not s.data_dir:
+        raise ValueError(f"--task_name={s.task_name} needs --data_dir.")
+    if s.bucket_lengths not in (None, "none") and s.task_name not in GLUE_TASKS:
+        raise ValueError("--bucket_lengths applies to the GLUE-style tasks only.")
+    if s.bucket_lengths not in (None, "none") and s.strategy == "tpu":
+        raise ValueError("--bucket_lengths varies shapes; TPUs need static ones.")
+    if not 0.0 <= s.warmup_proportion <= 1.0:
+        raise ValueError(
+            f"--warmup_proportion must be in [0, 1], got {s.warmup_proportion}."
+        )
+
+
+def _data_file(settings, name):
+    path = os.path.join(settings.data_dir, name)
+    if not tf.io.gfile.exists(path):
+        raise ValueError(f"{path} not found (--data_dir={settings.data_dir}).")
+    return path
+
+
+def _head(examples, limit):
+    """The first `limit` rows of a reader's result (for quick runs)."""
+    if not limit or limit >= len(examples):
+        return examples
+    fields = {}
+    for field in dataclasses.fields(examples):
+        value = getattr(examples, field.name)
+        if field.name == "texts":
+            value = tuple(column[:limit] for column in value)
+        elif field.name in ("labels", "words", "tags", "first_lines") and value:
+            value = value[:limit]
+        fields[field.name] = value
+    return type(examples)(**fields)
+
+
+class _TaskData:
+    """Reads one task's files and makes its datasets, model and metrics."""
+
+    def __init__(self, settings, tokenizer, label_vocabulary=None):
+        self.settings = settings
+        self.tokenizer = tokenizer
+        self.label_vocabulary = label_vocabulary
+        name = settings.task_name
+        self.kind = (
+            "glue" if name in GLUE_TASKS else "ner" if name in NER_TASKS else "squad"
+        )
+
+    # --- reading ------------------------------------------------------------
+
+    def read(self, split):
+        from keras_bert_impl.data import tasks
+
+        s = self.settings
+        if self.kind == "glue":
+            task = GLUE_TASKS[s.task_name]
+            file_name = {"train": "train.tsv", "dev": task.dev_file}.get(split)
+            if split == "test":
+                return tasks.read_tsv_examples(
+                    _data_file(s, "test.tsv"),
+                    text_columns=task.test_text_columns or task.text_columns,
+                    label_column=None,
+                    header=True,
+                )
+            examples = tasks.read_tsv_examples(
+                _data_file(s, file_name),
+                text_columns=task.text_columns,
+                label_column=task.label_column,
+                header=task.header,
+                regression=task.regression,
+                label_vocabulary=self.label_vocabulary,
+            )
+            if self.label_vocabulary is None:
+                self.label_vocabulary = examples.label_vocabulary
+            return examples
+        if self.kind == "ner":
+            file_name = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
+            sentences = tasks.read_conll(
+                _data_file(s, file_name[split]), label_vocabulary=self.label_vocabulary
+            )
+            if self.label_vocabulary is None:
+                self.label_vocabulary = sentences.label_vocabulary
+            return sentences
+        return tasks.read_squad(s.train_file if split == "train" else s.predict_file)
+
+    def features(self, examples):
+        from keras_bert_impl.data import tasks
+
+        s = self.settings
+        if self.kind == "ner":
+            return tasks.conll_features(examples, self.tokenizer, s.max_seq_length)
+        if self.kind == "squad":
+            return tasks.squad_features(
+                examples,
+                self.tokenizer,
+                s.max_seq_length,
+                s.doc_stride,
+                s.max_query_length,
+            )
+        return examples
+
+    def dataset(self, features, batch_size, training, with_labels=True):
+        from keras_bert_impl.data import tasks
+        from keras_bert_impl.text import Packer
+
+        s = self.settings
+        options = dict(
+            shuffle=training, seed=s.seed, repeat=training, drop_remainder=training
+        )
+        if self.kind == "glue":
+            packer = Packer.from_tokenizer(
+                self.tokenizer, s.max_seq_length, bucket_lengths=_buckets(s)
+            )
+            return tasks.text_classification_dataset(
+                features, self.tokenizer, packer, batch_size, **options
+            )
+        if self.kind == "squad":
+            return features.dataset(batch_size, with_labels=with_labels, **options)
+        return features.dataset(batch_size, **options)
+
+    # --- model --------------------------------------------------------------
+
+    def model(self, dtype):
+        from keras_bert_impl import models
+
+        s = self.settings
+        kwargs = {"dtype": dtype} if dtype else {}
+        if self.kind == "glue":
+            num_classes = 1 if GLUE_TASKS[s.task_name].regression else len(
+                self.label_vocabulary
+            )
+            cls, kwargs = models.BertClassifier, dict(kwargs, num_classes=num_classes)
+        elif self.kind == "ner":
+            num_classes = len(self.label_vocabulary)
+            cls = models.BertTokenClassifier
+            kwargs = dict(kwargs, num_classes=num_classes)
+        else:
+            cls = models.BertQuestionAnswerer
+        return load_model(
+            cls, s.init_checkpoint, s.bert_config_file, s.config, **kwargs
+        )
+
+    # --- evaluation ---------------------------------------------------------
+
+    def evaluate(self, outputs, examples, features):
+        s = self.settings
+        if self.kind == "glue":
+            task = GLUE_TASKS[s.task_name]
+            logits = outputs
+            predictions = logits[:, 0] if task.regression else logits.argmax(-1)
+            return evaluation.glue_metrics(task.metric, features.labels, predictions)
+        if self.kind == "ner":
+            predicted = features_for_ner_words(features, outputs)
+            return evaluation.entity_f1(examples.tags, predicted)
+        from keras_bert_impl.data import tasks
+
+        answers = self.squad_answers(outputs, features).answers
+        return tasks.squad_metrics(features.examples, answers)
+
+    def squad_answers(self, outputs, features):
+        from keras_bert_impl.data import tasks
+
+        s = self.settings
+        return tasks.squad_predictions(
+            features,
+            outputs["start_logits"],
+            outputs["end_logits"],
+            n_best_size=s.n_best_size,
+            max_answer_length=s.max_answer_length,
+            version_2_with_negative=s.task_name == "squad_v2",
+            null_score_diff_threshold=s.null_score_diff_threshold,
+        )
+
+
+def _buckets(settings):
+    """`--bucket_lengths`: none, auto, or comma-separated lengths."""
+    value = settings.bucket_lengths
+    if not value or value == "none":
+        return None
+    if value == "auto":
+        return "auto"
+    try:
+        return [int(v) for v in value.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"--bucket_lengths={value!r} must be 'none', 'auto' or comma-separated "
+            "integers."
+        ) from None
+
+
+def features_for_ner_words(features, logits):
+    return features.word_predictions(logits)
+
+
+def predict_outputs(model, dataset):
+    """Model outputs over a dataset (numpy, concatenated; dicts kept)."""
+    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    chunks = []
+    for batch in dataset:
+        x = batch[0] if isinstance(batch, tuple) else batch
+        chunks.append(tf.nest.map_structure(lambda t: t.numpy(), call(x)))
+    if isinstance(chunks[0], dict):
+        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    return np.concatenate(chunks)
+
+
+def save_model(model, path):
+    """Writes `model` as `.keras` at `path` (any file system), atomically."""
+    with tempfile.TemporaryDirectory() as local:
+        local_path = os.path.join(local, "model.keras")
+        model.save(local_path)
+        temporary = path + ".tmp"
+        tf.io.gfile.copy(local_path, temporary, overwrite=True)
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def write_eval_results(output_dir, results, name="eval_results"):
+    lines = "".join(f"{key} = {value}\n" for key, value in sorted(results.items()))
+    write_atomically(os.path.join(output_dir, name + ".txt"), lines)
+    write_atomically(
+        os.path.join(output_dir, name + ".json"),
+        json.dumps(results, indent=1, sort_keys=True) + "\n",
+    )
+
+
+def _tokenizer(settings):
+    from keras_bert_impl.text import Tokenizer
+
+    vocab_file = settings.vocab_file or default_vocab_file(settings.init_checkpoint)
+    if not vocab_file:
+        raise ValueError(
+            "--vocab_file is needed: the --init_checkpoint has no vocab.txt beside it."
+        )
+    if not tf.io.gfile.exists(vocab_file):
+        raise ValueError(f"--vocab_file={vocab_file} does not exist.")
+    return Tokenizer(vocab_file, lowercase=settings.do_lower_case)
+
+
+def run_finetuning(settings, strategy=None):
+    """Trains, evaluates and/or predicts as `settings` asks.
+
+    Args:
+        settings: `FinetuneSettings`.
+        strategy: an already built strategy (else one is built from
+            `settings.strategy`; build it before anything else in a process).
+
+    Returns:
+        dict with `eval_results` (when `do_eval`), `train_steps`,
+        `train_seconds`, `examples_per_second` and the written paths.
+    """
+    import keras
+
+    check_settings(settings)
+    if strategy is None:
+        strategy = get_strategy(settings.strategy, settings.tpu)
+    keras.utils.set_random_seed(settings.seed)
+    tf.io.gfile.makedirs(settings.output_dir)
+    tokenizer = _tokenizer(settings)
+    labels_path = os.path.join(settings.output_dir, "labels.json")
+    label_vocabulary = None
+    if not settings.do_train and tf.io.gfile.exists(labels_path):
+        with tf.io.gfile.GFile(labels_path) as f:
+            label_vocabulary = json.load(f)
+    task = _TaskData(settings, tokenizer, label_vocabulary)
+    result = {}
+
+    train_features = None
+    if settings.do_train:
+        train_examples = _head(task.read("train"), settings.max_train_examples)
+        train_features = task.features(train_examples)
+    if settings.do_eval:
+        eval_examples = task.read("dev")
+        eval_features = task.features(eval_examples)
+    if task.label_vocabulary is not None and settings.do_train and is_chief(strategy):
+        write_atomically(labels_path, json.dumps(list(task.label_vocabulary)))
+
+    model_path = os.path.join(settings.output_dir, "model.keras")
+    if settings.do_train:
+        num_examples = len(train_features)
+        steps = num_train_steps_for(
+            num_examples, settings.train_batch_size, settings.num_train_epochs
+        )
+        warmup = int(steps * settings.warmup_proportion)
+        trainer = Trainer(
+            strategy,
+            lambda: task.model(settings.mixed_precision),
+            lambda: create_optimizer(
+                settings.learning_rate,
+                steps,
+                warmup,
+                optimizer=settings.optimizer,
+                weight_decay=settings.weight_decay,
+            ),
+            TrainerSettings(
+                output_dir=settings.output_dir,
+                num_train_steps=steps,
+                global_batch_size=settings.train_batch_size,
+                steps_per_execution=settings.steps_per_execution,
+                save_checkpoints_steps=settings.save_checkpoints_steps,
+                jit_compile=settings.jit_compile,
+                verbose=settings.verbose,
+            ),
+        )
+        began = time.perf_counter()
+        history = trainer.train(
+            lambda: task.dataset(train_features, settings.train_batch_size, True)
+        )
+        seconds = time.perf_counter() - began
+        model = trainer.model
+        rates = [r["examples_per_second"] for r in history.rows[1:]]
+        result.update(
+            train_steps=steps,
+            warmup_steps=warmup,
+            train_seconds=seconds,
+            examples_per_second=float(np.median(rates)) if rates else None,
+            final_loss=history.rows[-1]["loss"] if history.rows else None,
+        )
+        if is_chief(strategy):
+            save_model(model, model_path)
+        result["model_path"] = model_path
+    else:
+        if not tf.io.gfile.exists(model_path):
+            raise ValueError(
+                f"{model_path} not found: run with --do_train first (or into "
+                "this --output_dir)."
+            )
+        import keras
+
+        model = keras.saving.load_model(model_path, compile=False)
+        if task.label_vocabulary is None and task.kind != "squad":
+            raise ValueError(f"{labels_path} not found beside {model_path}.")
+
+    if settings.do_eval:
+        outputs = predict_outputs(
+            model, task.dataset(eval_features, settings.eval_batch_size, False)
+        )
+        results = task.evaluate(outputs, eval_examples, eval_features)
+        results["eval_examples"] = len(eval_features)
+        if is_chief(strategy):
+            write_eval_results(settings.output_dir, results)
+        result["eval_results"] = results
+    if settings.do_predict:
+        result["predictions_path"] = _predict(settings, task, model)
+    return result
+
+
+def _predict(settings, task, model):
+    out = settings.output_dir
+    if task.kind == "squad":
+        examples = task.read("test")
+        features = task.features(examples)
+        outputs = predict_outputs(
+            model,
+            task.dataset(features, settings.predict_batch_size, False, with_labels=False),
+        )
+        predictions = task.squad_answers(outputs, features)
+        path = os.path.join(out, "predictions.json")
+        write_atomically(path, json.dumps(predictions.answers, indent=1) + "\n")
+        write_atomically(
+            os.path.join(out, "nbest_predictions.json"),
+            json.dumps(predictions.nbest, indent=1) + "\n",
+        )
+        return path
+    examples = task.read("test")
+    features = task.features(examples)
+    outputs = predict_outputs(
+        model, task.dataset(features, settings.predict_batch_size, False)
+    )
+    if task.kind == "ner":
+        path = os.path.join(out, "test_predictions.json")
+        words = features_for_ner_words(features, outputs)
+        write_atomically(path, json.dumps(words) + "\n")
+        return path
+    path = os.path.join(out, "test_results.tsv")
+    if GLUE_TASKS[settings.task_name].regression:
+        lines = [f"{value:.6f}" for value in outputs[:, 0]]
+    else:
+        shifted = outputs - outputs.max(-1, keepdims=True)
+        probabilities = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
+        lines = ["\t".join(f"{p:.6f}" for p in row) for row in probabilities]
+    write_atomically(path, "\n".join(lines) + "\n")
+    return path
+
+
+def num_train_steps_for(num_examples, batch_size, epochs):
+    """google-research/bert's count: int(examples / batch * epochs)."""
+    return max(1, int(num_examples / batch_size * epochs))
+
+
+__all__ = [
+    "FinetuneSettings",
+    "GLUE_TASKS",
+    "TASK_NAMES",
+    "run_finetuning",
+]
