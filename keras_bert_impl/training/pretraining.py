@@ -1,0 +1,193 @@
+"""BERT pretraining (masked LM + next sentence): the pure function behind
+`kbi-pretrain` (google-research/bert's `run_pretraining.py`).
+
+Input: TFRecords written by `kbi-create-pretraining-data` (or
+google-research/bert's `create_pretraining_data.py`), read with their
+static masks, or re-masked in every batch with `dynamic_masking` (then
+`vocab_file` is needed for the special ids).
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from keras_bert_impl.training.finetuning import MIXED_PRECISION, save_model
+from keras_bert_impl.training.finetuning import write_eval_results
+from keras_bert_impl.training.model_loading import load_model
+from keras_bert_impl.training.optimization import create_optimizer
+from keras_bert_impl.training.strategy import get_strategy, is_chief
+from keras_bert_impl.training.trainer import Trainer, TrainerSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainSettings:
+    """Settings of a pretraining run (google-research/bert flag names)."""
+
+    input_file: str
+    output_dir: str
+    bert_config_file: str | None = None
+    config: str | None = None
+    init_checkpoint: str | None = None
+    vocab_file: str | None = None
+    dynamic_masking: bool = False
+    train_batch_size: int = 32
+    eval_batch_size: int = 8
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    num_train_steps: int = 100000
+    num_warmup_steps: int = 10000
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    optimizer: str = "adamw"
+    do_train: bool = True
+    do_eval: bool = False
+    eval_input_file: str | None = None
+    max_eval_steps: int = 100
+    save_checkpoints_steps: int = 1000
+    steps_per_execution: int = 1
+    strategy: str = "default"
+    tpu: str | None = None
+    mixed_precision: str | None = None
+    jit_compile: bool = False
+    seed: int = 12345
+    verbose: int = 1
+
+
+def _masker(settings):
+    from keras_bert_impl.data import MaskedLMMasker
+    from keras_bert_impl.text.vocab_file import load_vocabulary
+
+    if not settings.vocab_file:
+        raise ValueError("--dynamic_masking needs --vocab_file (for the special ids).")
+    return MaskedLMMasker.from_vocabulary(
+        load_vocabulary(settings.vocab_file), settings.max_predictions_per_seq
+    )
+
+
+def pretraining_input(settings, file_patterns, batch_size, training):
+    """The `(x, y)` batches of `file_patterns` as the settings ask."""
+    from keras_bert_impl.data import dynamic_masking_dataset, pretraining_dataset
+
+    options = dict(shuffle=training, seed=settings.seed, repeat=training)
+    if settings.dynamic_masking:
+        return dynamic_masking_dataset(
+            file_patterns,
+            batch_size,
+            settings.max_seq_length,
+            _masker(settings),
+            **options,
+        )
+    return pretraining_dataset(
+        file_patterns,
+        batch_size,
+        settings.max_seq_length,
+        settings.max_predictions_per_seq,
+        **options,
+    )
+
+
+def evaluate_pretraining(model, dataset, max_steps):
+    """Held-out masked-LM accuracy/loss and next-sentence accuracy/loss,
+    weighted over real predictions, as run_pretraining.py's `metric_fn`."""
+    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    hits = total = mlm_loss = 0.0
+    nsp_hits = nsp_loss = examples = 0.0
+    for step, (x, y) in enumerate(dataset):
+        if step >= max_steps:
+            break
+        out = {k: v.numpy().astype(np.float64) for k, v in call(x).items()}
+        ids, weights = y["masked_lm_ids"].numpy(), y["masked_lm_weights"].numpy()
+        logits = out["mlm_logits"]
+        log_probs = logits - logits.max(-1, keepdims=True)
+        log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
+        picked = np.take_along_axis(log_probs, ids[..., None], -1)[..., 0]
+        hits += float(((logits.argmax(-1) == ids) * weights).sum())
+        mlm_loss += float((-picked * weights).sum())
+        total += float(weights.sum())
+        labels = y["next_sentence_labels"].numpy().reshape(-1)
+        nsp = out["nsp_logits"] - out["nsp_logits"].max(-1, keepdims=True)
+        nsp -= np.log(np.exp(nsp).sum(-1, keepdims=True))
+        nsp_hits += float((nsp.argmax(-1) == labels).sum())
+        nsp_loss += float(-nsp[np.arange(len(labels)), labels].sum())
+        examples += len(labels)
+    if not examples:
+        raise ValueError("The evaluation input holds less than one batch.")
+    return {
+        "masked_lm_accuracy": hits / max(total, 1e-5),
+        "masked_lm_loss": mlm_loss / max(total, 1e-5),
+        "next_sentence_accuracy": nsp_hits / examples,
+        "next_sentence_loss": nsp_loss / examples,
+        "eval_examples": int(examples),
+    }
+
+
+def run_pretraining(settings, strategy=None):
+    """Pretrains (and/or evaluates) as `settings` asks; returns a dict with
+    the training history rows and `eval_results`."""
+    import keras
+
+    from keras_bert_impl.models import BertPretrainer
+
+    if settings.mixed_precision not in MIXED_PRECISION:
+        raise ValueError(
+            f"Unknown --mixed_precision={settings.mixed_precision!r}; valid values "
+            "are '', 'mixed_bfloat16', 'mixed_float16'."
+        )
+    if strategy is None:
+        strategy = get_strategy(settings.strategy, settings.tpu)
+    keras.utils.set_random_seed(settings.seed)
+    tf.io.gfile.makedirs(settings.output_dir)
+    kwargs = {"dtype": settings.mixed_precision} if settings.mixed_precision else {}
+    trainer = Trainer(
+        strategy,
+        lambda: load_model(
+            BertPretrainer,
+            settings.init_checkpoint,
+            settings.bert_config_file,
+            settings.config,
+            **kwargs,
+        ),
+        lambda: create_optimizer(
+            settings.learning_rate,
+            settings.num_train_steps,
+            settings.num_warmup_steps,
+            optimizer=settings.optimizer,
+            weight_decay=settings.weight_decay,
+        ),
+        TrainerSettings(
+            output_dir=settings.output_dir,
+            num_train_steps=settings.num_train_steps,
+            global_batch_size=settings.train_batch_size,
+            steps_per_execution=settings.steps_per_execution,
+            save_checkpoints_steps=settings.save_checkpoints_steps,
+            jit_compile=settings.jit_compile,
+            verbose=settings.verbose,
+        ),
+    )
+    result = {}
+    if settings.do_train:
+        history = trainer.train(
+            lambda: pretraining_input(
+                settings, settings.input_file, settings.train_batch_size, True
+            )
+        )
+        result["history"] = history.rows
+        if is_chief(strategy):
+            save_model(trainer.model, os.path.join(settings.output_dir, "model.keras"))
+    else:
+        trainer.restore_latest()
+    if settings.do_eval:
+        dataset = pretraining_input(
+            settings,
+            settings.eval_input_file or settings.input_file,
+            settings.eval_batch_size,
+            False,
+        )
+        results = evaluate_pretraining(trainer.model, dataset, settings.max_eval_steps)
+        results["global_step"] = int(trainer.step.numpy())
+        if is_chief(strategy):
+            write_eval_results(settings.output_dir, results)
+        result["eval_results"] = results
+    return result

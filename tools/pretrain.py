@@ -1,0 +1,103 @@
+"""Pretrains BERT with masked LM + next sentence prediction (`kbi-pretrain`).
+
+Flags follow google-research/bert's run_pretraining.py:
+
+    kbi-pretrain --input_file='pretrain/train.tfrecord-*' --config=base \\
+        --train_batch_size=256 --max_seq_length=128 --max_predictions_per_seq=20 \\
+        --num_train_steps=1000000 --num_warmup_steps=10000 --learning_rate=1e-4 \\
+        --strategy=tpu --tpu=my-tpu --mixed_precision=mixed_bfloat16 \\
+        --output_dir=gs://bucket/bert-base
+
+A rerun with the same `--output_dir` resumes from its last checkpoint.
+"""
+
+import dataclasses
+import sys
+
+from absl import flags
+
+
+def define_flags(f):
+    from keras_bert_impl.training.strategy import STRATEGIES
+
+    def string(name, default, help_text):
+        flags.DEFINE_string(name, default, help_text, flag_values=f)
+
+    def integer(name, default, help_text):
+        flags.DEFINE_integer(name, default, help_text, flag_values=f)
+
+    def boolean(name, default, help_text):
+        flags.DEFINE_bool(name, default, help_text, flag_values=f)
+
+    string("input_file", None, "Pretraining TFRecords: comma-separated globs.")
+    string("output_dir", None, "Checkpoints, logs, curves and model.keras go here.")
+    string("bert_config_file", None, "bert_config.json or config.json.")
+    string("config", None, "Preset (tiny, mini, small, medium, base, large).")
+    string("init_checkpoint", None, ".keras file, HF directory or TF1 checkpoint.")
+    string("vocab_file", None, "Vocabulary (needed with --dynamic_masking).")
+    boolean("dynamic_masking", False, "Mask afresh in every batch (RoBERTa-style).")
+    integer("train_batch_size", 32, "Global training batch size.")
+    integer("eval_batch_size", 8, "Evaluation batch size.")
+    integer("max_seq_length", 128, "Sequence length of the records.")
+    integer("max_predictions_per_seq", 20, "Masked-LM slots per sequence.")
+    integer("num_train_steps", 100000, "Training steps.")
+    integer("num_warmup_steps", 10000, "Warm-up steps.")
+    flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate.", flag_values=f)
+    flags.DEFINE_float("weight_decay", 0.01, "AdamW/LAMB weight decay.", flag_values=f)
+    flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.", flag_values=f)
+    boolean("do_train", True, "Train.")
+    boolean("do_eval", False, "Evaluate masked-LM / NSP accuracy.")
+    string("eval_input_file", None, "Held-out records (default: --input_file).")
+    integer("max_eval_steps", 100, "Evaluation batches.")
+    integer("save_checkpoints_steps", 1000, "Checkpoint interval.")
+    integer("steps_per_execution", 1, "Steps per compiled call.")
+    string("strategy", "default", f"One of {', '.join(STRATEGIES)}.")
+    string("tpu", None, "TPU name/address, or 'local'.")
+    string("mixed_precision", None, "mixed_bfloat16 or mixed_float16 (loss-scaled).")
+    boolean("jit_compile", False, "Compile the train step with XLA.")
+    integer("seed", 12345, "Seed of initialisation, shuffling, masking, dropout.")
+
+
+def settings_from_flags(f):
+    from keras_bert_impl.training.pretraining import PretrainSettings
+
+    values = {
+        field.name: f[field.name].value
+        for field in dataclasses.fields(PretrainSettings)
+        if field.name in f
+    }
+    values["mixed_precision"] = values.get("mixed_precision") or None
+    return PretrainSettings(**values)
+
+
+def main(f):
+    from keras_bert_impl.training.pretraining import run_pretraining
+
+    for name in ("input_file", "output_dir"):
+        if not f[name].value:
+            raise ValueError(f"--{name} is required.")
+    if not (f["bert_config_file"].value or f["config"].value or f["init_checkpoint"].value):
+        raise ValueError("Give --bert_config_file, --config or --init_checkpoint.")
+    result = run_pretraining(settings_from_flags(f))
+    for key, value in sorted(result.get("eval_results", {}).items()):
+        print(f"{key} = {value}")
+    return result
+
+
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    flag_values = flags.FlagValues()
+    define_flags(flag_values)
+    argv = sys.argv if argv is None else argv
+    try:
+        extra = flag_values(argv)[1:]
+        if extra:
+            raise flags.Error(f"unexpected arguments {extra}")
+        main(flag_values)
+    except (flags.Error, ValueError, FileNotFoundError) as e:
+        print(f"kbi-pretrain: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()
