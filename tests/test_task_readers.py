@@ -11,7 +11,7 @@ from keras_bert_impl.data.conll import conll_features, read_conll, tag_vocabular
 from keras_bert_impl.data.glue import read_tsv_examples, text_classification_dataset
 from keras_bert_impl.data.squad import read_squad, squad_features
 from keras_bert_impl.data.squad_postprocess import squad_metrics, squad_predictions
-from keras_bert_impl.models.token_classifier import IGNORE_LABEL
+from keras_bert_impl.constants import IGNORE_LABEL
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 

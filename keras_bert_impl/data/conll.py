@@ -21,7 +21,7 @@ from keras_bert_impl.data.batching import batched_examples
 from keras_bert_impl.data.text_files import read_lines
 from keras_bert_impl.data.word_alignment import pack_word_pieces
 from keras_bert_impl.data.word_alignment import word_piece_ids
-from keras_bert_impl.models.token_classifier import IGNORE_LABEL
+from keras_bert_impl.constants import IGNORE_LABEL
 from keras_bert_impl.text import Packer
 
 DOCUMENT_START = "-DOCSTART-"

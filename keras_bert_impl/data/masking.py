@@ -25,10 +25,8 @@ seed gives one set of masks, and a fresh seed per batch gives fresh masks.
 
 import tensorflow as tf
 
-CLS_TOKEN = "[CLS]"
-SEP_TOKEN = "[SEP]"
-PAD_TOKEN = "[PAD]"
-MASK_TOKEN = "[MASK]"
+from keras_bert_impl.constants import CLS, MASK, PAD, SEP
+
 CONTINUATION_PREFIX = "##"
 # Random selection keys leave this many low values for the position, which
 # makes every key distinct (sequences are far shorter than 2**20).
@@ -131,11 +129,7 @@ class MaskedLMMasker:
             **rates: `masked_lm_prob`, `mask_token_rate`, `random_token_rate`.
         """
         token_to_id = {token: index for index, token in enumerate(vocabulary)}
-        missing = [
-            t
-            for t in (CLS_TOKEN, SEP_TOKEN, PAD_TOKEN, MASK_TOKEN)
-            if t not in token_to_id
-        ]
+        missing = [t for t in (CLS, SEP, PAD, MASK) if t not in token_to_id]
         if missing:
             raise ValueError(
                 f"The vocabulary lacks the special token(s) {missing}; masked-LM "
@@ -151,10 +145,10 @@ class MaskedLMMasker:
             ]
         return cls(
             vocab_size=len(vocabulary),
-            mask_id=token_to_id[MASK_TOKEN],
-            cls_id=token_to_id[CLS_TOKEN],
-            sep_id=token_to_id[SEP_TOKEN],
-            pad_id=token_to_id[PAD_TOKEN],
+            mask_id=token_to_id[MASK],
+            cls_id=token_to_id[CLS],
+            sep_id=token_to_id[SEP],
+            pad_id=token_to_id[PAD],
             max_predictions_per_seq=max_predictions_per_seq,
             continuation_ids=continuation_ids,
             **rates,

@@ -44,6 +44,8 @@ import random
 
 import numpy as np
 
+from keras_bert_impl.constants import CLS, MASK, SEP, SPECIAL_TOKENS
+
 # Spawn keys separate the independent random streams derived from one seed.
 _UNIT_STREAM = 0
 _SHUFFLE_STREAM = 1
@@ -179,9 +181,7 @@ class MaskingVocabulary:
             ValueError: naming `source` and every missing special token.
         """
         index = {token: i for i, token in enumerate(vocabulary)}
-        missing = [
-            t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t not in index
-        ]
+        missing = [t for t in SPECIAL_TOKENS if t not in index]
         if missing:
             raise ValueError(
                 f"{source} lacks the special token(s) {', '.join(missing)}; a BERT "
@@ -189,9 +189,9 @@ class MaskingVocabulary:
             )
         return cls(
             vocab_size=len(vocabulary),
-            cls_id=index["[CLS]"],
-            sep_id=index["[SEP]"],
-            mask_id=index["[MASK]"],
+            cls_id=index[CLS],
+            sep_id=index[SEP],
+            mask_id=index[MASK],
             is_continuation=np.array(
                 [t.startswith("##") for t in vocabulary], dtype=bool
             ),

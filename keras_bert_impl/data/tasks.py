@@ -32,7 +32,7 @@ from keras_bert_impl.data.squad_postprocess import (
     squad_metrics,
     squad_predictions,
 )
-from keras_bert_impl.models.token_classifier import IGNORE_LABEL
+from keras_bert_impl.constants import IGNORE_LABEL
 
 __all__ = [
     "IGNORE_LABEL",

@@ -10,7 +10,7 @@ become one tag per word again.
 
 import tensorflow as tf
 
-from keras_bert_impl.models.token_classifier import IGNORE_LABEL
+from keras_bert_impl.constants import IGNORE_LABEL
 
 # `word_index` of positions that start no word.
 NO_WORD = -1

@@ -6,11 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_bert_impl.constants import IGNORE_LABEL
 from keras_bert_impl.models.task import BertDenseHeadTask
-
-# Label of positions that carry no loss (continuation pieces, [CLS], [SEP],
-# padding), as in Hugging Face's token-classification examples.
-IGNORE_LABEL = -100
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,12 +2,7 @@
 
 import tensorflow as tf
 
-PAD = "[PAD]"
-UNK = "[UNK]"
-CLS = "[CLS]"
-SEP = "[SEP]"
-MASK = "[MASK]"
-SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
+from keras_bert_impl.constants import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK  # noqa: F401
 
 
 def check_vocabulary(tokens, source):
