@@ -1,8 +1,12 @@
 """Runs SavedModel signatures in a fresh Python that imports only tensorflow + tensorflow_text.
 
 This is what a server has: the graph and the kernels, none of this package's Python code.
-If the SavedModel loads and runs there, it does not depend on objects that only exist in
-the exporting process.
+The child loads the way tensorflow_model_server does, not with `tf.saved_model.load`: the
+MetaGraphDef tagged "serve" goes into a session (variables restored by the saver, then the
+init op), and a signature runs by feeding and fetching its SignatureDef's tensor names.
+(A SavedModel can pass `tf.saved_model.load`, which rebuilds Python objects from the
+object graph, and still fail in a session, e.g. when the graph reads variables the saver
+does not restore.)
 """
 
 import json
@@ -22,6 +26,7 @@ import json, sys
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # registers the tf-text kernels, as the server links them
+from tensorflow.core.protobuf import config_pb2
 
 model_dir, manifest_file, report_file = sys.argv[1:4]
 with open(manifest_file) as f:
@@ -42,20 +47,38 @@ def read_inputs(inputs_file):
                 blob, flat = data[name].tobytes(), lengths.reshape(-1)
                 ends = np.cumsum(flat)
                 items = [blob[e - n:e] for e, n in zip(ends, flat)]
-                inputs[base] = tf.reshape(tf.constant(items, tf.string), lengths.shape)
+                array = np.empty(len(items), dtype=object)
+                array[:] = items
+                inputs[base] = array.reshape(lengths.shape)
             else:
-                inputs[name] = tf.constant(data[name])
+                inputs[name] = data[name]
     return inputs
 
 
-loaded = tf.saved_model.load(model_dir)
+graph = tf.Graph()
+session = tf.compat.v1.Session(graph=graph)
+with graph.as_default():
+    meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], model_dir)
 errors = {}
 for index, (signature, inputs_file, outputs_file) in enumerate(calls):
     try:
-        if signature not in loaded.signatures:
-            raise KeyError(f"signature {signature!r} not in {sorted(loaded.signatures)}")
-        outputs = loaded.signatures[signature](**read_inputs(inputs_file))
-        np.savez(outputs_file, **{name: value.numpy() for name, value in outputs.items()})
+        if signature not in meta_graph.signature_def:
+            raise KeyError(f"signature {signature!r} not in {sorted(meta_graph.signature_def)}")
+        signature_def = meta_graph.signature_def[signature]
+        inputs = read_inputs(inputs_file)
+        if set(inputs) != set(signature_def.inputs):
+            raise KeyError(
+                f"inputs {sorted(inputs)} do not match the signature's "
+                f"{sorted(signature_def.inputs)}"
+            )
+        options = config_pb2.CallableOptions()
+        names = sorted(inputs)
+        outputs = sorted(signature_def.outputs)
+        options.feed.extend(signature_def.inputs[name].name for name in names)
+        options.fetch.extend(signature_def.outputs[name].name for name in outputs)
+        run = session._make_callable_from_options(options)
+        values = run(*[inputs[name] for name in names])
+        np.savez(outputs_file, **dict(zip(outputs, values)))
     except Exception as error:
         errors[index] = f"{type(error).__name__}: {error}"[-3000:]
 with open(report_file, "w") as f:

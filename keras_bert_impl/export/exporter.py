@@ -128,6 +128,7 @@ def export_module(
     model_name = os.path.basename(os.path.normpath(os.fspath(export_dir)))
     writer = VersionWriter(export_dir, version)
     with writer as temp_dir:
+        module.track_variables()
         tf.saved_model.save(module, temp_dir, signatures=module.serving_signatures)
         _set_method_names(temp_dir, module.method_names)
         warmup.write_warmup_file(temp_dir, _warmup_logs(module, model_name, warmup_texts))

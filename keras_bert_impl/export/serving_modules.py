@@ -27,6 +27,13 @@ def _ids_signature(outputs_fn):
     return predict_ids
 
 
+class _Untracked:
+    """Holds an object out of SavedModel tracking (plain objects are not walked)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
 class ServingModule(tf.Module):
     """Base: a model, its text inputs, and `serving_signatures` (name -> tf.function).
 
@@ -38,10 +45,28 @@ class ServingModule(tf.Module):
 
     def __init__(self, model, text_inputs, name=None):
         super().__init__(name=name)
-        self.model = model
+        # Not tracked: saving a Keras model as a child writes a second copy of each
+        # variable, and a session-based loader (TF Serving) restores the copies while the
+        # graph reads the originals. `track_variables()` saves what the signatures read.
+        self._model = _Untracked(model)
         self.text_inputs = text_inputs
         self.serving_signatures = {}
         self.method_names = {}  # plain dict attributes are tracked; these are strings only
+
+    @property
+    def model(self):
+        return self._model.value
+
+    def track_variables(self):
+        """Tracks exactly the variables the traced signatures capture (call before saving),
+        as keras.export.ExportArchive does."""
+        seen, variables = set(), []
+        for function in self.serving_signatures.values():
+            for variable in function.get_concrete_function().variables:
+                if id(variable) not in seen:
+                    seen.add(id(variable))
+                    variables.append(variable)
+        self.captured_variables = variables
 
     def model_outputs(self, inputs):
         raise NotImplementedError
