@@ -2,7 +2,7 @@
 lists its own flags, and no TensorFlow start-up notices in front of the user."""
 
 import configparser
-import importlib
+import json
 import os
 import subprocess
 import sys
@@ -25,17 +25,50 @@ def console_scripts():
     return scripts
 
 
-def test_every_tool_imports_into_one_process_without_defining_flags():
-    from absl import flags
+# Runs in a fresh process: other tests define tools' flags in theirs.
+_TOOLS_FLAGS_SCRIPT = """
+import importlib, json, sys
+from absl import flags
+modules = sys.argv[1:]
+for module in modules:
+    importlib.import_module(module)
+defined_on_import = [
+    m for m in flags.FLAGS.flags_by_module_dict() if m.startswith("keras_bert_impl_tools")
+]
+own = {}
+for module in modules:
+    define_flags = importlib.import_module(module).define_flags
+    if define_flags.__code__.co_argcount:  # defines into the registry it is given
+        registry = flags.FlagValues()
+        define_flags(registry)
+        own[module] = sorted(registry)
+        continue
+    before = set(flags.FLAGS)
+    define_flags()
+    own[module] = sorted(set(flags.FLAGS) - before)
+    for name in own[module]:
+        delattr(flags.FLAGS, name)
+print(json.dumps({"defined_on_import": defined_on_import, "own": own}))
+"""
 
-    for module in console_scripts().values():
-        importlib.import_module(module)
-    defined_by_tools = [
-        module
-        for module in flags.FLAGS.flags_by_module_dict()
-        if module.startswith("keras_bert_impl_tools")
-    ]
-    assert not defined_by_tools
+
+@pytest.fixture(scope="module")
+def tools_flags():
+    """Importing every tool in one process, then each tool's own flags."""
+    modules = sorted(set(console_scripts().values()))
+    done = subprocess.run(
+        [sys.executable, "-c", _TOOLS_FLAGS_SCRIPT, *modules],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_every_tool_imports_into_one_process_without_defining_flags(tools_flags):
+    assert tools_flags["defined_on_import"] == []
 
 
 def _script(name):
@@ -45,9 +78,7 @@ def _script(name):
     return path
 
 
-def test_help_lists_each_tools_own_flags_without_start_up_noise():
-    from absl import flags
-
+def test_help_lists_each_tools_own_flags_without_start_up_noise(tools_flags):
     scripts = console_scripts()
     running = {
         name: subprocess.Popen(
@@ -62,14 +93,7 @@ def test_help_lists_each_tools_own_flags_without_start_up_noise():
         output = process.communicate(timeout=300)[0]
         # absl answers --help with exit code 1; what matters is what it prints.
         assert "USAGE" in output, (name, output)
-        module = importlib.import_module(scripts[name])
-        before = set(flags.FLAGS)
-        try:
-            module.define_flags()
-            own = set(flags.FLAGS) - before
-        finally:
-            for flag in set(flags.FLAGS) - before:
-                delattr(flags.FLAGS, flag)
+        own = tools_flags["own"][scripts[name]]
         assert own, name
         for flag in own:
             assert f"--{flag}" in output or f"--[no]{flag}" in output, (name, flag)
