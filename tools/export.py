@@ -1,0 +1,157 @@
+r"""kbi-export: writes a model as a raw-text SavedModel for TF Serving.
+
+  kbi-export --init_checkpoint=runs/sst2/model.keras --task=classifier \
+      --export_dir=saved_models/sst2 [--version=N]
+  kbi-export --init_checkpoint=$MINILM_DIR --task=embeddings --export_dir=saved_models/minilm
+
+Writes export_dir/VERSION/ (the next free version unless --version; an existing version is
+never overwritten) with the SavedModel, assets.extra/tf_serving_warmup_requests and
+assets.extra/model_card.json, then runs the servability op check.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from keras_bert_impl_tools import cli
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined when the tool runs, so importing this module adds no flags."""
+    flags.DEFINE_string(
+        "init_checkpoint",
+        None,
+        "A .keras model saved by this package, or a Hugging Face / Google BERT checkpoint "
+        "directory (with vocab.txt).",
+        required=True,
+    )
+    flags.DEFINE_enum(
+        "task", None, ["classifier", "regression", "embeddings"], "What to export.",
+        required=True,
+    )
+    flags.DEFINE_string(
+        "export_dir", None, "The model's base path, e.g. saved_models/sst2.", required=True
+    )
+    flags.DEFINE_integer("version", None, "Version to write (default: the next free one).")
+    flags.DEFINE_list(
+        "labels", None, "Class names in index order (default: the model's label names)."
+    )
+    flags.DEFINE_integer(
+        "max_seq_length", None, "Longest packed sequence (default: the model's, else 128)."
+    )
+    flags.DEFINE_string(
+        "bucket_lengths",
+        "auto",
+        'Length buckets: "auto" (16, 32, ... max_seq_length), "none" (fixed padding) or '
+        "comma-separated lengths.",
+    )
+    flags.DEFINE_boolean(
+        "normalize_embeddings", True, "L2-normalise the embeddings task's `embedding`."
+    )
+    flags.DEFINE_string(
+        "warmup_file", None, "UTF-8 text file, one example text per line, for warmup."
+    )
+
+
+def parse_bucket_lengths(value):
+    if value == "auto":
+        return "auto"
+    if value.lower() == "none":
+        return None
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(
+            f'--bucket_lengths={value}: expected "auto", "none" or comma-separated integers'
+        ) from None
+
+
+def read_warmup_texts(path):
+    with open(path, encoding="utf-8") as f:
+        texts = [line.rstrip("\n") for line in f if line.strip()][:32]
+    if not texts:
+        raise ValueError(f"--warmup_file={path} has no non-empty line")
+    return texts
+
+
+def load_model(init_checkpoint, task, labels, max_seq_length):
+    """The Keras model to export, with its preprocessor (the tokenizer it was trained with)."""
+    from keras_bert_impl import BertBackbone, BertClassifier
+
+    if not os.path.exists(init_checkpoint):
+        raise FileNotFoundError(f"--init_checkpoint={init_checkpoint} does not exist")
+    kwargs = {}
+    if max_seq_length:
+        kwargs["sequence_length"] = max_seq_length
+    if task == "embeddings":
+        if init_checkpoint.endswith(".keras"):
+            return BertClassifier.from_preset(init_checkpoint)  # a task: take its backbone
+        return BertBackbone.from_preset(init_checkpoint)
+    if not init_checkpoint.endswith(".keras"):
+        if task == "regression":
+            kwargs["num_classes"] = 1
+        elif labels:
+            kwargs["label_names"] = labels
+        else:
+            raise ValueError(
+                "--labels is required to export a classifier head from a checkpoint directory"
+            )
+    return BertClassifier.from_preset(init_checkpoint, **kwargs)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    from keras_bert_impl.export import exporter
+
+    try:
+        bucket_lengths = parse_bucket_lengths(FLAGS.bucket_lengths)
+        warmup = (
+            {"warmup_texts": read_warmup_texts(FLAGS.warmup_file)} if FLAGS.warmup_file else {}
+        )
+        model = load_model(FLAGS.init_checkpoint, FLAGS.task, FLAGS.labels, FLAGS.max_seq_length)
+        tokenizer = None
+        if getattr(model, "preprocessor", None) is None:
+            from keras_bert_impl.preprocessing import checkpoint_vocabulary
+            from keras_bert_impl.text import Tokenizer
+
+            vocabulary, lowercase = checkpoint_vocabulary.read(FLAGS.init_checkpoint)
+            tokenizer = Tokenizer(vocabulary, lowercase=lowercase)
+        common = dict(
+            tokenizer=tokenizer,
+            max_seq_length=FLAGS.max_seq_length,
+            bucket_lengths=bucket_lengths,
+            version=FLAGS.version,
+            source_checkpoint=os.path.abspath(FLAGS.init_checkpoint),
+            **warmup,
+        )
+        if FLAGS.task == "embeddings":
+            path = exporter.export_embeddings(
+                model, FLAGS.export_dir, normalize=FLAGS.normalize_embeddings, **common
+            )
+        else:
+            if FLAGS.task == "regression" and model.num_classes != 1:
+                raise ValueError(
+                    f"--task=regression needs a one-output model; {FLAGS.init_checkpoint} has "
+                    f"{model.num_classes} classes"
+                )
+            path = exporter.export_classifier(
+                model, FLAGS.export_dir, labels=FLAGS.labels, **common
+            )
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"kbi-export: {error}", file=sys.stderr)
+        return 1
+    card = exporter.read_model_card(path)
+    print(f"Exported {FLAGS.task} -> {path} (min TF Serving {card['MIN_SERVING_VERSION']})")
+    return 0
+
+
+def run():
+    cli.run(main, define_flags, __name__)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,110 @@
+r"""kbi-predict: sends texts to a TF Serving (or kbi-serve) model over gRPC.
+
+  kbi-predict --server=localhost:8500 --model_name=sst2 --text="a gripping film"
+  kbi-predict --server=localhost:8500 --model_name=sst2 --input_file=texts.txt \
+      --batch_size=64 > predictions.jsonl
+  kbi-predict --server=localhost:8500 --model_name=sst2 --metadata
+
+Prints one JSON object per input text (the signature's outputs), or the model's status and
+signatures with --metadata.
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+from keras_bert_impl_tools import cli
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined when the tool runs, so importing this module adds no flags."""
+    flags.DEFINE_string("server", "localhost:8500", "host:port of the gRPC API.")
+    flags.DEFINE_string("model_name", None, "Model to call.", required=True)
+    flags.DEFINE_integer("model_version", None, "A specific version (default: latest).")
+    flags.DEFINE_string("signature_name", "", "Signature (default: serving_default).")
+    flags.DEFINE_multi_string("text", [], "A text to send (repeatable).")
+    flags.DEFINE_string("input_file", None, "UTF-8 file, one text per line.")
+    flags.DEFINE_string("input_name", "text", "Input alias the texts go to.")
+    flags.DEFINE_integer("batch_size", 32, "Texts per request.")
+    flags.DEFINE_float("timeout", 30.0, "Deadline of each request, in seconds.")
+    flags.DEFINE_integer("max_retries", 5, "Retries after UNAVAILABLE.")
+    flags.DEFINE_string("root_certificates", None, "PEM file of the CA: use TLS.")
+    flags.DEFINE_boolean("metadata", False, "Print the model's status and signatures instead.")
+
+
+def _jsonable(value):
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def read_texts():
+    texts = list(FLAGS.text)
+    if FLAGS.input_file:
+        with open(FLAGS.input_file, encoding="utf-8", errors="surrogateescape") as f:
+            texts += [line.rstrip("\n") for line in f]
+    return texts
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    from keras_bert_impl.serving import Client, ServingError
+
+    if FLAGS.batch_size < 1:
+        raise app.UsageError(f"--batch_size={FLAGS.batch_size}: must be >= 1")
+    try:
+        texts = [] if FLAGS.metadata else read_texts()
+    except OSError as error:
+        print(f"kbi-predict: --input_file: {error}", file=sys.stderr)
+        return 1
+    if not FLAGS.metadata and not texts:
+        raise app.UsageError("Give --text or --input_file (or --metadata).")
+    client = Client(
+        FLAGS.server,
+        FLAGS.model_name,
+        version=FLAGS.model_version,
+        timeout=FLAGS.timeout,
+        max_retries=FLAGS.max_retries,
+        batch_size=FLAGS.batch_size,
+        root_certificates=FLAGS.root_certificates,
+    )
+    try:
+        if FLAGS.metadata:
+            version, signatures = client.get_model_metadata()
+            print(json.dumps({
+                "status": [list(s) for s in client.get_model_status()],
+                "version": version,
+                "signatures": {
+                    name: {
+                        "method_name": sig.method_name,
+                        "inputs": sorted(sig.inputs),
+                        "outputs": sorted(sig.outputs),
+                    }
+                    for name, sig in sorted(signatures.items())
+                },
+            }, indent=2))
+            return 0
+        outputs = client.predict(
+            {FLAGS.input_name: [t.encode("utf-8", "surrogateescape") for t in texts]},
+            FLAGS.signature_name,
+        )
+    except ServingError as error:
+        print(f"kbi-predict: {FLAGS.server} answered {error}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    for index, text in enumerate(texts):
+        row = {"text": text}
+        row.update({name: _jsonable(value[index]) for name, value in sorted(outputs.items())})
+        print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def run():
+    cli.run(main, define_flags, __name__)
+
+
+if __name__ == "__main__":
+    run()
