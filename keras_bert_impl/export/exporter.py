@@ -162,21 +162,56 @@ def export_module(
     return writer.path
 
 
+def _text_inputs(model, tokenizer, max_seq_length, bucket_lengths):
+    """TextInputs from the given tokenizer, else the model's own preprocessor's (the
+    tokenizer the model was trained with), and its sequence length by default."""
+    preprocessor = getattr(model, "preprocessor", None)
+    if tokenizer is None:
+        if preprocessor is None:
+            raise ValueError(
+                f"{type(model).__name__} has no preprocessor: pass a tokenizer (a "
+                "keras_bert_impl.text.Tokenizer built from the model's vocabulary)."
+            )
+        tokenizer = preprocessor.tokenizer
+    if max_seq_length is None:
+        max_seq_length = getattr(preprocessor, "sequence_length", None) or 128
+    return TextInputs(tokenizer, max_seq_length, bucket_lengths)
+
+
 def export_classifier(
-    model, tokenizer, export_dir, labels=None, max_seq_length=128, bucket_lengths="auto",
-    **kwargs,
+    model, export_dir, tokenizer=None, labels=None, max_seq_length=None,
+    bucket_lengths="auto", **kwargs,
 ):
-    """Exports a `BertClassifier` (regression when num_classes == 1). See `export_module`."""
-    text_inputs = TextInputs(tokenizer, max_seq_length, bucket_lengths)
+    """Exports a `BertClassifier` (regression when num_classes == 1).
+
+    Args:
+        model: the classifier.
+        export_dir: the model's base path; the version goes below it.
+        tokenizer: default: the model's preprocessor's tokenizer.
+        labels: class names; default the model's `label_names`, else "0", "1", ...
+        max_seq_length: default the preprocessor's sequence length, else 128.
+        bucket_lengths: "auto", a list, or None for fixed padding (see `text.Packer`).
+        **kwargs: `export_module` arguments (version, warmup_texts, source_checkpoint).
+
+    Returns:
+        the new version's directory.
+    """
+    text_inputs = _text_inputs(model, tokenizer, max_seq_length, bucket_lengths)
     module = serving_modules.ClassifierModule(model, text_inputs, labels)
     return export_module(module, export_dir, **kwargs)
 
 
 def export_embeddings(
-    backbone, tokenizer, export_dir, normalize=True, max_seq_length=128,
+    backbone, export_dir, tokenizer=None, normalize=True, max_seq_length=None,
     bucket_lengths="auto", **kwargs,
 ):
-    """Exports a `BertBackbone` as text -> pooled_output, embedding. See `export_module`."""
-    text_inputs = TextInputs(tokenizer, max_seq_length, bucket_lengths)
+    """Exports a `BertBackbone` (or a task model's backbone) as text -> pooled_output,
+    embedding (mean over real tokens, L2-normalised when `normalize`).
+    Other arguments: see `export_classifier`."""
+    text_inputs = _text_inputs(backbone, tokenizer, max_seq_length, bucket_lengths)
+    backbone = getattr(backbone, "backbone", backbone)
     module = serving_modules.EmbeddingsModule(backbone, text_inputs, normalize)
     return export_module(module, export_dir, **kwargs)
+
+
+TASKS = ("classifier", "regression", "embeddings")

@@ -156,11 +156,13 @@ class ClassifierModule(ServingModule):
         def encode(serialized):
             parsed = tf.io.parse_example(serialized, features)
             text, pair = parsed["text"], parsed["text_pair"]
+            first = self.text_inputs.tokenize(text)
+            second = self.text_inputs.tokenize(pair)
             # Both branches give the same dict structure; widths may differ.
             return tf.cond(
                 tf.reduce_any(tf.strings.length(pair) > 0),
-                lambda: self.text_inputs(text, pair),
-                lambda: self.text_inputs(text),
+                lambda: self.text_inputs.pack((first, second)),
+                lambda: self.text_inputs.pack(first),
             )
 
         if self.regression:

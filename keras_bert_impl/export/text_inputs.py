@@ -30,6 +30,13 @@ class TextInputs(tf.Module):
         self.packer = Packer.from_tokenizer(
             tokenizer, self.max_seq_length, bucket_lengths=bucket_lengths
         )
+        # One traced tokenizer function that every signature calls: tracing the tokenizer
+        # is the slow part of an export, and the graph holds it once.
+        self.tokenize = tf.function(
+            tokenizer.tokenize,
+            input_signature=[tf.TensorSpec([None], tf.string)],
+            autograph=False,
+        )
 
     @property
     def bucket_lengths(self):
@@ -37,8 +44,12 @@ class TextInputs(tf.Module):
 
     def __call__(self, text, text_pair=None):
         """dict of int32 [batch, length] token_ids / segment_ids / padding_mask."""
-        segments = self.tokenizer(text)
+        segments = self.tokenize(text)
         if text_pair is not None:
-            segments = (segments, self.tokenizer(text_pair))
+            segments = (segments, self.tokenize(text_pair))
+        return self.pack(segments)
+
+    def pack(self, segments):
+        """Packs already tokenized segments (one RaggedTensor or a pair)."""
         packed = self.packer(segments)
         return {name: tf.cast(packed[name], tf.int32) for name in MODEL_INPUTS}

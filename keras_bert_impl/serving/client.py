@@ -29,17 +29,19 @@ DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 
 
 def _as_input_array(value):
-    """str / list of str -> object array of UTF-8 bytes; anything else -> numpy array."""
-    if isinstance(value, str):
+    """str/bytes (or nested lists of them) -> object array of bytes (str as UTF-8; never
+    fixed-width numpy bytes, which drop trailing NULs); anything else -> numpy array."""
+    if isinstance(value, (str, bytes)):
         value = [value]
-    array = np.asarray(value)
-    if array.dtype.kind == "U" or (
-        array.dtype.kind == "O" and array.size and isinstance(array.flat[0], str)
-    ):
+    if isinstance(value, np.ndarray) and value.dtype.kind not in ("U", "S", "O"):
+        return value
+    array = np.asarray(value, dtype=object)
+    flat = array.reshape(-1)
+    if flat.size and all(isinstance(v, (str, bytes)) for v in flat):
         encoded = np.empty(array.shape, dtype=object)
-        encoded.reshape(-1)[:] = [s.encode("utf-8") for s in array.reshape(-1)]
+        encoded.reshape(-1)[:] = [v.encode("utf-8") if isinstance(v, str) else v for v in flat]
         return encoded
-    return array
+    return np.asarray(value)
 
 
 def _decode_strings(array):

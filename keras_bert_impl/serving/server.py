@@ -136,15 +136,20 @@ class ModelServer:
     def start(self):
         options = self.options
         self.manager.poll()
-        grpc_options = [
-            ("grpc.max_receive_message_length", 2**31 - 1),
-            ("grpc.max_send_message_length", 2**31 - 1),
-        ] + parse_grpc_channel_arguments(options.grpc_channel_arguments)
+        # Like the real server: no message size limit unless --grpc_channel_arguments sets
+        # one (gRPC uses the first value of a repeated key, so overrides replace defaults).
+        grpc_options = dict(
+            [
+                ("grpc.max_receive_message_length", 2**31 - 1),
+                ("grpc.max_send_message_length", 2**31 - 1),
+            ]
+            + parse_grpc_channel_arguments(options.grpc_channel_arguments)
+        )
         self._grpc_server = grpc.server(
             concurrent.futures.ThreadPoolExecutor(
                 max_workers=options.grpc_max_threads, thread_name_prefix="kbi-grpc"
             ),
-            options=grpc_options,
+            options=list(grpc_options.items()),
         )
         add_services(self._grpc_server, self.api)
         address = f"{options.host}:{options.port}"
