@@ -1,0 +1,269 @@
+r"""Serving measurements: length bucketing on SST-2 dev, and kbi-serve under load.
+
+  python -m keras_bert_impl_tools.bench_serving --init_checkpoint=$MINILM_DIR \
+      --sst2_dev=../shared/data/sst2/dev.tsv --work_dir=/tmp/bench_serving \
+      --benchmarks_file=BENCHMARKS.md
+
+1. Bucketing: the checkpoint as a 2-class classifier exported twice (bucketed, and fixed
+   padding to --max_seq_length), both run in this process the way the server runs them
+   (session, SignatureDef tensor names) on every SST-2 dev sentence in batches of 32,
+   interleaved rounds; throughput ratio and the largest output difference.
+2. Load: --clients threads send --requests Predict requests (batch 1, then batch 32) to
+   kbi-serve in a subprocess, and the same requests run in-process on the same export;
+   p50/p99 latency, throughput, errors, and the server's resident memory after warm-up
+   and at the end. The load model is --load_preset (random weights, the checkpoint's
+   vocabulary), small so the serving overhead is visible.
+"""
+
+import concurrent.futures
+import csv
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+
+from keras_bert_impl_tools import benchmarks_file, cli
+
+FLAGS = flags.FLAGS
+SECTION = "## Serving: length bucketing and kbi-serve under load (CPU)"
+
+
+def define_flags():
+    flags.DEFINE_string("init_checkpoint", None, "HF BERT checkpoint directory.", required=True)
+    flags.DEFINE_string("sst2_dev", None, "SST-2 dev.tsv (sentence<TAB>label).", required=True)
+    flags.DEFINE_string("work_dir", "/tmp/bench_serving", "Exports go here (reused).")
+    flags.DEFINE_integer("max_seq_length", 128, "Fixed padding length / largest bucket.")
+    flags.DEFINE_integer("rounds", 3, "Interleaved rounds of the bucketing comparison.")
+    flags.DEFINE_integer("requests", 2000, "Requests per load phase.")
+    flags.DEFINE_integer("clients", 16, "Concurrent client threads.")
+    flags.DEFINE_string("load_preset", "tiny", "BertConfig preset of the load-test model.")
+    flags.DEFINE_string("benchmarks_file", None, "Write the section into this markdown file.")
+
+
+def read_sentences(path):
+    with open(path, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if not rows or "sentence" not in rows[0]:
+        raise ValueError(f"{path}: expected a header with a 'sentence' column")
+    return [row["sentence"].strip() for row in rows]
+
+
+def export_once(path, make):
+    from keras_bert_impl.export.layout import existing_versions
+
+    versions = existing_versions(path)
+    if versions:
+        return os.path.join(path, str(versions[-1]))
+    return make()
+
+
+def run_signature(servable, texts):
+    array = np.empty(len(texts), dtype=object)
+    array[:] = [t.encode("utf-8") for t in texts]
+    return servable.predict("serving_default", {"text": array})[1]
+
+
+def bucketing(fixed, bucketed, sentences, rounds):
+    batches = [sentences[i : i + 32] for i in range(0, len(sentences), 32)]
+    times = {"fixed": [], "bucketed": []}
+    outputs = {}
+    for name, servable in (("fixed", fixed), ("bucketed", bucketed)):  # warm both
+        run_signature(servable, batches[0])
+    for _ in range(rounds):
+        for name, servable in (("fixed", fixed), ("bucketed", bucketed)):
+            start = time.perf_counter()
+            results = [run_signature(servable, batch) for batch in batches]
+            times[name].append(time.perf_counter() - start)
+            outputs[name] = np.concatenate([r["probabilities"] for r in results])
+    ratios = [f / b for f, b in zip(times["fixed"], times["bucketed"])]
+    diff = float(np.max(np.abs(outputs["fixed"] - outputs["bucketed"])))
+    same_labels = bool(
+        np.array_equal(outputs["fixed"].argmax(-1), outputs["bucketed"].argmax(-1))
+    )
+    return times, ratios, diff, same_labels
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def load_phase(call, requests, clients, on_warm=None):
+    """Runs `call(i)` `requests` times on `clients` threads -> (latencies, wall, errors)."""
+    latencies, errors = [], []
+    warm_at = max(1, requests // 10)
+
+    def one(i):
+        start = time.perf_counter()
+        try:
+            call(i)
+        except Exception as error:  # noqa: BLE001 - counted
+            errors.append(error)
+        latencies.append(time.perf_counter() - start)
+        if i == warm_at and on_warm is not None:
+            on_warm()
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, range(requests)))
+    return latencies, time.perf_counter() - start, errors
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values) * 1000.0, q))
+
+
+def main(argv):
+    del argv
+    import keras
+
+    from keras_bert_impl import BertClassifier
+    from keras_bert_impl.export import exporter
+    from keras_bert_impl.preprocessing import checkpoint_vocabulary
+    from keras_bert_impl.serving import Client
+    from keras_bert_impl.serving.servable import Servable
+    from keras_bert_impl.text import Tokenizer
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+    from serving_helpers import kbi_serve
+
+    sentences = read_sentences(FLAGS.sst2_dev)
+    os.makedirs(FLAGS.work_dir, exist_ok=True)
+    vocabulary, lowercase = checkpoint_vocabulary.read(FLAGS.init_checkpoint)
+    tokenizer = Tokenizer(vocabulary, lowercase=lowercase)
+    labels = ["negative", "positive"]
+    minilm = None
+
+    def classifier():
+        nonlocal minilm
+        if minilm is None:
+            minilm = BertClassifier.from_preset(
+                FLAGS.init_checkpoint, label_names=labels, preprocessor=False
+            )
+        return minilm
+
+    paths = {}
+    for name, buckets in (("fixed", None), ("bucketed", "auto")):
+        target = os.path.join(FLAGS.work_dir, f"sst2_{name}")
+        paths[name] = export_once(
+            target,
+            lambda target=target, buckets=buckets: exporter.export_classifier(
+                classifier(), target, tokenizer, max_seq_length=FLAGS.max_seq_length,
+                bucket_lengths=buckets, warmup_texts=sentences[:8],
+            ),
+        )
+    fixed = Servable("fixed", 1, paths["fixed"])
+    bucketed = Servable("bucketed", 1, paths["bucketed"])
+    times, ratios, diff, same_labels = bucketing(fixed, bucketed, sentences, FLAGS.rounds)
+    lengths = [len(tokenizer.tokenize(s).numpy()) + 2 for s in sentences[:2000]]
+    print(f"bucketing: fixed {times['fixed']} s, bucketed {times['bucketed']} s, "
+          f"ratios {ratios}, max diff {diff:.2e}, same labels {same_labels}")
+
+    keras.utils.set_random_seed(0)
+    load_dir = os.path.join(FLAGS.work_dir, f"load_{FLAGS.load_preset}")
+    from keras_bert_impl.config import PRESETS
+
+    config = PRESETS[FLAGS.load_preset].replace(vocab_size=len(vocabulary))
+    load_model = BertClassifier(config, num_classes=2, label_names=labels)
+    load_path = export_once(
+        load_dir,
+        lambda: exporter.export_classifier(
+            load_model, load_dir, tokenizer, max_seq_length=FLAGS.max_seq_length,
+            warmup_texts=sentences[:8],
+        ),
+    )
+    in_process = Servable("load", 1, load_path)
+    rows = []
+    with kbi_serve(f"--model_name=sst2", f"--model_base_path={os.path.dirname(load_path)}",
+                   f"--grpc_max_threads={FLAGS.clients}", rest=False) as server:
+        pid = server.process.pid
+        client = Client(server.grpc_target, "sst2", timeout=120, max_retries=0)
+        for batch in (1, 32):
+            def texts(i, batch=batch):
+                start = (i * batch) % (len(sentences) - batch)
+                return sentences[start : start + batch]
+
+            memory = {}
+            served = load_phase(
+                lambda i: client.predict({"text": texts(i)}),
+                FLAGS.requests, FLAGS.clients,
+                on_warm=lambda: memory.setdefault("warm", rss_kib(pid)),
+            )
+            memory["end"] = rss_kib(pid)
+            local = load_phase(lambda i: run_signature(in_process, texts(i)),
+                               FLAGS.requests, FLAGS.clients)
+            rows.append((batch, served, local, memory))
+        client.close()
+
+    lines = [
+        "Commands (2 CPU cores shared with other jobs; ratios from the same run):",
+        "",
+        "```bash",
+        "python -m keras_bert_impl_tools.bench_serving --init_checkpoint=$MINILM_DIR \\",
+        f"  --sst2_dev=../shared/data/sst2/dev.tsv --work_dir={FLAGS.work_dir} "
+        f"--requests={FLAGS.requests} --clients={FLAGS.clients} --benchmarks_file=BENCHMARKS.md",
+        "```",
+        "",
+        f"**Length bucketing** (all-MiniLM-L6-v2 as a 2-class classifier export, {len(sentences)} "
+        f"SST-2 dev sentences, batches of 32 in file order, packed length median "
+        f"{int(statistics.median(lengths))} tokens, max {max(lengths)}; both SavedModels run "
+        "as the server runs them):",
+        "",
+        "| padding | seconds per pass (rounds) | sentences/s (median) |",
+        "|---|---|---|",
+    ]
+    for name in ("fixed", "bucketed"):
+        label = f"fixed to {FLAGS.max_seq_length}" if name == "fixed" else "buckets 16/32/64/128"
+        lines.append(
+            f"| {label} | {', '.join(f'{t:.2f}' for t in times[name])} | "
+            f"{len(sentences) / statistics.median(times[name]):.0f} |"
+        )
+    lines += [
+        "",
+        f"Bucketed / fixed throughput: **{statistics.median(ratios):.2f}x** (per round "
+        f"{', '.join(f'{r:.2f}' for r in ratios)}); largest |probability difference| "
+        f"{diff:.1e}, predicted labels identical: {same_labels}.",
+        "",
+        f"**kbi-serve under load** ({FLAGS.requests} Predict requests per phase from "
+        f"{FLAGS.clients} concurrent gRPC clients; model: `{FLAGS.load_preset}` preset, random "
+        "weights, MiniLM vocabulary, bucketed export; in-process = the same export run by "
+        f"the same {FLAGS.clients} threads in the benchmark process):",
+        "",
+        "| batch | path | errors | p50 ms | p99 ms | requests/s | server RSS after warm-up → end |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for batch, served, local, memory in rows:
+        for name, (lat, wall, errors) in (("kbi-serve (gRPC)", served), ("in-process", local)):
+            rss = (
+                f"{memory['warm'] / 1024:.0f} → {memory['end'] / 1024:.0f} MiB"
+                if name.startswith("kbi") else "-"
+            )
+            lines.append(
+                f"| {batch} | {name} | {len(errors)} | {percentile(lat, 50):.1f} | "
+                f"{percentile(lat, 99):.1f} | {len(lat) / wall:.0f} | {rss} |"
+            )
+        lines.append(
+            f"| {batch} | overhead ratio (kbi-serve / in-process) | | "
+            f"{percentile(served[0], 50) / percentile(local[0], 50):.2f}x | "
+            f"{percentile(served[0], 99) / percentile(local[0], 99):.2f}x | "
+            f"{(len(local[0]) / local[1]) / (len(served[0]) / served[1]):.2f}x fewer | |"
+        )
+    section = "\n".join(lines)
+    print(section)
+    if FLAGS.benchmarks_file:
+        benchmarks_file.replace_section(FLAGS.benchmarks_file, SECTION, section)
+    return 0
+
+
+def run():
+    cli.run(main, define_flags, __name__)
+
+
+if __name__ == "__main__":
+    run()
