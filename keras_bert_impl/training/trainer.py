@@ -133,24 +133,26 @@ class Trainer:
 
     # --- building ---------------------------------------------------------
 
-    def _build_step_state(self, batch):
-        """Creates the compile metrics' variables from one host batch.
+    def _build_step_state(self, element_spec):
+        """Creates the compile metrics' variables from the input's spec.
 
         They are created lazily on first use, which inside `strategy.run`
         would be inside a replica; so trace the loss and metrics once here.
+        Tracing from the spec reads no batch: a second iterator over a
+        shuffled dataset would see another order than the training one.
         """
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
         model = self.model
 
         @tf.function
-        def trace(x, y, sample_weight):
+        def trace(batch):
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
             y_pred = model(x, training=False)
             model.compute_loss(x, y, y_pred, sample_weight, training=False)
             model.compute_metrics(x, y, y_pred, sample_weight)
             return y_pred
 
         with self.strategy.scope():
-            trace.get_concrete_function(x, y, sample_weight)
+            trace.get_concrete_function(element_spec)
         model.reset_metrics()
 
     def _replica_step(self, data):
@@ -230,7 +232,7 @@ class Trainer:
         if start >= settings.num_train_steps:
             return history
         dataset = dataset_fn()
-        self._build_step_state(next(iter(dataset)))
+        self._build_step_state(dataset.element_spec)
         dataset = dataset.skip(start)
         if isinstance(
             self.strategy, tf.distribute.MultiWorkerMirroredStrategy
