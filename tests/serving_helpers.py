@@ -55,7 +55,7 @@ def _command(args):
 
 
 @contextlib.contextmanager
-def kbi_serve(*args, rest=True, timeout=120):
+def kbi_serve(*args, rest=True, timeout=900):
     """Runs `kbi-serve ARGS --port=0 [--rest_api_port=free]`; yields a ServerProcess."""
     rest_port = free_port() if rest else 0
     command = _command([*args, "--port=0", f"--rest_api_port={rest_port}"])

@@ -13,8 +13,8 @@ from model_helpers import tiny_config
 from serving_helpers import kbi_serve
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from keras_bert_impl import BertBackbone, BertClassifier
-from keras_bert_impl.export import export_classifier, export_embeddings
+from keras_bert_impl import BertBackbone, BertClassifier, BertPretrainer
+from keras_bert_impl.export import export_classifier, export_embeddings, export_fill_mask
 from keras_bert_impl.export.check import check_servable
 from keras_bert_impl.serving import Client, ServingError
 from keras_bert_impl.text import Packer, Tokenizer
@@ -53,7 +53,8 @@ def exports(tmp_path_factory):
     classifier = BertClassifier(config, num_classes=3)
     regressor = BertClassifier(config, num_classes=1)
     backbone = BertBackbone(config)
-    for model in (classifier, regressor, backbone):
+    pretrainer = BertPretrainer(config)
+    for model in (classifier, regressor, backbone, pretrainer):
         model.build()
     root = tmp_path_factory.mktemp("saved_models")
     paths = {
@@ -66,8 +67,11 @@ def exports(tmp_path_factory):
         "embed": export_embeddings(
             backbone, root / "embed", tokenizer, max_seq_length=MAX_SEQ_LENGTH
         ),
+        "mlm": export_fill_mask(
+            pretrainer, root / "mlm", tokenizer, top_k=3, max_seq_length=MAX_SEQ_LENGTH
+        ),
     }
-    models = {"sst": classifier, "stsb": regressor, "embed": backbone}
+    models = {"sst": classifier, "stsb": regressor, "embed": backbone, "mlm": pretrainer}
     return root, tokenizer, models, paths
 
 
@@ -77,7 +81,7 @@ def server(exports):
     config = root / "models.config"
     entries = "".join(
         f'config {{ name: "{name}" base_path: "{root / name}" model_platform: "tensorflow" }}\n'
-        for name in ("sst", "stsb", "embed")
+        for name in ("sst", "stsb", "embed", "mlm")
     )
     config.write_text(f"model_config_list {{\n{entries}}}\n")
     with kbi_serve(
@@ -200,6 +204,34 @@ def test_embeddings_over_grpc_and_rest_equal_keras(exports, server):
     _close([row["embedding"] for row in body["predictions"]], mean)
 
 
+def test_fill_mask_over_grpc_and_rest_equals_keras(exports, server):
+    _, tokenizer, models, _ = exports
+    texts = ["paris is the [MASK] of france.", "no mask here", "[MASK] film [MASK] good"]
+    ids = _keras_inputs(tokenizer, texts)
+    positions = np.zeros((len(texts), 2), np.int32)
+    for row, tokens in enumerate(ids["token_ids"].numpy()):
+        found = np.flatnonzero(tokens == tokenizer.mask_id)
+        positions[row, : len(found)] = found
+    logits = models["mlm"](dict(ids, mask_positions=positions), training=False)["mlm_logits"]
+    logits = logits.numpy().astype("float64")
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    top_ids = np.argsort(-probabilities, axis=-1)[..., :3]
+    top_scores = np.take_along_axis(probabilities, top_ids, -1)
+    real = np.arange(2)[None, :, None] < np.array([1, 0, 2])[:, None, None]
+    with Client(server.grpc_target, "mlm") as client:
+        got = client.predict({"text": texts})
+    assert got["num_masks"].tolist() == [1, 0, 2]
+    assert got["token_ids"].tolist() == np.where(real, top_ids, -1).tolist()
+    _close(got["scores"], np.where(real, top_scores, 0.0))
+    vocabulary = tokenizer.vocabulary
+    assert got["tokens"][0, 0].tolist() == [vocabulary[i] for i in top_ids[0, 0]]
+    assert got["tokens"][1].tolist() == [["", "", ""]] * 2
+    code, body = server.rest("/v1/models/mlm:predict", {"instances": texts[:1]})
+    assert code == 200, body
+    assert body["predictions"][0]["tokens"][0] == [vocabulary[i] for i in top_ids[0, 0]]
+
+
 def test_every_export_passes_the_servability_check(exports, server):
     _, _, models, paths = exports
     # The full check (clean-process load, warmup replay, comparison with Keras) on the
@@ -211,7 +243,7 @@ def test_every_export_passes_the_servability_check(exports, server):
     for name, path in paths.items():
         for version in ("2.10", "2.20"):
             assert check_servable(path, server_version=version, clean_load=False).ok
-        expected = 2 if name == "embed" else 4
+        expected = 2 if name in ("embed", "mlm") else 4
         assert (
             f"Finished reading {expected} warmup records for {{name: {name} version: 1}}"
             in server.log()

@@ -29,7 +29,7 @@ def define_flags():
         required=True,
     )
     flags.DEFINE_enum(
-        "task", None, ["classifier", "regression", "embeddings"], "What to export.",
+        "task", None, ["classifier", "regression", "embeddings", "fill_mask"], "What to export.",
         required=True,
     )
     flags.DEFINE_string(
@@ -51,6 +51,7 @@ def define_flags():
     flags.DEFINE_boolean(
         "normalize_embeddings", True, "L2-normalise the embeddings task's `embedding`."
     )
+    flags.DEFINE_integer("top_k", 5, "fill_mask: tokens returned per [MASK].")
     flags.DEFINE_string(
         "warmup_file", None, "UTF-8 text file, one example text per line, for warmup."
     )
@@ -79,13 +80,15 @@ def read_warmup_texts(path):
 
 def load_model(init_checkpoint, task, labels, max_seq_length):
     """The Keras model to export, with its preprocessor (the tokenizer it was trained with)."""
-    from keras_bert_impl import BertBackbone, BertClassifier
+    from keras_bert_impl import BertBackbone, BertClassifier, BertPretrainer
 
     if not os.path.exists(init_checkpoint):
         raise FileNotFoundError(f"--init_checkpoint={init_checkpoint} does not exist")
     kwargs = {}
     if max_seq_length:
         kwargs["sequence_length"] = max_seq_length
+    if task == "fill_mask":
+        return BertPretrainer.from_preset(init_checkpoint, **kwargs)
     if task == "embeddings":
         if init_checkpoint.endswith(".keras"):
             return BertClassifier.from_preset(init_checkpoint)  # a task: take its backbone
@@ -128,7 +131,9 @@ def main(argv):
             source_checkpoint=os.path.abspath(FLAGS.init_checkpoint),
             **warmup,
         )
-        if FLAGS.task == "embeddings":
+        if FLAGS.task == "fill_mask":
+            path = exporter.export_fill_mask(model, FLAGS.export_dir, top_k=FLAGS.top_k, **common)
+        elif FLAGS.task == "embeddings":
             path = exporter.export_embeddings(
                 model, FLAGS.export_dir, normalize=FLAGS.normalize_embeddings, **common
             )

@@ -4,6 +4,7 @@ from keras_bert_impl.export.clean_load import load_in_clean_subprocess
 from keras_bert_impl.export.exporter import (
     export_classifier,
     export_embeddings,
+    export_fill_mask,
     export_module,
 )
 from keras_bert_impl.export.servability import (
@@ -19,6 +20,7 @@ __all__ = [
     "check_servability",
     "export_classifier",
     "export_embeddings",
+    "export_fill_mask",
     "export_module",
     "inspect_saved_model",
     "load_in_clean_subprocess",

@@ -25,7 +25,7 @@ VOCAB_FILE = os.path.join("assets.extra", "vocab.txt")
 
 # Sentences of the kind users send (SST-2-like), for warmup when none are given.
 DEFAULT_WARMUP_TEXTS = (
-    "a gripping, beautifully acted film that stays with you.",
+    "a gripping, beautifully [MASK] film that stays with you.",
     "The plot is thin and the dialogue is worse.",
     "Paris is the capital of France.",
     "It is neither as funny nor as clever as it thinks it is, but the cast is game "
@@ -214,4 +214,15 @@ def export_embeddings(
     return export_module(module, export_dir, **kwargs)
 
 
-TASKS = ("classifier", "regression", "embeddings")
+def export_fill_mask(
+    pretrainer, export_dir, tokenizer=None, top_k=5, max_seq_length=None,
+    bucket_lengths="auto", **kwargs,
+):
+    """Exports a `BertPretrainer` as text with "[MASK]"s -> top-k tokens and scores.
+    Other arguments: see `export_classifier`."""
+    text_inputs = _text_inputs(pretrainer, tokenizer, max_seq_length, bucket_lengths)
+    module = serving_modules.FillMaskModule(pretrainer, text_inputs, top_k)
+    return export_module(module, export_dir, **kwargs)
+
+
+TASKS = ("classifier", "regression", "embeddings", "fill_mask")

@@ -221,11 +221,66 @@ class EmbeddingsModule(ServingModule):
         }
 
 
-MODULES_BY_TASK = {module.task: module for module in (ClassifierModule, EmbeddingsModule)}
+class FillMaskModule(ServingModule):
+    """A `BertPretrainer`'s masked-LM head: every "[MASK]" in the text -> its `top_k` tokens.
+
+    Outputs ([batch, masks, top_k], masks = the most "[MASK]"s of any text in the batch,
+    at least 1): `tokens` (strings), `token_ids`, `scores` (probabilities); and
+    `num_masks` [batch]. Slots past a text's own `num_masks` hold "", -1 and 0.
+    """
+
+    task = "fill_mask"
+
+    def __init__(self, model, text_inputs, top_k=5, name=None):
+        super().__init__(model, text_inputs, name=name)
+        tokenizer = text_inputs.tokenizer
+        self.top_k = min(int(top_k), tokenizer.vocab_size)
+        self._mask_id = tokenizer.mask_id
+        self._vocabulary = tf.constant(tokenizer.vocabulary)
+        self._add_text_signatures(pair=False)
+
+    def card(self):
+        return {"top_k": self.top_k}
+
+    @classmethod
+    def from_card(cls, model, text_inputs, card):
+        return cls(model, text_inputs, top_k=card.get("top_k", 5))
+
+    def model_outputs(self, inputs):
+        token_ids = inputs["token_ids"]
+        where = tf.where(tf.equal(token_ids, self._mask_id))
+        positions = tf.RaggedTensor.from_value_rowids(
+            tf.cast(where[:, 1], tf.int32), where[:, 0], nrows=tf.shape(token_ids, tf.int64)[0]
+        )
+        num_masks = tf.cast(positions.row_lengths(), tf.int32)
+        width = tf.maximum(tf.reduce_max(tf.concat([num_masks, [0]], 0)), 1)
+        dense_positions = positions.to_tensor(default_value=0, shape=[None, None])
+        dense_positions = tf.pad(
+            dense_positions, [[0, 0], [0, width - tf.shape(dense_positions)[1]]]
+        )
+        logits = self.model(dict(inputs, mask_positions=dense_positions), training=False)[
+            "mlm_logits"
+        ]
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        scores, ids = tf.math.top_k(probabilities, k=self.top_k)
+        real = (tf.range(width)[tf.newaxis, :] < num_masks[:, tf.newaxis])[:, :, tf.newaxis]
+        real = tf.broadcast_to(real, tf.shape(ids))
+        return {
+            "tokens": tf.where(real, tf.gather(self._vocabulary, ids), ""),
+            "token_ids": tf.where(real, ids, -1),
+            "scores": tf.where(real, scores, 0.0),
+            "num_masks": num_masks,
+        }
+
+
+MODULES_BY_TASK = {
+    module.task: module for module in (ClassifierModule, EmbeddingsModule, FillMaskModule)
+}
 
 __all__ = [
     "ClassifierModule",
     "EmbeddingsModule",
+    "FillMaskModule",
     "MODEL_INPUTS",
     "MODULES_BY_TASK",
     "ServingModule",

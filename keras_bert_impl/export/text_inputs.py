@@ -30,13 +30,6 @@ class TextInputs(tf.Module):
         self.packer = Packer.from_tokenizer(
             tokenizer, self.max_seq_length, bucket_lengths=bucket_lengths
         )
-        # One traced tokenizer function that every signature calls: tracing the tokenizer
-        # is the slow part of an export, and the graph holds it once.
-        self.tokenize = tf.function(
-            tokenizer.tokenize,
-            input_signature=[tf.TensorSpec([None], tf.string)],
-            autograph=False,
-        )
 
     @property
     def bucket_lengths(self):
@@ -48,6 +41,13 @@ class TextInputs(tf.Module):
         if text_pair is not None:
             segments = (segments, self.tokenize(text_pair))
         return self.pack(segments)
+
+    def tokenize(self, text):
+        """Word-piece ids without special tokens, RaggedTensor [batch, (tokens)].
+
+        Inlined into each signature: a shared tf.function would trace once, but a
+        session-based server then instantiates it per call site, far slower to warm up."""
+        return self.tokenizer(text)
 
     def pack(self, segments):
         """Packs already tokenized segments (one RaggedTensor or a pair)."""
