@@ -23,7 +23,7 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from keras_bert_impl_tools import benchmarks_file, cli
 
@@ -70,7 +70,7 @@ def bucketing(fixed, bucketed, sentences, rounds):
     batches = [sentences[i : i + 32] for i in range(0, len(sentences), 32)]
     times = {"fixed": [], "bucketed": []}
     outputs = {}
-    for name, servable in (("fixed", fixed), ("bucketed", bucketed)):  # warm both
+    for servable in (fixed, bucketed):  # warm both
         run_signature(servable, batches[0])
     for _ in range(rounds):
         for name, servable in (("fixed", fixed), ("bucketed", bucketed)):
@@ -180,7 +180,7 @@ def main(argv):
     )
     in_process = Servable("load", 1, load_path)
     rows = []
-    with kbi_serve(f"--model_name=sst2", f"--model_base_path={os.path.dirname(load_path)}",
+    with kbi_serve("--model_name=sst2", f"--model_base_path={os.path.dirname(load_path)}",
                    f"--grpc_max_threads={FLAGS.clients}", rest=False) as server:
         pid = server.process.pid
         client = Client(server.grpc_target, "sst2", timeout=120, max_retries=0)
@@ -193,7 +193,7 @@ def main(argv):
             served = load_phase(
                 lambda i: client.predict({"text": texts(i)}),
                 FLAGS.requests, FLAGS.clients,
-                on_warm=lambda: memory.setdefault("warm", rss_kib(pid)),
+                on_warm=lambda memory=memory: memory.setdefault("warm", rss_kib(pid)),
             )
             memory["end"] = rss_kib(pid)
             local = load_phase(lambda i: run_signature(in_process, texts(i)),
