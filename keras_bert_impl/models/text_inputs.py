@@ -11,6 +11,7 @@ arrives: token dicts never touch it.
 """
 
 import sys
+import weakref
 
 import numpy as np
 
@@ -103,16 +104,38 @@ def text_dataset(
             "token dicts (token_ids, segment_ids, padding_mask)."
         )
     dataset = batched_text(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle)
-    if _is_text_only(dataset.element_spec):
-        # tf.data would pass (text, text_pair) as two arguments, x and y.
-        def preprocess(*texts):
-            return preprocessor(texts)
-
-    else:
-        preprocess = preprocessor
+    preprocess = _graph_functions(preprocessor)[_is_text_only(dataset.element_spec)]
     return dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
         tf.data.AUTOTUNE
     )
+
+
+# Preprocessor → its traced tf.functions. Tracing the tokenizer's graph costs
+# about a second; every fit / evaluate / predict call on text builds a new
+# pipeline, which then reuses the traced graph instead of tracing it again.
+_GRAPH_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _graph_functions(preprocessor):
+    """(preprocess (x[, y[, sample_weight]]), preprocess a text-pair-only
+    element) as tf.functions."""
+    tf = _tf()
+    if preprocessor not in _GRAPH_FUNCTIONS:
+
+        @tf.autograph.experimental.do_not_convert
+        def preprocess(*element):
+            return preprocessor(*element)
+
+        @tf.autograph.experimental.do_not_convert
+        def preprocess_pair(*texts):
+            # tf.data passes (text, text_pair) as two arguments, x and y.
+            return preprocessor(texts)
+
+        _GRAPH_FUNCTIONS[preprocessor] = {
+            False: tf.function(preprocess),
+            True: tf.function(preprocess_pair),
+        }
+    return _GRAPH_FUNCTIONS[preprocessor]
 
 
 def _is_text_only(spec):
@@ -173,19 +196,16 @@ def _as_tensor(value):
     ):
         # Word lists (token classification) or per-word labels: ragged rows.
         return tf.ragged.constant([list(row) for row in value])
-    if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
-        return tf.constant(
-            [item.encode("utf-8", "surrogatepass") for item in value], tf.string
-        )
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (str, bytes)):
+        return tf.constant([_utf8(item) for item in value], tf.string)
     if isinstance(value, np.ndarray) and value.dtype.kind in "UO":
-        return tf.constant(
-            [
-                item.encode("utf-8", "surrogatepass") if isinstance(item, str) else item
-                for item in value.tolist()
-            ],
-            tf.string,
-        )
+        return tf.constant([_utf8(item) for item in value.tolist()], tf.string)
     return value
+
+
+def _utf8(item):
+    # Lone surrogates become invalid UTF-8 bytes, which the tokenizer drops.
+    return item.encode("utf-8", "surrogatepass") if isinstance(item, str) else item
 
 
 def _slices(x, y, sample_weight):

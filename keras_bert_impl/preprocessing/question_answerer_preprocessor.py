@@ -40,8 +40,10 @@ class BertQuestionAnswererPreprocessor(BertPreprocessor):
 
     Args:
         sequence_length: packed length (384 in run_squad.py).
-        doc_stride: pieces between the starts of consecutive windows.
-        max_query_length: question pieces kept.
+        doc_stride: pieces between the starts of consecutive windows;
+            None: `min(128, sequence_length // 3)` (run_squad.py's 128 at 384).
+        max_query_length: question pieces kept; None:
+            `min(64, sequence_length // 6)` (run_squad.py's 64 at 384).
         Other arguments: see `BertPreprocessor`.
     """
 
@@ -49,13 +51,18 @@ class BertQuestionAnswererPreprocessor(BertPreprocessor):
         self,
         tokenizer=None,
         sequence_length=384,
-        doc_stride=128,
-        max_query_length=64,
+        doc_stride=None,
+        max_query_length=None,
         **kwargs,
     ):
         super().__init__(tokenizer, sequence_length, **kwargs)
         if sequence_length is None:
             raise ValueError(f"{type(self).__name__} needs a fixed sequence_length.")
+        # run_squad.py's 64 and 128 at length 384, in proportion below it.
+        if max_query_length is None:
+            max_query_length = min(64, sequence_length // 6)
+        if doc_stride is None:
+            doc_stride = min(128, sequence_length // 3)
         check_window_settings(sequence_length, doc_stride, max_query_length)
         self.doc_stride = doc_stride
         self.max_query_length = max_query_length
