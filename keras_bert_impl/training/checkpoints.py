@@ -38,7 +38,14 @@ def restore(checkpoint, path):
     try:
         status = checkpoint.restore(path)
         status.assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError) as e:
+    except (
+        tf.errors.OpError,
+        AssertionError,
+        ValueError,
+        IndexError,
+        KeyError,
+        RuntimeError,
+    ) as e:  # what the reader raises on a damaged file varies
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ValueError(
             f"Checkpoint {path} is corrupt, truncated or from another model: "

@@ -442,16 +442,11 @@ def run_finetuning(settings, strategy=None):
             save_model(model, model_path)
         result["model_path"] = model_path
     else:
-        if not tf.io.gfile.exists(model_path):
-            raise ValueError(
-                f"{model_path} not found: run with --do_train first (or into "
-                "this --output_dir)."
-            )
-        import keras
-
-        model = keras.saving.load_model(model_path, compile=False)
         if task.label_vocabulary is None and task.kind != "squad":
-            raise ValueError(f"{labels_path} not found beside {model_path}.")
+            raise ValueError(
+                f"{labels_path} not found: run with --do_train into this --output_dir first."
+            )
+        model = _trained_model(settings, task, model_path)
 
     if settings.do_eval:
         outputs = predict_outputs(
@@ -465,6 +460,34 @@ def run_finetuning(settings, strategy=None):
     if settings.do_predict:
         result["predictions_path"] = _predict(settings, task, model)
     return result
+
+
+def _trained_model(settings, task, model_path):
+    """The finished `model.keras`, else the newest checkpoint of a run that
+    is still going or was stopped (as run_classifier.py evaluates the
+    latest checkpoint of its output_dir)."""
+    import keras
+
+    from keras_bert_impl.training import checkpoints
+
+    if tf.io.gfile.exists(model_path):
+        return keras.saving.load_model(model_path, compile=False)
+    latest = tf.train.latest_checkpoint(
+        checkpoints.checkpoint_directory(settings.output_dir)
+    )
+    if latest is None:
+        raise ValueError(
+            f"Neither {model_path} nor a checkpoint under {settings.output_dir}: "
+            "run with --do_train first."
+        )
+    model = task.model(settings.mixed_precision)
+    model.build()
+    try:
+        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    except (tf.errors.OpError, ValueError, AssertionError) as e:
+        raise ValueError(f"Checkpoint {latest} cannot be restored: {e}") from e
+    print(f"Evaluating checkpoint {latest} ({model_path} not written yet).")
+    return model
 
 
 def _predict(settings, task, model):

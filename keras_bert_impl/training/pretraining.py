@@ -55,6 +55,44 @@ class PretrainSettings:
     verbose: int = 1
 
 
+def check_record_files(file_patterns):
+    """Walks every record header of every file: a truncated file (a record
+    whose length runs past the end) is an error naming the file, where
+    TensorFlow's reader would silently stop early.
+
+    Returns:
+        The number of records per file.
+    """
+    import struct
+
+    from keras_bert_impl.text.file_patterns import expand_file_patterns
+
+    counts = {}
+    for path in expand_file_patterns(file_patterns):
+        size = tf.io.gfile.stat(path).length
+        offset, records = 0, 0
+        with tf.io.gfile.GFile(path, "rb") as f:
+            while offset < size:
+                header = f.read(12) if offset + 12 <= size else b""
+                if len(header) < 12:
+                    raise ValueError(
+                        f"{path}: truncated TFRecord file: {size - offset} stray "
+                        f"byte(s) after record {records} (byte {offset})."
+                    )
+                (length,) = struct.unpack("<Q", header[:8])
+                end = offset + 12 + length + 4
+                if end > size:
+                    raise ValueError(
+                        f"{path}: truncated TFRecord file: record {records} at byte "
+                        f"{offset} needs {length} bytes, the file ends {size - offset - 12} "
+                        "bytes later."
+                    )
+                f.seek(end)
+                offset, records = end, records + 1
+        counts[path] = records
+    return counts
+
+
 def _masker(settings):
     from keras_bert_impl.data import MaskedLMMasker
     from keras_bert_impl.text.vocab_file import load_vocabulary
@@ -168,11 +206,18 @@ def run_pretraining(settings, strategy=None):
     )
     result = {}
     if settings.do_train:
-        history = trainer.train(
-            lambda: pretraining_input(
-                settings, settings.input_file, settings.train_batch_size, True
+        check_record_files(settings.input_file)
+        try:
+            history = trainer.train(
+                lambda: pretraining_input(
+                    settings, settings.input_file, settings.train_batch_size, True
+                )
             )
-        )
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            raise ValueError(
+                f"--input_file={settings.input_file}: unreadable record: "
+                f"{e.message.strip().splitlines()[0]}"
+            ) from e
         result["history"] = history.rows
         if is_chief(strategy):
             save_model(trainer.model, os.path.join(settings.output_dir, "model.keras"))

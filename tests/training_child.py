@@ -1,0 +1,142 @@
+"""Training runs that need a process of their own (run by the training tests).
+
+    python training_child.py pretrain OUTPUT_DIR RECORDS VOCAB CONFIG STEPS [--slow]
+        kbi-pretrain's function on tiny records, dropout on; writes the final
+        weights to OUTPUT_DIR/weights.npz. --slow sleeps in the input
+        pipeline so that a parent can kill the run mid-way.
+    python training_child.py mirrored OUTPUT_JSON
+        The same tiny pretraining on the default strategy and on
+        MirroredStrategy over 2 logical CPUs; writes both loss curves.
+"""
+
+import json
+import sys
+import time
+
+
+def pretrain(output_dir, records, vocab, config, steps, slow):
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_bert_impl.training import pretraining
+
+    if slow:
+        original = pretraining.pretraining_input
+
+        def slowed(*args, **kwargs):
+            def pause(x, y):
+                token = tf.numpy_function(
+                    lambda: time.sleep(0.15) or np.int32(0), [], tf.int32
+                )
+                x = dict(x, token_ids=x["token_ids"] + token * 0)
+                return x, y
+
+            return original(*args, **kwargs).map(pause)
+
+        pretraining.pretraining_input = slowed
+    settings = pretraining.PretrainSettings(
+        input_file=records,
+        output_dir=output_dir,
+        bert_config_file=config,
+        vocab_file=vocab,
+        dynamic_masking=True,
+        train_batch_size=8,
+        max_seq_length=16,
+        max_predictions_per_seq=4,
+        num_train_steps=steps,
+        num_warmup_steps=2,
+        learning_rate=1e-3,
+        save_checkpoints_steps=3,
+        verbose=0,
+    )
+    result = pretraining.run_pretraining(settings)
+    import keras
+
+    model = keras.saving.load_model(f"{output_dir}/model.keras", compile=False)
+    np.savez(
+        f"{output_dir}/weights.npz",
+        *[v.numpy() for v in model.variables],
+    )
+    print(json.dumps({"steps": len(result["history"])}))
+
+
+def mirrored(output_json):
+    from keras_bert_impl.training.strategy import get_strategy, split_logical_cpus
+
+    split_logical_cpus(2)
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_bert_impl import BertConfig, BertPretrainer
+    from keras_bert_impl.training import Trainer, TrainerSettings, create_optimizer
+
+    def dataset():
+        rng = np.random.default_rng(0)
+        n, seq, k = 32, 12, 3
+        ids = rng.integers(5, 64, (n, seq)).astype("int32")
+        x = {
+            "token_ids": ids,
+            "segment_ids": np.zeros((n, seq), "int32"),
+            "padding_mask": (np.arange(seq)[None] < rng.integers(6, 13, (n, 1))).astype(
+                "int32"
+            ),
+            "mask_positions": np.tile(np.arange(1, 1 + k, dtype="int32"), (n, 1)),
+        }
+        y = {
+            "masked_lm_ids": ids[:, 1 : 1 + k],
+            # The same number of real slots in every row (one padded): the
+            # MLM loss is normalised per replica, as google-research/bert's
+            # per-TPU-core loss, so only then is the global loss identical.
+            "masked_lm_weights": np.tile(np.array([1, 1, 0], "float32"), (n, 1)),
+            "next_sentence_labels": (ids[:, 0] % 2).astype("int32"),
+        }
+        return (
+            tf.data.Dataset.from_tensor_slices((x, y))
+            .shuffle(n, seed=1)
+            .repeat()
+            .batch(8, drop_remainder=True)
+        )
+
+    curves = {}
+    for name in ("default", "mirrored"):
+        keras.utils.set_random_seed(3)
+        config = BertConfig(
+            vocab_size=64, hidden_size=32, num_layers=2, num_heads=4,
+            intermediate_size=64, max_position_embeddings=32,
+            hidden_dropout=0.0, attention_dropout=0.0,
+        )
+        strategy = get_strategy(name)
+        trainer = Trainer(
+            strategy,
+            lambda: BertPretrainer(config),
+            # A clipnorm small enough to bind, so cross-replica clipping counts.
+            lambda: create_optimizer(1e-3, 12, 2, clipnorm=0.5),
+            TrainerSettings(
+                output_dir=f"{output_json}.{name}",
+                num_train_steps=12,
+                global_batch_size=8,
+                steps_per_execution=4,
+                save_checkpoints_steps=0,
+                tensorboard=False,
+                verbose=0,
+            ),
+        )
+        history = trainer.train(dataset)
+        curves[name] = {
+            "losses": [v for row in history.rows for v in row["step_losses"]],
+            "replicas": strategy.num_replicas_in_sync,
+            "weights": [float(np.sum(np.abs(v.numpy()))) for v in trainer.model.trainable_variables],
+        }
+    with open(output_json, "w") as f:
+        json.dump(curves, f)
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "pretrain":
+        pretrain(*sys.argv[2:6], int(sys.argv[6]), "--slow" in sys.argv)
+    elif mode == "mirrored":
+        mirrored(sys.argv[2])
+    else:
+        raise SystemExit(f"unknown mode {mode}")
