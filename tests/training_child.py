@@ -28,6 +28,7 @@ def pretrain(output_dir, records, vocab, config, steps, slow):
                 token = tf.numpy_function(
                     lambda: time.sleep(0.15) or np.int32(0), [], tf.int32
                 )
+                token = tf.reshape(token, [])  # numpy_function loses the shape
                 x = dict(x, token_ids=x["token_ids"] + token * 0)
                 return x, y
 
