@@ -454,6 +454,9 @@ def run_finetuning(settings, strategy=None):
         )
         results = task.evaluate(outputs, eval_examples, eval_features)
         results["eval_examples"] = len(eval_features)
+        checkpoint = getattr(model, "evaluated_checkpoint", None)
+        if checkpoint:  # a run still going or stopped: say which step
+            results["global_step"] = int(checkpoint.rsplit("-", 1)[1])
         if is_chief(strategy):
             write_eval_results(settings.output_dir, results)
         result["eval_results"] = results
@@ -487,6 +490,7 @@ def _trained_model(settings, task, model_path):
     except (tf.errors.OpError, ValueError, AssertionError) as e:
         raise ValueError(f"Checkpoint {latest} cannot be restored: {e}") from e
     print(f"Evaluating checkpoint {latest} ({model_path} not written yet).")
+    model.evaluated_checkpoint = latest
     return model
 
 

