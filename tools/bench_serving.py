@@ -40,6 +40,10 @@ def define_flags():
     flags.DEFINE_integer("requests", 2000, "Requests per load phase.")
     flags.DEFINE_integer("clients", 16, "Concurrent client threads.")
     flags.DEFINE_string("load_preset", "tiny", "BertConfig preset of the load-test model.")
+    flags.DEFINE_integer(
+        "max_sentences", None, "Use the first N dev sentences for bucketing (default: all)."
+    )
+    flags.DEFINE_list("parts", ["bucketing", "load"], "Which measurements to run.")
     flags.DEFINE_string("benchmarks_file", None, "Write the section into this markdown file.")
 
 
@@ -121,7 +125,6 @@ def percentile(values, q):
 
 def main(argv):
     del argv
-    import keras
 
     from keras_bert_impl import BertClassifier
     from keras_bert_impl.export import exporter
@@ -133,7 +136,8 @@ def main(argv):
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
     from serving_helpers import kbi_serve
 
-    sentences = read_sentences(FLAGS.sst2_dev)
+    all_sentences = read_sentences(FLAGS.sst2_dev)
+    sentences = all_sentences[: FLAGS.max_sentences] if FLAGS.max_sentences else all_sentences
     os.makedirs(FLAGS.work_dir, exist_ok=True)
     vocabulary, lowercase = checkpoint_vocabulary.read(FLAGS.init_checkpoint)
     tokenizer = Tokenizer(vocabulary, lowercase=lowercase)
@@ -148,6 +152,30 @@ def main(argv):
             )
         return minilm
 
+    lines = [
+        "Commands (2 CPU cores shared with other jobs; ratios from the same run):",
+        "",
+        "```bash",
+        "python -m keras_bert_impl_tools.bench_serving --init_checkpoint=$MINILM_DIR \\",
+        f"  --sst2_dev=../shared/data/sst2/dev.tsv --work_dir={FLAGS.work_dir} "
+        f"--parts={','.join(FLAGS.parts)} --requests={FLAGS.requests} --clients={FLAGS.clients}"
+        + (f" --max_sentences={FLAGS.max_sentences}" if FLAGS.max_sentences else "")
+        + f" --rounds={FLAGS.rounds}",
+        "```",
+        "",
+    ]
+    if "bucketing" in FLAGS.parts:
+        lines += bucketing_part(sentences, tokenizer, classifier, exporter, Servable, len(all_sentences))
+    if "load" in FLAGS.parts:
+        lines += load_part(sentences, tokenizer, vocabulary, labels, exporter, Servable, Client, kbi_serve)
+    section = "\n".join(lines)
+    print(section)
+    if FLAGS.benchmarks_file:
+        benchmarks_file.replace_section(FLAGS.benchmarks_file, SECTION, section)
+    return 0
+
+
+def bucketing_part(sentences, tokenizer, classifier, exporter, Servable, total):
     paths = {}
     for name, buckets in (("fixed", None), ("bucketed", "auto")):
         target = os.path.join(FLAGS.work_dir, f"sst2_{name}")
@@ -163,7 +191,36 @@ def main(argv):
     times, ratios, diff, same_labels = bucketing(fixed, bucketed, sentences, FLAGS.rounds)
     lengths = [len(tokenizer.tokenize(s).numpy()) + 2 for s in sentences[:2000]]
     print(f"bucketing: fixed {times['fixed']} s, bucketed {times['bucketed']} s, "
-          f"ratios {ratios}, max diff {diff:.2e}, same labels {same_labels}")
+          f"ratios {ratios}, max diff {diff:.2e}, same labels {same_labels}", flush=True)
+    lines = [
+        f"**Length bucketing** (all-MiniLM-L6-v2 as a 2-class classifier export, the first "
+        f"{len(sentences)} of {total} SST-2 dev sentences, batches of 32 in file order, packed "
+        f"length median {int(statistics.median(lengths))} tokens, max {max(lengths)}; both "
+        "SavedModels run as the server runs them, session and SignatureDef):",
+        "",
+        "| padding | seconds per pass (rounds) | sentences/s (median) |",
+        "|---|---|---|",
+    ]
+    for name in ("fixed", "bucketed"):
+        label = f"fixed to {FLAGS.max_seq_length}" if name == "fixed" else "buckets 16/32/64/128"
+        lines.append(
+            f"| {label} | {', '.join(f'{t:.2f}' for t in times[name])} | "
+            f"{len(sentences) / statistics.median(times[name]):.0f} |"
+        )
+    lines += [
+        "",
+        f"Bucketed / fixed throughput: **{statistics.median(ratios):.2f}x** (per round "
+        f"{', '.join(f'{r:.2f}' for r in ratios)}); largest |probability difference| "
+        f"{diff:.1e}, predicted labels identical: {same_labels}.",
+        "",
+    ]
+    return lines
+
+
+def load_part(sentences, tokenizer, vocabulary, labels, exporter, Servable, Client, kbi_serve):
+    import keras
+
+    from keras_bert_impl import BertClassifier
 
     keras.utils.set_random_seed(0)
     load_dir = os.path.join(FLAGS.work_dir, f"load_{FLAGS.load_preset}")
@@ -202,34 +259,6 @@ def main(argv):
         client.close()
 
     lines = [
-        "Commands (2 CPU cores shared with other jobs; ratios from the same run):",
-        "",
-        "```bash",
-        "python -m keras_bert_impl_tools.bench_serving --init_checkpoint=$MINILM_DIR \\",
-        f"  --sst2_dev=../shared/data/sst2/dev.tsv --work_dir={FLAGS.work_dir} "
-        f"--requests={FLAGS.requests} --clients={FLAGS.clients} --benchmarks_file=BENCHMARKS.md",
-        "```",
-        "",
-        f"**Length bucketing** (all-MiniLM-L6-v2 as a 2-class classifier export, {len(sentences)} "
-        f"SST-2 dev sentences, batches of 32 in file order, packed length median "
-        f"{int(statistics.median(lengths))} tokens, max {max(lengths)}; both SavedModels run "
-        "as the server runs them):",
-        "",
-        "| padding | seconds per pass (rounds) | sentences/s (median) |",
-        "|---|---|---|",
-    ]
-    for name in ("fixed", "bucketed"):
-        label = f"fixed to {FLAGS.max_seq_length}" if name == "fixed" else "buckets 16/32/64/128"
-        lines.append(
-            f"| {label} | {', '.join(f'{t:.2f}' for t in times[name])} | "
-            f"{len(sentences) / statistics.median(times[name]):.0f} |"
-        )
-    lines += [
-        "",
-        f"Bucketed / fixed throughput: **{statistics.median(ratios):.2f}x** (per round "
-        f"{', '.join(f'{r:.2f}' for r in ratios)}); largest |probability difference| "
-        f"{diff:.1e}, predicted labels identical: {same_labels}.",
-        "",
         f"**kbi-serve under load** ({FLAGS.requests} Predict requests per phase from "
         f"{FLAGS.clients} concurrent gRPC clients; model: `{FLAGS.load_preset}` preset, random "
         "weights, MiniLM vocabulary, bucketed export; in-process = the same export run by "
@@ -254,11 +283,7 @@ def main(argv):
             f"{percentile(served[0], 99) / percentile(local[0], 99):.2f}x | "
             f"{(len(local[0]) / local[1]) / (len(served[0]) / served[1]):.2f}x fewer | |"
         )
-    section = "\n".join(lines)
-    print(section)
-    if FLAGS.benchmarks_file:
-        benchmarks_file.replace_section(FLAGS.benchmarks_file, SECTION, section)
-    return 0
+    return lines
 
 
 def run():
