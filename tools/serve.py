@@ -26,7 +26,9 @@ def define_flags():
         "rest_api_port", 0, "Port to listen on for the HTTP/REST API; 0 = no REST API."
     )
     flags.DEFINE_integer(
-        "rest_api_num_threads", None, "Threads for HTTP/REST requests (default 4 x cores)."
+        "rest_api_num_threads",
+        None,
+        "Threads for HTTP/REST requests (default 4 x cores).",
     )
     flags.DEFINE_string("model_name", "default", "Name of the model.")
     flags.DEFINE_string(
