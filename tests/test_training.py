@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_bert_impl import BertClassifier, BertPretrainer
+from keras_bert_impl import BertPretrainer
 from keras_bert_impl.training import Trainer, TrainerSettings, create_optimizer
 from keras_bert_impl.training import checkpoints, evaluation, get_strategy
 from keras_bert_impl.training.finetuning import FinetuneSettings, run_finetuning
@@ -59,7 +59,9 @@ def test_weight_decay_skips_layer_norm_and_biases():
 
 
 def test_lamb_and_unknown_optimizer():
-    assert isinstance(create_optimizer(1e-3, 10, 1, optimizer="lamb"), keras.optimizers.Lamb)
+    assert isinstance(
+        create_optimizer(1e-3, 10, 1, optimizer="lamb"), keras.optimizers.Lamb
+    )
     with pytest.raises(ValueError, match="--optimizer='sgd'.*adamw"):
         create_optimizer(1e-3, 10, 1, optimizer="sgd")
 
@@ -94,7 +96,9 @@ def test_batch_must_divide_over_replicas():
         num_replicas_in_sync = 3
 
     assert check_batch_size(12, ThreeReplicas()) == 4
-    with pytest.raises(ValueError, match="--train_batch_size=32 is not divisible by the 3"):
+    with pytest.raises(
+        ValueError, match="--train_batch_size=32 is not divisible by the 3"
+    ):
         check_batch_size(32, ThreeReplicas())
 
 
@@ -274,8 +278,8 @@ def _settings(tmp_path, data_dir, checkpoint, **changes):
         train_batch_size=8,
         eval_batch_size=8,
         learning_rate=1e-3,
-        num_train_epochs=2,
-        save_checkpoints_steps=5,
+        num_train_epochs=1,
+        save_checkpoints_steps=4,
         verbose=0,
     )
     values.update(changes)
@@ -287,7 +291,7 @@ def test_finetune_classifier_end_to_end(tmp_path):
     data_dir = _glue_files(tmp_path / "glue")
     result = run_finetuning(_settings(tmp_path, data_dir, checkpoint))
     out = tmp_path / "out"
-    assert result["train_steps"] == 12 and result["warmup_steps"] == 1
+    assert result["train_steps"] == 6 and result["warmup_steps"] == 0
     lines = (out / "eval_results.txt").read_text().splitlines()
     assert "eval_examples = 16" in lines
     assert json.loads((out / "eval_results.json").read_text()) == result["eval_results"]
@@ -317,7 +321,9 @@ def test_finetune_bad_inputs_name_file_line_or_flag(tmp_path):
         run_finetuning(_settings(tmp_path, str(data_dir), checkpoint))
     train = data_dir / "train.tsv"
     train.write_text("sentence\tlabel\nword1\tneg\nword2 word3\n")
-    with pytest.raises(ValueError, match=r"train.tsv:3: expected 2 tab-separated columns"):
+    with pytest.raises(
+        ValueError, match=r"train.tsv:3: expected 2 tab-separated columns"
+    ):
         run_finetuning(_settings(tmp_path, str(data_dir), checkpoint))
     # Nothing that looks like a finished model was left behind.
     assert not (tmp_path / "out" / "model.keras").exists()

@@ -19,7 +19,9 @@ CHILD = os.path.join(os.path.dirname(__file__), "training_child.py")
 
 
 def _child(*args, **kwargs):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join(sys.path))
+    env = dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join(sys.path)
+    )
     return subprocess.Popen(
         [sys.executable, CHILD, *map(str, args)],
         env=env,
@@ -47,7 +49,10 @@ def test_mirrored_two_replicas_matches_default_strategy(tmp_path):
     np.testing.assert_allclose(mirrored, default, rtol=1e-4)
     # Sums of |weights| per variable; biases near 0 need an absolute bound.
     np.testing.assert_allclose(
-        curves["mirrored"]["weights"], curves["default"]["weights"], rtol=1e-4, atol=1e-4
+        curves["mirrored"]["weights"],
+        curves["default"]["weights"],
+        rtol=1e-4,
+        atol=1e-4,
     )
 
 

@@ -58,14 +58,14 @@ def test_compile_metrics_are_updated_and_reported():
     # Keras prefixes a dict-keyed compile metric with its output's name.
     assert {"nsp_logits_nsp_acc", "mlm_logits_mlm_top5", "loss"} <= set(results)
     # The user's NSP accuracy is the built-in one computed independently.
-    assert np.isclose(
-        results["nsp_logits_nsp_acc"], results["next_sentence_accuracy"]
-    )
+    assert np.isclose(results["nsp_logits_nsp_acc"], results["next_sentence_accuracy"])
     outputs = model.predict(x, verbose=0)
     top5 = np.argsort(-outputs["mlm_logits"], axis=-1)[..., :5]
     hits = (top5 == y["masked_lm_ids"][..., None]).any(-1)
     weights = y["masked_lm_weights"]
-    assert np.isclose(results["mlm_logits_mlm_top5"], (hits * weights).sum() / weights.sum())
+    assert np.isclose(
+        results["mlm_logits_mlm_top5"], (hits * weights).sum() / weights.sum()
+    )
 
 
 def test_no_private_keras_imports_in_models_and_layers():

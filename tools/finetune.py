@@ -22,55 +22,105 @@ def define_flags(flag_values):
     from keras_bert_impl.training.strategy import STRATEGIES
 
     f = flag_values
-    flags.DEFINE_string("task_name", None, f"One of {', '.join(TASK_NAMES)}.", flag_values=f)
-    flags.DEFINE_string("data_dir", None, "GLUE TSVs or CoNLL train/valid/test.txt.", flag_values=f)
-    flags.DEFINE_string("train_file", None, "SQuAD training JSON.", flag_values=f)
-    flags.DEFINE_string("predict_file", None, "SQuAD JSON to evaluate/predict.", flag_values=f)
-    flags.DEFINE_string("output_dir", None, "Where everything is written.", flag_values=f)
     flags.DEFINE_string(
-        "init_checkpoint", None,
+        "task_name", None, f"One of {', '.join(TASK_NAMES)}.", flag_values=f
+    )
+    flags.DEFINE_string(
+        "data_dir", None, "GLUE TSVs or CoNLL train/valid/test.txt.", flag_values=f
+    )
+    flags.DEFINE_string("train_file", None, "SQuAD training JSON.", flag_values=f)
+    flags.DEFINE_string(
+        "predict_file", None, "SQuAD JSON to evaluate/predict.", flag_values=f
+    )
+    flags.DEFINE_string(
+        "output_dir", None, "Where everything is written.", flag_values=f
+    )
+    flags.DEFINE_string(
+        "init_checkpoint",
+        None,
         "A .keras file, a Hugging Face directory or a TF1 BERT checkpoint prefix.",
         flag_values=f,
     )
-    flags.DEFINE_string("bert_config_file", None, "bert_config.json or config.json.", flag_values=f)
-    flags.DEFINE_string("config", None, "Preset (tiny ... large) when no checkpoint.", flag_values=f)
-    flags.DEFINE_string("vocab_file", None, "Vocabulary; default: the checkpoint's.", flag_values=f)
-    flags.DEFINE_bool("do_lower_case", True, "Lower-case input (uncased models).", flag_values=f)
+    flags.DEFINE_string(
+        "bert_config_file", None, "bert_config.json or config.json.", flag_values=f
+    )
+    flags.DEFINE_string(
+        "config", None, "Preset (tiny ... large) when no checkpoint.", flag_values=f
+    )
+    flags.DEFINE_string(
+        "vocab_file", None, "Vocabulary; default: the checkpoint's.", flag_values=f
+    )
+    flags.DEFINE_bool(
+        "do_lower_case", True, "Lower-case input (uncased models).", flag_values=f
+    )
     flags.DEFINE_bool("do_train", False, "Train.", flag_values=f)
     flags.DEFINE_bool("do_eval", False, "Evaluate on the dev set.", flag_values=f)
     flags.DEFINE_bool("do_predict", False, "Predict the test set.", flag_values=f)
     flags.DEFINE_integer("max_seq_length", 128, "Tokens per sequence.", flag_values=f)
-    flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.", flag_values=f)
+    flags.DEFINE_integer(
+        "train_batch_size", 32, "Global training batch size.", flag_values=f
+    )
     flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.", flag_values=f)
-    flags.DEFINE_integer("predict_batch_size", 64, "Prediction batch size.", flag_values=f)
+    flags.DEFINE_integer(
+        "predict_batch_size", 64, "Prediction batch size.", flag_values=f
+    )
     flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.", flag_values=f)
     flags.DEFINE_float("num_train_epochs", 3.0, "Training epochs.", flag_values=f)
-    flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of steps warming up.", flag_values=f)
+    flags.DEFINE_float(
+        "warmup_proportion", 0.1, "Fraction of steps warming up.", flag_values=f
+    )
     flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay.", flag_values=f)
-    flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.", flag_values=f)
-    flags.DEFINE_string("strategy", "default", f"One of {', '.join(STRATEGIES)}.", flag_values=f)
+    flags.DEFINE_enum(
+        "optimizer", "adamw", ["adamw", "lamb"], "Optimizer.", flag_values=f
+    )
+    flags.DEFINE_string(
+        "strategy", "default", f"One of {', '.join(STRATEGIES)}.", flag_values=f
+    )
     flags.DEFINE_string("tpu", None, "TPU name/address, or 'local'.", flag_values=f)
     flags.DEFINE_string(
-        "mixed_precision", None, "mixed_bfloat16 or mixed_float16 (loss-scaled).", flag_values=f
+        "mixed_precision",
+        None,
+        "mixed_bfloat16 or mixed_float16 (loss-scaled).",
+        flag_values=f,
     )
-    flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.", flag_values=f)
-    flags.DEFINE_integer("steps_per_execution", 1, "Steps per compiled call.", flag_values=f)
-    flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval.", flag_values=f)
-    flags.DEFINE_integer("seed", 12345, "Seed of initialisation, shuffling, dropout.", flag_values=f)
-    flags.DEFINE_integer("max_train_examples", None, "Train on the first N examples.", flag_values=f)
+    flags.DEFINE_bool(
+        "jit_compile", False, "Compile the train step with XLA.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "steps_per_execution", 1, "Steps per compiled call.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "save_checkpoints_steps", 1000, "Checkpoint interval.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "seed", 12345, "Seed of initialisation, shuffling, dropout.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "max_train_examples", None, "Train on the first N examples.", flag_values=f
+    )
     flags.DEFINE_string(
-        "bucket_lengths", None,
+        "bucket_lengths",
+        None,
         "GLUE tasks: pad each batch only to its longest sequence rounded up to a "
         "bucket ('auto': 16, 32, 64, ... max_seq_length; or a comma list). Same "
         "results as fixed padding, less work on short texts.",
         flag_values=f,
     )
     flags.DEFINE_integer("doc_stride", 128, "SQuAD window stride.", flag_values=f)
-    flags.DEFINE_integer("max_query_length", 64, "SQuAD question pieces kept.", flag_values=f)
-    flags.DEFINE_integer("n_best_size", 20, "SQuAD candidates per question.", flag_values=f)
-    flags.DEFINE_integer("max_answer_length", 30, "SQuAD longest answer (pieces).", flag_values=f)
+    flags.DEFINE_integer(
+        "max_query_length", 64, "SQuAD question pieces kept.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "n_best_size", 20, "SQuAD candidates per question.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "max_answer_length", 30, "SQuAD longest answer (pieces).", flag_values=f
+    )
     flags.DEFINE_float(
-        "null_score_diff_threshold", 0.0, "SQuAD v2.0: answer '' above this.", flag_values=f
+        "null_score_diff_threshold",
+        0.0,
+        "SQuAD v2.0: answer '' above this.",
+        flag_values=f,
     )
 
 

@@ -44,7 +44,9 @@ def define_flags(f):
     integer("num_warmup_steps", 10000, "Warm-up steps.")
     flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate.", flag_values=f)
     flags.DEFINE_float("weight_decay", 0.01, "AdamW/LAMB weight decay.", flag_values=f)
-    flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.", flag_values=f)
+    flags.DEFINE_enum(
+        "optimizer", "adamw", ["adamw", "lamb"], "Optimizer.", flag_values=f
+    )
     boolean("do_train", True, "Train.")
     boolean("do_eval", False, "Evaluate masked-LM / NSP accuracy.")
     string("eval_input_file", None, "Held-out records (default: --input_file).")
@@ -76,7 +78,9 @@ def main(f):
     for name in ("input_file", "output_dir"):
         if not f[name].value:
             raise ValueError(f"--{name} is required.")
-    if not (f["bert_config_file"].value or f["config"].value or f["init_checkpoint"].value):
+    if not (
+        f["bert_config_file"].value or f["config"].value or f["init_checkpoint"].value
+    ):
         raise ValueError("Give --bert_config_file, --config or --init_checkpoint.")
     result = run_pretraining(settings_from_flags(f))
     for key, value in sorted(result.get("eval_results", {}).items()):

@@ -112,7 +112,9 @@ def check_settings(s):
             f"Unknown --task_name={s.task_name!r}; valid tasks are {list(TASK_NAMES)}."
         )
     if not (s.do_train or s.do_eval or s.do_predict):
-        raise ValueError("At least one of --do_train, --do_eval, --do_predict is needed.")
+        raise ValueError(
+            "At least one of --do_train, --do_eval, --do_predict is needed."
+        )
     if s.mixed_precision not in MIXED_PRECISION:
         raise ValueError(
             f"Unknown --mixed_precision={s.mixed_precision!r}; valid values are "
@@ -249,8 +251,8 @@ class _TaskData:
         s = self.settings
         kwargs = {"dtype": dtype} if dtype else {}
         if self.kind == "glue":
-            num_classes = 1 if GLUE_TASKS[s.task_name].regression else len(
-                self.label_vocabulary
+            num_classes = (
+                1 if GLUE_TASKS[s.task_name].regression else len(self.label_vocabulary)
             )
             cls, kwargs = models.BertClassifier, dict(kwargs, num_classes=num_classes)
         elif self.kind == "ner":
@@ -501,7 +503,9 @@ def _predict(settings, task, model):
         features = task.features(examples)
         outputs = predict_outputs(
             model,
-            task.dataset(features, settings.predict_batch_size, False, with_labels=False),
+            task.dataset(
+                features, settings.predict_batch_size, False, with_labels=False
+            ),
         )
         predictions = task.squad_answers(outputs, features)
         path = os.path.join(out, "predictions.json")

@@ -282,7 +282,9 @@ class Trainer:
             if writer is not None:
                 with writer.as_default():
                     for offset, loss in enumerate(row["step_losses"]):
-                        tf.summary.scalar("step_loss", loss, step=step - chunk + offset + 1)
+                        tf.summary.scalar(
+                            "step_loss", loss, step=step - chunk + offset + 1
+                        )
                     for name, value in row.items():
                         if name not in ("step", "step_losses"):
                             tf.summary.scalar(name, value, step=step)
