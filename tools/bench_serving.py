@@ -281,7 +281,7 @@ def load_part(sentences, tokenizer, vocabulary, labels, exporter, Servable, Clie
             f"| {batch} | overhead ratio (kbi-serve / in-process) | | "
             f"{percentile(served[0], 50) / percentile(local[0], 50):.2f}x | "
             f"{percentile(served[0], 99) / percentile(local[0], 99):.2f}x | "
-            f"{(len(local[0]) / local[1]) / (len(served[0]) / served[1]):.2f}x fewer | |"
+            f"{(len(served[0]) / served[1]) / (len(local[0]) / local[1]):.2f}x | |"
         )
     return lines
 
