@@ -280,7 +280,7 @@ def test_strings_train_on_the_jax_backend(vocab_file):
 def _readme_example():
     readme = (REPO_DIR / "README.md").read_text(encoding="utf-8")
     match = re.search(
-        r"<!-- five-line example -->\s*```python\n(.*?)```", readme, re.DOTALL
+        r"<!-- run by tests/test_preprocessing_tasks\.py[^>]*-->\s*```python\n(.*?)```", readme, re.DOTALL
     )
     assert match, "README.md lost its five-line example"
     return match.group(1)

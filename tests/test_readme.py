@@ -3,7 +3,11 @@
 The first two ```bash blocks are the set-up commands (CI runs them); every
 later ```bash block and every ```python block runs here, in order, in a
 scratch folder that holds what the README says the user has: `corpus/*.txt`.
-Blocks fenced otherwise (```console, ```text, or none) are illustrations.
+A block right after an HTML comment `<!-- run by tests/FILE.py ... -->` is
+run by that test instead (on a sample), and one after `<!-- not run here:
+REASON -->` needs what a test machine lacks (Docker, a server left running);
+the reason is required. Blocks fenced otherwise (```console, ```text, or
+none) are illustrations.
 """
 
 import os
@@ -14,12 +18,28 @@ import sys
 import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
+BLOCK = re.compile(r"(?:<!--(.*?)-->\s*)?```(\w*)\n(.*?)```", re.S)
+RUN_ELSEWHERE = re.compile(r"\s*run by (tests/\w+\.py)")
+NOT_RUN = re.compile(r"\s*not run here: \S.{10,}", re.S)
 
 
 def readme_blocks(language):
+    """The blocks of `language` this test runs, in order."""
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        return [code for lang, code in BLOCK.findall(f.read()) if lang == language]
+        blocks = BLOCK.findall(f.read())
+    runnable = []
+    for comment, lang, code in blocks:
+        if lang != language:
+            continue
+        elsewhere = RUN_ELSEWHERE.match(comment or "")
+        if elsewhere:
+            assert os.path.exists(os.path.join(ROOT, elsewhere[1])), comment
+            continue
+        if comment:
+            assert NOT_RUN.match(comment), f"unknown README marker <!--{comment}-->"
+            continue
+        runnable.append(code)
+    return runnable
 
 
 def _scratch_folder(tmp_path):
