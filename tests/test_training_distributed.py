@@ -47,12 +47,14 @@ def test_mirrored_two_replicas_matches_default_strategy(tmp_path):
     assert len(default) == len(mirrored) == 12
     assert default[-1] < default[0]  # it trains
     np.testing.assert_allclose(mirrored, default, rtol=1e-4)
-    # Sums of |weights| per variable; biases near 0 need an absolute bound.
+    # Sums of |weights| per variable. Summation order differs between one
+    # and two replicas, and Adam's m/sqrt(v) turns that float noise in
+    # near-zero gradients (ids never seen) into visible update noise.
     np.testing.assert_allclose(
         curves["mirrored"]["weights"],
         curves["default"]["weights"],
-        rtol=1e-4,
-        atol=1e-4,
+        rtol=1e-3,
+        atol=1e-3,
     )
 
 
