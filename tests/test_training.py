@@ -196,6 +196,9 @@ def test_checkpoint_holds_dropout_seeds_and_outputs_are_written(tmp_path):
     seeds = [n for n in names if n.startswith("seed_states/")]
     assert len(seeds) == len(checkpoints.seed_states(trainer.model)) > 0
     assert any(n.startswith("optimizer/") for n in names)
+    # Every model variable (not only those Keras exposes to tf.train).
+    listed = [n for n in names if n.startswith("model_variables/")]
+    assert len(listed) == len(trainer.model.variables)
     rows = json.loads((tmp_path / "metrics.json").read_text())
     assert rows[-1]["step"] == 4 and len(rows[-1]["step_losses"]) == 2
     assert (tmp_path / "metrics.csv").read_text().startswith("step,loss,learning_rate")

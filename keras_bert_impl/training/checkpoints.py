@@ -20,9 +20,18 @@ def seed_states(model):
 
 
 def training_checkpoint(model, optimizer, step):
-    """A `tf.train.Checkpoint` of everything that changes the next step."""
+    """A `tf.train.Checkpoint` of everything that changes the next step.
+
+    Keras 3 models do not expose every nested layer to `tf.train.Checkpoint`
+    (a backbone's block list is missed), so all model variables are also
+    tracked as one list, in the model's own stable order.
+    """
     return tf.train.Checkpoint(
-        model=model, optimizer=optimizer, step=step, seed_states=seed_states(model)
+        model=model,
+        model_variables=list(model.variables),
+        optimizer=optimizer,
+        step=step,
+        seed_states=seed_states(model),
     )
 
 

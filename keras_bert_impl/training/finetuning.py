@@ -487,8 +487,14 @@ def _trained_model(settings, task, model_path):
         )
     model = task.model(settings.mixed_precision)
     model.build()
+    # The trainer's layout: the weights are reachable through the model's
+    # variable list and through the optimizer's, so rebuild both.
+    optimizer = create_optimizer(settings.learning_rate, 1, 0, optimizer=settings.optimizer)
+    optimizer.build(model.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64)
+    checkpoint = checkpoints.training_checkpoint(model, optimizer, step)
     try:
-        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        checkpoint.restore(latest).expect_partial()
     except (tf.errors.OpError, ValueError, AssertionError) as e:
         raise ValueError(f"Checkpoint {latest} cannot be restored: {e}") from e
     print(f"Evaluating checkpoint {latest} ({model_path} not written yet).")
