@@ -127,7 +127,7 @@ def _with_one_line_errors(main):
     (the package raises ValueError / OSError naming the file, line or value)."""
 
     def guarded_main(argv):
-        program = os.path.basename(sys.argv[0])
+        program = os.path.basename(argv[0] if argv else sys.argv[0])
         input_errors = (ValueError, OSError)
         if "tensorflow" in sys.modules:
             input_errors += (sys.modules["tensorflow"].errors.OpError,)
@@ -143,3 +143,40 @@ def _with_one_line_errors(main):
             sys.exit(1)
 
     return guarded_main
+
+
+_HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
+
+
+def run_with_registry(main, define_flags, argv=None):
+    """Runs a tool whose flags live in a registry of its own.
+
+    Each call defines the flags afresh, so a test can run the tool several
+    times in one process with nothing carried over from an earlier call.
+
+    Args:
+        main: called with the parsed `flags.FlagValues`.
+        define_flags: defines the tool's flags into the registry it is given.
+        argv: the command line, program name first (default: `sys.argv`).
+
+    Returns:
+        What `main` returns.
+    """
+    registry = flags.FlagValues()
+    define_flags(registry)
+    argv = list(sys.argv if argv is None else argv)
+    program = os.path.basename(argv[0])
+    if any(arg in _HELP_FLAGS for arg in argv[1:]):
+        print(f"\n       USAGE: {program} [flags]\n\n{registry.get_help()}")
+        return None
+
+    def parse_then_run(_):
+        try:
+            extra = registry(argv)[1:]
+        except flags.Error as error:
+            raise app.UsageError(str(error)) from None
+        if extra:
+            raise app.UsageError(f"Unexpected arguments: {' '.join(extra)}")
+        return main(registry)
+
+    return _with_one_line_errors(parse_then_run)(argv)
