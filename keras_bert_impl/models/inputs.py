@@ -45,7 +45,9 @@ def _check_range(name, tensor, upper, what):
     low, high = int(value.min()), int(value.max())
     if low < 0 or high >= upper:
         bad = low if low < 0 else high
-        raise BertInputError(f"Input '{name}' holds {bad}, outside [0, {upper}): {what}.")
+        raise BertInputError(
+            f"Input '{name}' holds {bad}, outside [0, {upper}): {what}."
+        )
 
 
 def validate_inputs(inputs, config, extra_keys=()):
