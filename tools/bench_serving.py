@@ -32,19 +32,31 @@ SECTION = "## Serving: length bucketing and kbi-serve under load (CPU)"
 
 
 def define_flags():
-    flags.DEFINE_string("init_checkpoint", None, "HF BERT checkpoint directory.", required=True)
-    flags.DEFINE_string("sst2_dev", None, "SST-2 dev.tsv (sentence<TAB>label).", required=True)
+    flags.DEFINE_string(
+        "init_checkpoint", None, "HF BERT checkpoint directory.", required=True
+    )
+    flags.DEFINE_string(
+        "sst2_dev", None, "SST-2 dev.tsv (sentence<TAB>label).", required=True
+    )
     flags.DEFINE_string("work_dir", "/tmp/bench_serving", "Exports go here (reused).")
-    flags.DEFINE_integer("max_seq_length", 128, "Fixed padding length / largest bucket.")
+    flags.DEFINE_integer(
+        "max_seq_length", 128, "Fixed padding length / largest bucket."
+    )
     flags.DEFINE_integer("rounds", 3, "Interleaved rounds of the bucketing comparison.")
     flags.DEFINE_integer("requests", 2000, "Requests per load phase.")
     flags.DEFINE_integer("clients", 16, "Concurrent client threads.")
-    flags.DEFINE_string("load_preset", "tiny", "BertConfig preset of the load-test model.")
+    flags.DEFINE_string(
+        "load_preset", "tiny", "BertConfig preset of the load-test model."
+    )
     flags.DEFINE_integer(
-        "max_sentences", None, "Use the first N dev sentences for bucketing (default: all)."
+        "max_sentences",
+        None,
+        "Use the first N dev sentences for bucketing (default: all).",
     )
     flags.DEFINE_list("parts", ["bucketing", "load"], "Which measurements to run.")
-    flags.DEFINE_string("benchmarks_file", None, "Write the section into this markdown file.")
+    flags.DEFINE_string(
+        "benchmarks_file", None, "Write the section into this markdown file."
+    )
 
 
 def read_sentences(path):
@@ -137,7 +149,9 @@ def main(argv):
     from serving_helpers import kbi_serve
 
     all_sentences = read_sentences(FLAGS.sst2_dev)
-    sentences = all_sentences[: FLAGS.max_sentences] if FLAGS.max_sentences else all_sentences
+    sentences = (
+        all_sentences[: FLAGS.max_sentences] if FLAGS.max_sentences else all_sentences
+    )
     os.makedirs(FLAGS.work_dir, exist_ok=True)
     vocabulary, lowercase = checkpoint_vocabulary.read(FLAGS.init_checkpoint)
     tokenizer = Tokenizer(vocabulary, lowercase=lowercase)
@@ -165,9 +179,20 @@ def main(argv):
         "",
     ]
     if "bucketing" in FLAGS.parts:
-        lines += bucketing_part(sentences, tokenizer, classifier, exporter, Servable, len(all_sentences))
+        lines += bucketing_part(
+            sentences, tokenizer, classifier, exporter, Servable, len(all_sentences)
+        )
     if "load" in FLAGS.parts:
-        lines += load_part(sentences, tokenizer, vocabulary, labels, exporter, Servable, Client, kbi_serve)
+        lines += load_part(
+            sentences,
+            tokenizer,
+            vocabulary,
+            labels,
+            exporter,
+            Servable,
+            Client,
+            kbi_serve,
+        )
     section = "\n".join(lines)
     print(section)
     if FLAGS.benchmarks_file:
@@ -182,16 +207,25 @@ def bucketing_part(sentences, tokenizer, classifier, exporter, Servable, total):
         paths[name] = export_once(
             target,
             lambda target=target, buckets=buckets: exporter.export_classifier(
-                classifier(), target, tokenizer, max_seq_length=FLAGS.max_seq_length,
-                bucket_lengths=buckets, warmup_texts=sentences[:8],
+                classifier(),
+                target,
+                tokenizer,
+                max_seq_length=FLAGS.max_seq_length,
+                bucket_lengths=buckets,
+                warmup_texts=sentences[:8],
             ),
         )
     fixed = Servable("fixed", 1, paths["fixed"])
     bucketed = Servable("bucketed", 1, paths["bucketed"])
-    times, ratios, diff, same_labels = bucketing(fixed, bucketed, sentences, FLAGS.rounds)
+    times, ratios, diff, same_labels = bucketing(
+        fixed, bucketed, sentences, FLAGS.rounds
+    )
     lengths = [len(tokenizer.tokenize(s).numpy()) + 2 for s in sentences[:2000]]
-    print(f"bucketing: fixed {times['fixed']} s, bucketed {times['bucketed']} s, "
-          f"ratios {ratios}, max diff {diff:.2e}, same labels {same_labels}", flush=True)
+    print(
+        f"bucketing: fixed {times['fixed']} s, bucketed {times['bucketed']} s, "
+        f"ratios {ratios}, max diff {diff:.2e}, same labels {same_labels}",
+        flush=True,
+    )
     lines = [
         f"**Length bucketing** (all-MiniLM-L6-v2 as a 2-class classifier export, the first "
         f"{len(sentences)} of {total} SST-2 dev sentences, batches of 32 in file order, packed "
@@ -202,7 +236,11 @@ def bucketing_part(sentences, tokenizer, classifier, exporter, Servable, total):
         "|---|---|---|",
     ]
     for name in ("fixed", "bucketed"):
-        label = f"fixed to {FLAGS.max_seq_length}" if name == "fixed" else "buckets 16/32/64/128"
+        label = (
+            f"fixed to {FLAGS.max_seq_length}"
+            if name == "fixed"
+            else "buckets 16/32/64/128"
+        )
         lines.append(
             f"| {label} | {', '.join(f'{t:.2f}' for t in times[name])} | "
             f"{len(sentences) / statistics.median(times[name]):.0f} |"
@@ -217,7 +255,9 @@ def bucketing_part(sentences, tokenizer, classifier, exporter, Servable, total):
     return lines
 
 
-def load_part(sentences, tokenizer, vocabulary, labels, exporter, Servable, Client, kbi_serve):
+def load_part(
+    sentences, tokenizer, vocabulary, labels, exporter, Servable, Client, kbi_serve
+):
     import keras
 
     from keras_bert_impl import BertClassifier
@@ -231,17 +271,25 @@ def load_part(sentences, tokenizer, vocabulary, labels, exporter, Servable, Clie
     load_path = export_once(
         load_dir,
         lambda: exporter.export_classifier(
-            load_model, load_dir, tokenizer, max_seq_length=FLAGS.max_seq_length,
+            load_model,
+            load_dir,
+            tokenizer,
+            max_seq_length=FLAGS.max_seq_length,
             warmup_texts=sentences[:8],
         ),
     )
     in_process = Servable("load", 1, load_path)
     rows = []
-    with kbi_serve("--model_name=sst2", f"--model_base_path={os.path.dirname(load_path)}",
-                   f"--grpc_max_threads={FLAGS.clients}", rest=False) as server:
+    with kbi_serve(
+        "--model_name=sst2",
+        f"--model_base_path={os.path.dirname(load_path)}",
+        f"--grpc_max_threads={FLAGS.clients}",
+        rest=False,
+    ) as server:
         pid = server.process.pid
         client = Client(server.grpc_target, "sst2", timeout=120, max_retries=0)
         for batch in (1, 32):
+
             def texts(i, batch=batch):
                 start = (i * batch) % (len(sentences) - batch)
                 return sentences[start : start + batch]
@@ -249,12 +297,16 @@ def load_part(sentences, tokenizer, vocabulary, labels, exporter, Servable, Clie
             memory = {}
             served = load_phase(
                 lambda i: client.predict({"text": texts(i)}),
-                FLAGS.requests, FLAGS.clients,
+                FLAGS.requests,
+                FLAGS.clients,
                 on_warm=lambda memory=memory: memory.setdefault("warm", rss_kib(pid)),
             )
             memory["end"] = rss_kib(pid)
-            local = load_phase(lambda i: run_signature(in_process, texts(i)),
-                               FLAGS.requests, FLAGS.clients)
+            local = load_phase(
+                lambda i: run_signature(in_process, texts(i)),
+                FLAGS.requests,
+                FLAGS.clients,
+            )
             rows.append((batch, served, local, memory))
         client.close()
 
@@ -268,10 +320,14 @@ def load_part(sentences, tokenizer, vocabulary, labels, exporter, Servable, Clie
         "|---|---|---|---|---|---|---|",
     ]
     for batch, served, local, memory in rows:
-        for name, (lat, wall, errors) in (("kbi-serve (gRPC)", served), ("in-process", local)):
+        for name, (lat, wall, errors) in (
+            ("kbi-serve (gRPC)", served),
+            ("in-process", local),
+        ):
             rss = (
                 f"{memory['warm'] / 1024:.0f} → {memory['end'] / 1024:.0f} MiB"
-                if name.startswith("kbi") else "-"
+                if name.startswith("kbi")
+                else "-"
             )
             lines.append(
                 f"| {batch} | {name} | {len(errors)} | {percentile(lat, 50):.1f} | "

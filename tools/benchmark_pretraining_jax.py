@@ -21,8 +21,9 @@ run with `--config=tiny` only checks that it works.
 """
 
 import os
-import sys
 import time
+
+from keras_bert_impl_tools import cli
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -114,10 +115,10 @@ def benchmark(
     }
 
 
-def run(argv=None):
+def define_flags(f):
+    """Defines the tool's flags into the registry `f`."""
     from absl import flags
 
-    f = flags.FlagValues()
     flags.DEFINE_string("config", "base", "Preset.", flag_values=f)
     flags.DEFINE_integer("batch_size", 256, "Global batch.", flag_values=f)
     flags.DEFINE_integer("seq_length", 128, "Sequence length.", flag_values=f)
@@ -127,12 +128,9 @@ def run(argv=None):
         "peak_tflops", 989.0, "Peak dense bf16 TFLOP/s of the chip.", flag_values=f
     )
     flags.DEFINE_string("dtype", "mixed_bfloat16", "Dtype policy.", flag_values=f)
-    argv = sys.argv if argv is None else argv
-    try:
-        f(argv)
-    except flags.Error as e:
-        print(f"kbi-benchmark-pretraining-jax: error: {e}", file=sys.stderr)
-        sys.exit(2)
+
+
+def main(f):
     result = benchmark(
         f.config,
         f.batch_size,
@@ -145,6 +143,11 @@ def run(argv=None):
     for key, value in result.items():
         print(f"{key} = {value}")
     return result
+
+
+def run(argv=None):
+    """Console entry point (flags defined here, not at import)."""
+    return cli.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ def define_flags():
         "server_version", None, "Target TF Serving release, e.g. 2.10 (default: any)."
     )
     flags.DEFINE_string(
-        "keras_model", None, "The exported Keras model (.keras): compare every signature."
+        "keras_model",
+        None,
+        "The exported Keras model (.keras): compare every signature.",
     )
     flags.DEFINE_float("atol", 1e-5, "Largest allowed |difference| of float outputs.")
 

@@ -13,10 +13,11 @@ the decay exclusions are all exercised.
 """
 
 import os
-import sys
 import tempfile
 
 import numpy as np
+
+from keras_bert_impl_tools import cli
 
 BENCHMARKS_HEADING = "## Training parity with transformers (CPU)"
 
@@ -286,11 +287,10 @@ def _versions():
     return f"{transformers.__version__} / torch {torch.__version__}"
 
 
-def run(argv=None):
-    """Console entry point (flags defined here, not at import)."""
+def define_flags(f):
+    """Defines the tool's flags into the registry `f`."""
     from absl import flags
 
-    f = flags.FlagValues()
     flags.DEFINE_integer("steps", 120, "Training steps compared.", flag_values=f)
     flags.DEFINE_bool(
         "write_benchmarks",
@@ -298,12 +298,9 @@ def run(argv=None):
         "Write the figures into BENCHMARKS.md.",
         flag_values=f,
     )
-    argv = sys.argv if argv is None else argv
-    try:
-        f(argv)
-    except flags.Error as e:
-        print(f"kbi-compare-training: error: {e}", file=sys.stderr)
-        sys.exit(2)
+
+
+def main(f):
     results = {}
     for kind in ("pretraining", "classifier"):
         results[kind] = compare_training(kind, num_steps=f.steps)
@@ -318,6 +315,11 @@ def run(argv=None):
         command = f"kbi-compare-training --steps={f.steps} --write_benchmarks"
         replace_section("BENCHMARKS.md", BENCHMARKS_HEADING, _section(results, command))
     return results
+
+
+def run(argv=None):
+    """Console entry point (flags defined here, not at import)."""
+    return cli.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":

@@ -29,18 +29,28 @@ def define_flags():
         required=True,
     )
     flags.DEFINE_enum(
-        "task", None, ["classifier", "regression", "embeddings", "fill_mask"], "What to export.",
+        "task",
+        None,
+        ["classifier", "regression", "embeddings", "fill_mask"],
+        "What to export.",
         required=True,
     )
     flags.DEFINE_string(
-        "export_dir", None, "The model's base path, e.g. saved_models/sst2.", required=True
+        "export_dir",
+        None,
+        "The model's base path, e.g. saved_models/sst2.",
+        required=True,
     )
-    flags.DEFINE_integer("version", None, "Version to write (default: the next free one).")
+    flags.DEFINE_integer(
+        "version", None, "Version to write (default: the next free one)."
+    )
     flags.DEFINE_list(
         "labels", None, "Class names in index order (default: the model's label names)."
     )
     flags.DEFINE_integer(
-        "max_seq_length", None, "Longest packed sequence (default: the model's, else 128)."
+        "max_seq_length",
+        None,
+        "Longest packed sequence (default: the model's, else 128).",
     )
     flags.DEFINE_string(
         "bucket_lengths",
@@ -91,7 +101,9 @@ def load_model(init_checkpoint, task, labels, max_seq_length):
         return BertPretrainer.from_preset(init_checkpoint, **kwargs)
     if task == "embeddings":
         if init_checkpoint.endswith(".keras"):
-            return BertClassifier.from_preset(init_checkpoint)  # a task: take its backbone
+            return BertClassifier.from_preset(
+                init_checkpoint
+            )  # a task: take its backbone
         return BertBackbone.from_preset(init_checkpoint)
     if not init_checkpoint.endswith(".keras"):
         if task == "regression":
@@ -113,9 +125,13 @@ def main(argv):
     try:
         bucket_lengths = parse_bucket_lengths(FLAGS.bucket_lengths)
         warmup = (
-            {"warmup_texts": read_warmup_texts(FLAGS.warmup_file)} if FLAGS.warmup_file else {}
+            {"warmup_texts": read_warmup_texts(FLAGS.warmup_file)}
+            if FLAGS.warmup_file
+            else {}
         )
-        model = load_model(FLAGS.init_checkpoint, FLAGS.task, FLAGS.labels, FLAGS.max_seq_length)
+        model = load_model(
+            FLAGS.init_checkpoint, FLAGS.task, FLAGS.labels, FLAGS.max_seq_length
+        )
         tokenizer = None
         if getattr(model, "preprocessor", None) is None:
             from keras_bert_impl.preprocessing import checkpoint_vocabulary
@@ -132,7 +148,9 @@ def main(argv):
             **warmup,
         )
         if FLAGS.task == "fill_mask":
-            path = exporter.export_fill_mask(model, FLAGS.export_dir, top_k=FLAGS.top_k, **common)
+            path = exporter.export_fill_mask(
+                model, FLAGS.export_dir, top_k=FLAGS.top_k, **common
+            )
         elif FLAGS.task == "embeddings":
             path = exporter.export_embeddings(
                 model, FLAGS.export_dir, normalize=FLAGS.normalize_embeddings, **common
@@ -150,7 +168,9 @@ def main(argv):
         print(f"kbi-export: {error}", file=sys.stderr)
         return 1
     card = exporter.read_model_card(path)
-    print(f"Exported {FLAGS.task} -> {path} (min TF Serving {card['MIN_SERVING_VERSION']})")
+    print(
+        f"Exported {FLAGS.task} -> {path} (min TF Serving {card['MIN_SERVING_VERSION']})"
+    )
     return 0
 
 

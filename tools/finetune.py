@@ -12,9 +12,9 @@ the last one), TensorBoard logs, training curves, `eval_results.txt`/`.json`
 and predictions into `--output_dir` (any TensorFlow file system).
 """
 
-import sys
-
 from absl import flags
+
+from keras_bert_impl_tools import cli
 
 
 def define_flags(flag_values):
@@ -152,17 +152,7 @@ def main(flag_values):
 
 def run(argv=None):
     """Console entry point: flags are defined here, in a fresh registry."""
-    flag_values = flags.FlagValues()
-    define_flags(flag_values)
-    argv = sys.argv if argv is None else argv
-    try:
-        extra = flag_values(argv)[1:]
-        if extra:
-            raise flags.Error(f"unexpected arguments {extra}")
-        main(flag_values)
-    except (flags.Error, ValueError, FileNotFoundError) as e:
-        print(f"kbi-finetune: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    return cli.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":

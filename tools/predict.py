@@ -32,7 +32,9 @@ def define_flags():
     flags.DEFINE_float("timeout", 30.0, "Deadline of each request, in seconds.")
     flags.DEFINE_integer("max_retries", 5, "Retries after UNAVAILABLE.")
     flags.DEFINE_string("root_certificates", None, "PEM file of the CA: use TLS.")
-    flags.DEFINE_boolean("metadata", False, "Print the model's status and signatures instead.")
+    flags.DEFINE_boolean(
+        "metadata", False, "Print the model's status and signatures instead."
+    )
 
 
 def _jsonable(value):
@@ -73,18 +75,23 @@ def main(argv):
     try:
         if FLAGS.metadata:
             version, signatures = client.get_model_metadata()
-            print(json.dumps({
-                "status": [list(s) for s in client.get_model_status()],
-                "version": version,
-                "signatures": {
-                    name: {
-                        "method_name": sig.method_name,
-                        "inputs": sorted(sig.inputs),
-                        "outputs": sorted(sig.outputs),
-                    }
-                    for name, sig in sorted(signatures.items())
-                },
-            }, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "status": [list(s) for s in client.get_model_status()],
+                        "version": version,
+                        "signatures": {
+                            name: {
+                                "method_name": sig.method_name,
+                                "inputs": sorted(sig.inputs),
+                                "outputs": sorted(sig.outputs),
+                            }
+                            for name, sig in sorted(signatures.items())
+                        },
+                    },
+                    indent=2,
+                )
+            )
             return 0
         outputs = client.predict(
             {FLAGS.input_name: [t.encode("utf-8", "surrogateescape") for t in texts]},
@@ -97,7 +104,9 @@ def main(argv):
         client.close()
     for index, text in enumerate(texts):
         row = {"text": text}
-        row.update({name: _jsonable(value[index]) for name, value in sorted(outputs.items())})
+        row.update(
+            {name: _jsonable(value[index]) for name, value in sorted(outputs.items())}
+        )
         print(json.dumps(row, ensure_ascii=False))
     return 0
 

@@ -12,9 +12,10 @@ A rerun with the same `--output_dir` resumes from its last checkpoint.
 """
 
 import dataclasses
-import sys
 
 from absl import flags
+
+from keras_bert_impl_tools import cli
 
 
 def define_flags(f):
@@ -90,17 +91,7 @@ def main(f):
 
 def run(argv=None):
     """Console entry point: flags are defined here, in a fresh registry."""
-    flag_values = flags.FlagValues()
-    define_flags(flag_values)
-    argv = sys.argv if argv is None else argv
-    try:
-        extra = flag_values(argv)[1:]
-        if extra:
-            raise flags.Error(f"unexpected arguments {extra}")
-        main(flag_values)
-    except (flags.Error, ValueError, FileNotFoundError) as e:
-        print(f"kbi-pretrain: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    return cli.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":
