@@ -13,6 +13,7 @@
 """
 
 import atexit
+import dataclasses
 import importlib.util
 import os
 import re
@@ -143,6 +144,28 @@ def _with_one_line_errors(main):
             sys.exit(1)
 
     return guarded_main
+
+
+def settings_from_flags(registry, settings_class):
+    """A settings dataclass filled from the flags of the same names.
+
+    An empty `--mixed_precision` means none.
+    """
+    values = {
+        field.name: registry[field.name].value
+        for field in dataclasses.fields(settings_class)
+        if field.name in registry
+    }
+    if "mixed_precision" in values:
+        values["mixed_precision"] = values["mixed_precision"] or None
+    return settings_class(**values)
+
+
+def require_flags(registry, *names):
+    """Raises ValueError naming the first of `names` left unset."""
+    for name in names:
+        if not registry[name].value:
+            raise ValueError(f"--{name} is required.")
 
 
 _HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull")

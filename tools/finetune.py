@@ -124,27 +124,11 @@ def define_flags(flag_values):
     )
 
 
-def settings_from_flags(flag_values):
-    import dataclasses
-
-    from keras_bert_impl.training.finetuning import FinetuneSettings
-
-    values = {
-        field.name: flag_values[field.name].value
-        for field in dataclasses.fields(FinetuneSettings)
-        if field.name in flag_values
-    }
-    values["mixed_precision"] = values.get("mixed_precision") or None
-    return FinetuneSettings(**values)
-
-
 def main(flag_values):
-    from keras_bert_impl.training.finetuning import run_finetuning
+    from keras_bert_impl.training.finetuning import FinetuneSettings, run_finetuning
 
-    for name in ("task_name", "output_dir"):
-        if not flag_values[name].value:
-            raise ValueError(f"--{name} is required.")
-    result = run_finetuning(settings_from_flags(flag_values))
+    cli.require_flags(flag_values, "task_name", "output_dir")
+    result = run_finetuning(cli.settings_from_flags(flag_values, FinetuneSettings))
     for key, value in sorted(result.get("eval_results", {}).items()):
         print(f"{key} = {value}")
     return result

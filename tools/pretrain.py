@@ -11,8 +11,6 @@ Flags follow google-research/bert's run_pretraining.py:
 A rerun with the same `--output_dir` resumes from its last checkpoint.
 """
 
-import dataclasses
-
 from absl import flags
 
 from keras_bert_impl_tools import cli
@@ -61,29 +59,15 @@ def define_flags(f):
     integer("seed", 12345, "Seed of initialisation, shuffling, masking, dropout.")
 
 
-def settings_from_flags(f):
-    from keras_bert_impl.training.pretraining import PretrainSettings
-
-    values = {
-        field.name: f[field.name].value
-        for field in dataclasses.fields(PretrainSettings)
-        if field.name in f
-    }
-    values["mixed_precision"] = values.get("mixed_precision") or None
-    return PretrainSettings(**values)
-
-
 def main(f):
-    from keras_bert_impl.training.pretraining import run_pretraining
+    from keras_bert_impl.training.pretraining import PretrainSettings, run_pretraining
 
-    for name in ("input_file", "output_dir"):
-        if not f[name].value:
-            raise ValueError(f"--{name} is required.")
+    cli.require_flags(f, "input_file", "output_dir")
     if not (
         f["bert_config_file"].value or f["config"].value or f["init_checkpoint"].value
     ):
         raise ValueError("Give --bert_config_file, --config or --init_checkpoint.")
-    result = run_pretraining(settings_from_flags(f))
+    result = run_pretraining(cli.settings_from_flags(f, PretrainSettings))
     for key, value in sorted(result.get("eval_results", {}).items()):
         print(f"{key} = {value}")
     return result
