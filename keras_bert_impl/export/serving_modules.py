@@ -21,7 +21,11 @@ def _ids_signature(outputs_fn):
     @tf.function(input_signature=[_IDS, _IDS, _IDS], autograph=False)
     def predict_ids(token_ids, segment_ids, padding_mask):
         return outputs_fn(
-            {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+            {
+                "token_ids": token_ids,
+                "segment_ids": segment_ids,
+                "padding_mask": padding_mask,
+            }
         )
 
     return predict_ids
@@ -69,7 +73,10 @@ class ServingModule(tf.Module):
         self.captured_variables = variables
 
     def model_outputs(self, inputs):
-        raise NotImplementedError
+        """The signature's outputs for the model's input dict; each task defines it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not define model_outputs."
+        )
 
     def card(self):
         """Task-specific entries of the model card (what `from_card` needs back)."""
@@ -89,7 +96,9 @@ class ServingModule(tf.Module):
 
         self.serving_default = serving_default
         self.predict_ids = _ids_signature(outputs_fn)
-        self.serving_signatures.update(serving_default=serving_default, predict_ids=self.predict_ids)
+        self.serving_signatures.update(
+            serving_default=serving_default, predict_ids=self.predict_ids
+        )
         if pair:
 
             @tf.function(input_signature=[_TEXT, _TEXT], autograph=False)
@@ -180,7 +189,9 @@ class ClassifierModule(ServingModule):
             def classify(inputs):
                 outputs = self.model_outputs(encode(inputs))
                 scores = outputs["probabilities"]
-                classes = tf.tile(self._label_strings[tf.newaxis], [tf.shape(scores)[0], 1])
+                classes = tf.tile(
+                    self._label_strings[tf.newaxis], [tf.shape(scores)[0], 1]
+                )
                 return {"classes": classes, "scores": scores}
 
             self.classify = classify
@@ -250,7 +261,9 @@ class FillMaskModule(ServingModule):
         token_ids = inputs["token_ids"]
         where = tf.where(tf.equal(token_ids, self._mask_id))
         positions = tf.RaggedTensor.from_value_rowids(
-            tf.cast(where[:, 1], tf.int32), where[:, 0], nrows=tf.shape(token_ids, tf.int64)[0]
+            tf.cast(where[:, 1], tf.int32),
+            where[:, 0],
+            nrows=tf.shape(token_ids, tf.int64)[0],
         )
         num_masks = tf.cast(positions.row_lengths(), tf.int32)
         width = tf.maximum(tf.reduce_max(tf.concat([num_masks, [0]], 0)), 1)
@@ -258,12 +271,14 @@ class FillMaskModule(ServingModule):
         dense_positions = tf.pad(
             dense_positions, [[0, 0], [0, width - tf.shape(dense_positions)[1]]]
         )
-        logits = self.model(dict(inputs, mask_positions=dense_positions), training=False)[
-            "mlm_logits"
-        ]
+        logits = self.model(
+            dict(inputs, mask_positions=dense_positions), training=False
+        )["mlm_logits"]
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         scores, ids = tf.math.top_k(probabilities, k=self.top_k)
-        real = (tf.range(width)[tf.newaxis, :] < num_masks[:, tf.newaxis])[:, :, tf.newaxis]
+        real = (tf.range(width)[tf.newaxis, :] < num_masks[:, tf.newaxis])[
+            :, :, tf.newaxis
+        ]
         real = tf.broadcast_to(real, tf.shape(ids))
         return {
             "tokens": tf.where(real, tf.gather(self._vocabulary, ids), ""),
@@ -274,7 +289,8 @@ class FillMaskModule(ServingModule):
 
 
 MODULES_BY_TASK = {
-    module.task: module for module in (ClassifierModule, EmbeddingsModule, FillMaskModule)
+    module.task: module
+    for module in (ClassifierModule, EmbeddingsModule, FillMaskModule)
 }
 
 __all__ = [
