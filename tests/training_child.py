@@ -69,7 +69,9 @@ def mirrored(output_json):
     import numpy as np
     import tensorflow as tf
 
-    from keras_bert_impl import BertConfig, BertPretrainer
+    from model_helpers import tiny_config
+
+    from keras_bert_impl import BertPretrainer
     from keras_bert_impl.training import Trainer, TrainerSettings, create_optimizer
 
     def dataset():
@@ -102,16 +104,7 @@ def mirrored(output_json):
     curves = {}
     for name in ("default", "mirrored"):
         keras.utils.set_random_seed(3)
-        config = BertConfig(
-            vocab_size=64,
-            hidden_size=32,
-            num_layers=2,
-            num_heads=4,
-            intermediate_size=64,
-            max_position_embeddings=32,
-            hidden_dropout=0.0,
-            attention_dropout=0.0,
-        )
+        config = tiny_config(hidden_dropout=0.0, attention_dropout=0.0)
         strategy = get_strategy(name)
         trainer = Trainer(
             strategy,
