@@ -128,8 +128,11 @@ def export_module(
     model_name = os.path.basename(os.path.normpath(os.fspath(export_dir)))
     writer = VersionWriter(export_dir, version)
     with writer as temp_dir:
-        module.track_variables()
-        tf.saved_model.save(module, temp_dir, signatures=module.serving_signatures)
+        options = tf.saved_model.SaveOptions()
+        module.track_variables(options)
+        tf.saved_model.save(
+            module, temp_dir, signatures=module.serving_signatures, options=options
+        )
         _set_method_names(temp_dir, module.method_names)
         warmup.write_warmup_file(temp_dir, _warmup_logs(module, model_name, warmup_texts))
         report = check_servability(temp_dir)

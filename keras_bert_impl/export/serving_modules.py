@@ -61,12 +61,21 @@ class ServingModule(tf.Module):
     def model(self):
         return self._model.value
 
-    def track_variables(self):
-        """Tracks exactly the variables the traced signatures capture (call before saving),
-        as keras.export.ExportArchive does."""
+    def track_variables(self, options=None):
+        """Tracks exactly the variables the traced signatures capture (call before saving
+        with the same `tf.saved_model.SaveOptions`), as keras.export.ExportArchive does.
+
+        The traces are made inside a save context: a tf.function's cache key includes
+        the save options' variable policy, so a trace made outside one is traced again
+        by `tf.saved_model.save` (twice the export time)."""
+        from tensorflow.python.saved_model import save_context
+
+        options = options or tf.saved_model.SaveOptions()
         seen, variables = set(), []
         for function in self.serving_signatures.values():
-            for variable in function.get_concrete_function().variables:
+            with save_context.save_context(options):
+                concrete = function.get_concrete_function()
+            for variable in concrete.variables:
                 if id(variable) not in seen:
                     seen.add(id(variable))
                     variables.append(variable)

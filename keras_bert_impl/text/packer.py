@@ -193,10 +193,17 @@ class Packer(tf.Module):
         fronts = self._front_cuts(removed)
         truncated = []
         for segment, keep, front in zip(segments, kept, fronts):
-            position = tf.ragged.range(segment.row_lengths())
-            front, keep = tf.expand_dims(front, 1), tf.expand_dims(keep, 1)
-            mask = (position >= front) & (position < front + keep)
-            truncated.append(tf.ragged.boolean_mask(segment, mask))
+            # On the flat values: broadcasting [batch, 1] against a ragged tensor builds
+            # a dynamic ragged shape, seconds of tracing per call.
+            position = tf.ragged.range(segment.row_lengths()).values
+            rows = segment.value_rowids()
+            first = tf.gather(front, rows)
+            mask = (position >= first) & (position < first + tf.gather(keep, rows))
+            truncated.append(
+                tf.RaggedTensor.from_row_lengths(
+                    tf.boolean_mask(segment.values, mask), keep, validate=False
+                )
+            )
         return truncated
 
     @_NOT_CONVERTED
