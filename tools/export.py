@@ -3,6 +3,8 @@ r"""kbi-export: writes a model as a raw-text SavedModel for TF Serving.
   kbi-export --init_checkpoint=runs/sst2/model.keras --task=classifier \
       --export_dir=saved_models/sst2 [--version=N]
   kbi-export --init_checkpoint=$MINILM_DIR --task=embeddings --export_dir=saved_models/minilm
+  kbi-export --init_checkpoint=runs/ner/model.keras --task=token_classifier \
+      --export_dir=saved_models/ner
 
 Writes export_dir/VERSION/ (the next free version unless --version; an existing version is
 never overwritten) with the SavedModel, assets.extra/tf_serving_warmup_requests and
@@ -31,7 +33,7 @@ def define_flags():
     flags.DEFINE_enum(
         "task",
         None,
-        ["classifier", "regression", "embeddings", "fill_mask"],
+        ["classifier", "regression", "embeddings", "fill_mask", "token_classifier"],
         "What to export.",
         required=True,
     )
@@ -45,7 +47,9 @@ def define_flags():
         "version", None, "Version to write (default: the next free one)."
     )
     flags.DEFINE_list(
-        "labels", None, "Class names in index order (default: the model's label names)."
+        "labels",
+        None,
+        "Class (or tag) names in index order (default: the model's label names).",
     )
     flags.DEFINE_integer(
         "max_seq_length",
@@ -90,7 +94,12 @@ def read_warmup_texts(path):
 
 def load_model(init_checkpoint, task, labels, max_seq_length):
     """The Keras model to export, with its preprocessor (the tokenizer it was trained with)."""
-    from keras_bert_impl import BertBackbone, BertClassifier, BertPretrainer
+    from keras_bert_impl import (
+        BertBackbone,
+        BertClassifier,
+        BertPretrainer,
+        BertTokenClassifier,
+    )
 
     if not os.path.exists(init_checkpoint):
         raise FileNotFoundError(f"--init_checkpoint={init_checkpoint} does not exist")
@@ -105,6 +114,15 @@ def load_model(init_checkpoint, task, labels, max_seq_length):
                 init_checkpoint
             )  # a task: take its backbone
         return BertBackbone.from_preset(init_checkpoint)
+    if task == "token_classifier":
+        if not init_checkpoint.endswith(".keras"):
+            if not labels:
+                raise ValueError(
+                    "--labels is required to export a token classifier head from a "
+                    "checkpoint directory"
+                )
+            kwargs["label_names"] = labels
+        return BertTokenClassifier.from_preset(init_checkpoint, **kwargs)
     if not init_checkpoint.endswith(".keras"):
         if task == "regression":
             kwargs["num_classes"] = 1
@@ -150,6 +168,10 @@ def main(argv):
         if FLAGS.task == "fill_mask":
             path = exporter.export_fill_mask(
                 model, FLAGS.export_dir, top_k=FLAGS.top_k, **common
+            )
+        elif FLAGS.task == "token_classifier":
+            path = exporter.export_token_classifier(
+                model, FLAGS.export_dir, labels=FLAGS.labels, **common
             )
         elif FLAGS.task == "embeddings":
             path = exporter.export_embeddings(

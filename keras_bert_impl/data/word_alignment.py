@@ -42,6 +42,30 @@ def word_piece_ids(tokenizer, words):
     return words.with_flat_values(pieces)
 
 
+@_NOT_CONVERTED
+def text_word_pieces(tokenizer, texts):
+    """Raw text → its basic-tokenizer words' pieces and where each word sits.
+
+    The words of raw text are BERT's basic-tokenizer words (whitespace and
+    punctuation split); the token-classifier preprocessor and the exported
+    token-classifier graph both split raw text with this.
+
+    Args:
+        tokenizer: a `keras_bert_impl.text.Tokenizer`.
+        texts: tf.string `[batch]`.
+
+    Returns:
+        (pieces int32 `[batch, (words), (pieces)]`, word_starts, word_ends):
+        the words' byte offsets in their text, int64 `[batch, (words)]`.
+    """
+    ids, starts, ends = tokenizer.tokenize_words_with_offsets(texts)
+    # Every word has at least one piece: its first piece's start and its last
+    # piece's end bound it.
+    first = tf.gather(starts.flat_values, starts.values.row_starts())
+    last = tf.gather(ends.flat_values, ends.values.row_limits() - 1)
+    return ids, starts.with_values(first), ends.with_values(last)
+
+
 def _framed(rows, fill, width):
     """[batch, (tokens)] → `fill`, tokens, `fill`, padded with `fill` to `width`."""
     edge = tf.RaggedTensor.from_tensor(tf.fill([rows.nrows(), 1], fill))

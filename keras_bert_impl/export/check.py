@@ -87,7 +87,7 @@ def warmup_calls(logs):
 def reference_module(saved_model_dir, keras_model):
     """The export's serving module rebuilt around `keras_model`, padding to max length."""
     from keras_bert_impl.export.exporter import VOCAB_FILE, read_model_card
-    from keras_bert_impl.export.serving_modules import MODULES_BY_TASK
+    from keras_bert_impl.export.task_modules import MODULES_BY_TASK
     from keras_bert_impl.export.text_inputs import TextInputs
     from keras_bert_impl.text import Tokenizer
 

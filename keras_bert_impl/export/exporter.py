@@ -16,6 +16,7 @@ from keras_bert_impl.export import serving_modules, warmup
 from keras_bert_impl.export.layout import VersionWriter
 from keras_bert_impl.export.servability import check_servability
 from keras_bert_impl.export.text_inputs import TextInputs
+from keras_bert_impl.export.token_classifier_module import TokenClassifierModule
 from keras_bert_impl.text.tokenizer import MIN_SERVING_VERSION
 
 MODEL_CARD_FILE = os.path.join("assets.extra", "model_card.json")
@@ -92,19 +93,10 @@ def _set_method_names(saved_model_dir, method_names):
 
 def _warmup_logs(module, model_name, texts):
     texts = list(texts)
-    logs = [warmup.predict_log(model_name, "serving_default", {"text": texts})]
-    if "predict_pair" in module.serving_signatures:
-        logs.append(
-            warmup.predict_log(
-                model_name, "predict_pair", {"text": texts, "text_pair": texts[::-1]}
-            )
-        )
-    ids = module.text_inputs(tf.constant([t.encode("utf-8") for t in texts]))
-    logs.append(
-        warmup.predict_log(
-            model_name, "predict_ids", {k: v.numpy() for k, v in ids.items()}
-        )
-    )
+    logs = [
+        warmup.predict_log(model_name, signature, inputs)
+        for signature, inputs in module.warmup_requests(texts)
+    ]
     if "classify" in module.serving_signatures:
         logs.append(warmup.example_log(model_name, "classify", texts))
     if "regress" in module.serving_signatures:
@@ -228,4 +220,16 @@ def export_fill_mask(
     return export_module(module, export_dir, **kwargs)
 
 
-TASKS = ("classifier", "regression", "embeddings", "fill_mask")
+def export_token_classifier(
+    model, export_dir, tokenizer=None, labels=None, max_seq_length=None,
+    bucket_lengths="auto", **kwargs,
+):
+    """Exports a `BertTokenClassifier` as text -> a tag per word and entity spans
+    (see `TokenClassifierModule`); `labels` default to the model's tag names.
+    Other arguments: see `export_classifier`."""
+    text_inputs = _text_inputs(model, tokenizer, max_seq_length, bucket_lengths)
+    module = TokenClassifierModule(model, text_inputs, labels)
+    return export_module(module, export_dir, **kwargs)
+
+
+TASKS = ("classifier", "regression", "embeddings", "fill_mask", "token_classifier")

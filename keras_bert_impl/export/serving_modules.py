@@ -9,16 +9,16 @@ import tensorflow as tf
 
 from keras_bert_impl.export.text_inputs import MODEL_INPUTS
 
-_TEXT = tf.TensorSpec([None], tf.string)
-_IDS = tf.TensorSpec([None, None], tf.int32)
+TEXT_SPEC = tf.TensorSpec([None], tf.string)
+IDS_SPEC = tf.TensorSpec([None, None], tf.int32)
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 
 
-def _ids_signature(outputs_fn):
+def ids_signature(outputs_fn):
     """A tf.function on token_ids / segment_ids / padding_mask."""
 
-    @tf.function(input_signature=[_IDS, _IDS, _IDS], autograph=False)
+    @tf.function(input_signature=[IDS_SPEC, IDS_SPEC, IDS_SPEC], autograph=False)
     def predict_ids(token_ids, segment_ids, padding_mask):
         return outputs_fn(
             {
@@ -91,6 +91,19 @@ class ServingModule(tf.Module):
         """Task-specific entries of the model card (what `from_card` needs back)."""
         return {}
 
+    def warmup_requests(self, texts):
+        """[(signature, inputs)] of the Predict requests the warmup file holds, built
+        from example texts (`export_module` adds Classify/Regress requests)."""
+        texts = list(texts)
+        requests = [("serving_default", {"text": texts})]
+        if "predict_pair" in self.serving_signatures:
+            requests.append(
+                ("predict_pair", {"text": texts, "text_pair": texts[::-1]})
+            )
+        ids = self.text_inputs(tf.constant([t.encode("utf-8") for t in texts]))
+        requests.append(("predict_ids", {k: v.numpy() for k, v in ids.items()}))
+        return requests
+
     @classmethod
     def from_card(cls, model, text_inputs, card):
         """Rebuilds the module around `model` from an export's model card."""
@@ -99,18 +112,18 @@ class ServingModule(tf.Module):
     def _add_text_signatures(self, pair=True):
         outputs_fn = self.model_outputs
 
-        @tf.function(input_signature=[_TEXT], autograph=False)
+        @tf.function(input_signature=[TEXT_SPEC], autograph=False)
         def serving_default(text):
             return outputs_fn(self.text_inputs(text))
 
         self.serving_default = serving_default
-        self.predict_ids = _ids_signature(outputs_fn)
+        self.predict_ids = ids_signature(outputs_fn)
         self.serving_signatures.update(
             serving_default=serving_default, predict_ids=self.predict_ids
         )
         if pair:
 
-            @tf.function(input_signature=[_TEXT, _TEXT], autograph=False)
+            @tf.function(input_signature=[TEXT_SPEC, TEXT_SPEC], autograph=False)
             def predict_pair(text, text_pair):
                 return outputs_fn(self.text_inputs(text, text_pair))
 
@@ -185,7 +198,7 @@ class ClassifierModule(ServingModule):
 
         if self.regression:
 
-            @tf.function(input_signature=[_TEXT], autograph=False)
+            @tf.function(input_signature=[TEXT_SPEC], autograph=False)
             def regress(inputs):
                 return {"outputs": self.model_outputs(encode(inputs))["score"]}
 
@@ -194,7 +207,7 @@ class ClassifierModule(ServingModule):
             self.method_names["regress"] = REGRESS_METHOD
         else:
 
-            @tf.function(input_signature=[_TEXT], autograph=False)
+            @tf.function(input_signature=[TEXT_SPEC], autograph=False)
             def classify(inputs):
                 outputs = self.model_outputs(encode(inputs))
                 scores = outputs["probabilities"]
@@ -297,16 +310,13 @@ class FillMaskModule(ServingModule):
         }
 
 
-MODULES_BY_TASK = {
-    module.task: module
-    for module in (ClassifierModule, EmbeddingsModule, FillMaskModule)
-}
-
 __all__ = [
     "ClassifierModule",
     "EmbeddingsModule",
     "FillMaskModule",
+    "IDS_SPEC",
     "MODEL_INPUTS",
-    "MODULES_BY_TASK",
     "ServingModule",
+    "TEXT_SPEC",
+    "ids_signature",
 ]

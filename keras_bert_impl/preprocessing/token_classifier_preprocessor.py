@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert_impl.data.word_alignment import pack_word_pieces
+from keras_bert_impl.data.word_alignment import text_word_pieces
 from keras_bert_impl.data.word_alignment import word_piece_ids
 from keras_bert_impl.preprocessing.base import ACCEPTED_TEXT
 from keras_bert_impl.preprocessing.base import BertPreprocessor
@@ -88,13 +89,8 @@ class BertTokenClassifierPreprocessor(BertPreprocessor):
         if scalar:
             words = tf.expand_dims(words, 0)
         if raw:
-            ids, starts, ends = self.tokenizer.tokenize_words_with_offsets(words)
-            # Every word has at least one piece: its first piece's start and
-            # its last piece's end bound it.
-            first = tf.gather(starts.flat_values, starts.values.row_starts())
-            last = tf.gather(ends.flat_values, ends.values.row_limits() - 1)
-            offsets = (starts.with_values(first), ends.with_values(last))
-            return ids, offsets, scalar
+            ids, starts, ends = text_word_pieces(self.tokenizer, words)
+            return ids, (starts, ends), scalar
         return word_piece_ids(self.tokenizer, words), None, scalar
 
     def encode(self, x, y=None):
