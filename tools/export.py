@@ -5,6 +5,8 @@ r"""kbi-export: writes a model as a raw-text SavedModel for TF Serving.
   kbi-export --init_checkpoint=$MINILM_DIR --task=embeddings --export_dir=saved_models/minilm
   kbi-export --init_checkpoint=runs/ner/model.keras --task=token_classifier \
       --export_dir=saved_models/ner
+  kbi-export --init_checkpoint=runs/squad/model.keras --task=question_answerer \
+      --export_dir=saved_models/squad [--doc_stride=128 --max_answer_length=30]
 
 Writes export_dir/VERSION/ (the next free version unless --version; an existing version is
 never overwritten) with the SavedModel, assets.extra/tf_serving_warmup_requests and
@@ -33,7 +35,14 @@ def define_flags():
     flags.DEFINE_enum(
         "task",
         None,
-        ["classifier", "regression", "embeddings", "fill_mask", "token_classifier"],
+        [
+            "classifier",
+            "regression",
+            "embeddings",
+            "fill_mask",
+            "token_classifier",
+            "question_answerer",
+        ],
         "What to export.",
         required=True,
     )
@@ -66,6 +75,23 @@ def define_flags():
         "normalize_embeddings", True, "L2-normalise the embeddings task's `embedding`."
     )
     flags.DEFINE_integer("top_k", 5, "fill_mask: tokens returned per [MASK].")
+    flags.DEFINE_integer(
+        "doc_stride",
+        None,
+        "question_answerer: pieces between context windows (default: the model's "
+        "preprocessor's).",
+    )
+    flags.DEFINE_integer(
+        "max_query_length",
+        None,
+        "question_answerer: question pieces kept (default: the model's preprocessor's).",
+    )
+    flags.DEFINE_integer(
+        "max_answer_length", 30, "question_answerer: longest answer, in word pieces."
+    )
+    flags.DEFINE_integer(
+        "n_best_size", 20, "question_answerer: candidate starts and ends per window."
+    )
     flags.DEFINE_string(
         "warmup_file", None, "UTF-8 text file, one example text per line, for warmup."
     )
@@ -98,6 +124,7 @@ def load_model(init_checkpoint, task, labels, max_seq_length):
         BertBackbone,
         BertClassifier,
         BertPretrainer,
+        BertQuestionAnswerer,
         BertTokenClassifier,
     )
 
@@ -114,6 +141,8 @@ def load_model(init_checkpoint, task, labels, max_seq_length):
                 init_checkpoint
             )  # a task: take its backbone
         return BertBackbone.from_preset(init_checkpoint)
+    if task == "question_answerer":
+        return BertQuestionAnswerer.from_preset(init_checkpoint, **kwargs)
     if task == "token_classifier":
         if not init_checkpoint.endswith(".keras"):
             if not labels:
@@ -172,6 +201,16 @@ def main(argv):
         elif FLAGS.task == "token_classifier":
             path = exporter.export_token_classifier(
                 model, FLAGS.export_dir, labels=FLAGS.labels, **common
+            )
+        elif FLAGS.task == "question_answerer":
+            path = exporter.export_question_answerer(
+                model,
+                FLAGS.export_dir,
+                doc_stride=FLAGS.doc_stride,
+                max_query_length=FLAGS.max_query_length,
+                max_answer_length=FLAGS.max_answer_length,
+                n_best_size=FLAGS.n_best_size,
+                **common,
             )
         elif FLAGS.task == "embeddings":
             path = exporter.export_embeddings(

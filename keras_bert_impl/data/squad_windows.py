@@ -37,13 +37,43 @@ def check_window_settings(seq_length, doc_stride, max_query_length):
 
 
 def _framed(rows, prefix_lengths, fill, width):
-    """Puts `rows` [windows, (n)] after `prefix_lengths` fills, padded to `width`."""
+    """Puts `rows` [windows, (n)] after `prefix_lengths` fills, padded to `width`
+    (an int, or a scalar tensor: the bucket a bucketing packer padded to)."""
     prefix = tf.RaggedTensor.from_row_lengths(
         tf.fill([tf.reduce_sum(prefix_lengths)], tf.cast(fill, rows.dtype)),
         prefix_lengths,
     )
     framed = tf.concat([prefix, rows], axis=1)
-    return framed.to_tensor(default_value=fill, shape=[None, width])
+    if isinstance(width, int):
+        return framed.to_tensor(default_value=fill, shape=[None, width])
+    dense = framed.to_tensor(default_value=fill)
+    missing = tf.cast(width, tf.int32) - tf.shape(dense)[1]
+    return tf.pad(dense, [[0, 0], [0, missing]], constant_values=fill)
+
+
+def context_byte_spans(windows, starts, ends):
+    """Each window position's context piece as a UTF-8 byte span in its context.
+
+    Args:
+        windows: `question_context_windows`' outputs.
+        starts, ends: the context pieces' byte offsets, int64 RaggedTensors
+            `[batch, (pieces)]` (`Tokenizer.tokenize_with_offsets`).
+
+    Returns:
+        (start_byte, end_byte): int64 `[windows, seq]`, -1 at positions that
+        hold no context piece.
+    """
+    piece = tf.cast(windows["context_piece"], tf.int64)
+    flat = tf.gather(
+        starts.row_starts(), tf.cast(windows["example_index"], tf.int64)
+    )[:, None] + tf.maximum(piece, 0)
+    # Positions outside the context read an appended -1.
+    sentinel = tf.shape(starts.values, out_type=tf.int64)[0]
+    flat = tf.where(piece >= 0, flat, sentinel)
+    return tuple(
+        tf.gather(tf.concat([offsets.values, [-1]], 0), flat)
+        for offsets in (starts, ends)
+    )
 
 
 @_NOT_CONVERTED
@@ -60,7 +90,8 @@ def question_context_windows(
     Args:
         question_ids: int RaggedTensor `[batch, (pieces)]`.
         context_ids: int RaggedTensor `[batch, (pieces)]`.
-        packer: a `text.Packer` with a fixed `seq_length`.
+        packer: a `text.Packer` with a `seq_length` (the windows' size; with
+            `bucket_lengths`, the windows are padded to their bucket).
         doc_stride: pieces between the starts of consecutive windows.
         max_query_length: question pieces kept.
         answer_pieces: optional (first, last) int `[batch]`: the answer's
@@ -99,6 +130,8 @@ def question_context_windows(
     )
     window_ids = positions.with_values(tf.gather(context_ids.values, flat_positions))
     packed = packer((tf.gather(question_ids, example), window_ids))
+    # seq_length, or the bucket a bucketing packer chose for these windows.
+    width = packed["token_ids"].shape[1] or tf.shape(packed["token_ids"])[1]
 
     # The best window of each context piece: highest score, first on a tie,
     # with the reference's float64 arithmetic so ties break the same way.
@@ -122,10 +155,10 @@ def question_context_windows(
     outputs = dict(packed)
     outputs["example_index"] = tf.cast(example, tf.int32)
     outputs["context_piece"] = _framed(
-        tf.cast(positions, tf.int32), prefix, NOT_CONTEXT, seq_length
+        tf.cast(positions, tf.int32), prefix, NOT_CONTEXT, width
     )
     outputs["is_max_context"] = _framed(
-        positions.with_values(is_max_context), prefix, False, seq_length
+        positions.with_values(is_max_context), prefix, False, width
     )
     if answer_pieces is not None:
         first, last = (tf.gather(tf.cast(p, tf.int64), example) for p in answer_pieces)

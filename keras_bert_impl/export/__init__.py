@@ -6,6 +6,7 @@ from keras_bert_impl.export.exporter import (
     export_embeddings,
     export_fill_mask,
     export_module,
+    export_question_answerer,
     export_token_classifier,
 )
 from keras_bert_impl.export.servability import (
@@ -23,6 +24,7 @@ __all__ = [
     "export_embeddings",
     "export_fill_mask",
     "export_module",
+    "export_question_answerer",
     "export_token_classifier",
     "inspect_saved_model",
     "load_in_clean_subprocess",

@@ -15,6 +15,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from keras_bert_impl.export import serving_modules, warmup
 from keras_bert_impl.export.layout import VersionWriter
 from keras_bert_impl.export.servability import check_servability
+from keras_bert_impl.export.question_answerer_module import QuestionAnswererModule
 from keras_bert_impl.export.text_inputs import TextInputs
 from keras_bert_impl.export.token_classifier_module import TokenClassifierModule
 from keras_bert_impl.text.tokenizer import MIN_SERVING_VERSION
@@ -232,4 +233,43 @@ def export_token_classifier(
     return export_module(module, export_dir, **kwargs)
 
 
-TASKS = ("classifier", "regression", "embeddings", "fill_mask", "token_classifier")
+def export_question_answerer(
+    model, export_dir, tokenizer=None, max_seq_length=None, bucket_lengths="auto",
+    doc_stride=None, max_query_length=None, max_answer_length=30, n_best_size=20,
+    **kwargs,
+):
+    """Exports a `BertQuestionAnswerer` as question + context -> answer, start_char,
+    end_char, score (see `QuestionAnswererModule`).
+
+    Args:
+        doc_stride, max_query_length: window settings; default the model's
+            preprocessor's, else run_squad.py's in proportion to `max_seq_length`.
+        max_answer_length, n_best_size: the answer search's (`predict_text`'s
+            defaults).
+        Other arguments: see `export_classifier`.
+    """
+    text_inputs = _text_inputs(model, tokenizer, max_seq_length, bucket_lengths)
+    preprocessor = getattr(model, "preprocessor", None)
+    if doc_stride is None and max_seq_length is None:
+        doc_stride = getattr(preprocessor, "doc_stride", None)
+    if max_query_length is None and max_seq_length is None:
+        max_query_length = getattr(preprocessor, "max_query_length", None)
+    module = QuestionAnswererModule(
+        model,
+        text_inputs,
+        doc_stride=doc_stride,
+        max_query_length=max_query_length,
+        max_answer_length=max_answer_length,
+        n_best_size=n_best_size,
+    )
+    return export_module(module, export_dir, **kwargs)
+
+
+TASKS = (
+    "classifier",
+    "regression",
+    "embeddings",
+    "fill_mask",
+    "token_classifier",
+    "question_answerer",
+)

@@ -1,5 +1,6 @@
 """Every task's serving module, by the task name an export's model card records."""
 
+from keras_bert_impl.export.question_answerer_module import QuestionAnswererModule
 from keras_bert_impl.export.serving_modules import (
     ClassifierModule,
     EmbeddingsModule,
@@ -14,5 +15,6 @@ MODULES_BY_TASK = {
         EmbeddingsModule,
         FillMaskModule,
         TokenClassifierModule,
+        QuestionAnswererModule,
     )
 }

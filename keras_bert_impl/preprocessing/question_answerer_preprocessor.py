@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_bert_impl.data.squad_windows import check_window_settings
+from keras_bert_impl.data.squad_windows import context_byte_spans
 from keras_bert_impl.data.squad_windows import question_context_windows
 from keras_bert_impl.preprocessing.base import ACCEPTED_TEXT
 from keras_bert_impl.preprocessing.base import BertPreprocessor
@@ -133,15 +134,9 @@ class BertQuestionAnswererPreprocessor(BertPreprocessor):
                 self.max_query_length,
                 answer_pieces=answers,
             )
-            piece = tf.cast(outputs["context_piece"], tf.int64)
-            flat = tf.gather(
-                starts.row_starts(), tf.cast(outputs["example_index"], tf.int64)
-            )[:, None] + tf.maximum(piece, 0)
-            # Positions outside the context read an appended -1.
-            sentinel = tf.shape(starts.values, out_type=tf.int64)[0]
-            flat = tf.where(piece >= 0, flat, sentinel)
-            for name, offsets in (("start_byte", starts), ("end_byte", ends)):
-                outputs[name] = tf.gather(tf.concat([offsets.values, [-1]], 0), flat)
+            outputs["start_byte"], outputs["end_byte"] = context_byte_spans(
+                outputs, starts, ends
+            )
         return outputs
 
     def call(self, x, y=None, sample_weight=None):
