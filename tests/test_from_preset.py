@@ -16,7 +16,7 @@ from keras_bert_impl import BertQuestionAnswerer
 from keras_bert_impl import BertTokenClassifier
 from keras_bert_impl.convert import from_huggingface
 from keras_bert_impl.convert import to_huggingface
-from keras_bert_impl.preprocessing import BertMaskedLMPreprocessor
+from keras_bert_impl.preprocessing import BertPretrainingPreprocessor
 from keras_bert_impl.preprocessing import BertQuestionAnswererPreprocessor
 from keras_bert_impl.preprocessing import BertTextClassifierPreprocessor
 from keras_bert_impl.preprocessing import BertTokenClassifierPreprocessor
@@ -51,7 +51,7 @@ def test_real_checkpoint_gives_every_task_its_preprocessor():
         BertClassifier: BertTextClassifierPreprocessor,
         BertTokenClassifier: BertTokenClassifierPreprocessor,
         BertQuestionAnswerer: BertQuestionAnswererPreprocessor,
-        BertPretrainer: BertMaskedLMPreprocessor,
+        BertPretrainer: BertPretrainingPreprocessor,
     }
     for task, preprocessor_class in expected.items():
         model = task.from_preset(checkpoint, sequence_length=64)

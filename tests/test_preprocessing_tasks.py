@@ -14,10 +14,8 @@ import pytest
 import tensorflow as tf
 
 from keras_bert_impl import BertClassifier
-from keras_bert_impl import BertPretrainer
 from keras_bert_impl import BertQuestionAnswerer
 from keras_bert_impl import BertTokenClassifier
-from keras_bert_impl.preprocessing import BertMaskedLMPreprocessor
 from keras_bert_impl.preprocessing import BertQuestionAnswererPreprocessor
 from keras_bert_impl.preprocessing import BertTextClassifierPreprocessor
 from keras_bert_impl.preprocessing import BertTokenClassifierPreprocessor
@@ -220,18 +218,6 @@ def test_question_answerer_fits_on_strings_and_returns_spans(vocab_file):
     for answer, text in zip(found, contexts + ["Nobody knows."]):
         assert answer.text and text[answer.start : answer.end] == answer.text
         assert 0.0 < answer.score <= 1.0
-
-
-def test_pretrainer_fits_on_text_pairs_with_dynamic_masks(vocab_file):
-    preprocessor = BertMaskedLMPreprocessor(
-        vocabulary=vocab_file, sequence_length=16, max_predictions_per_seq=3
-    )
-    model = BertPretrainer(tiny(), preprocessor=preprocessor)
-    model.compile(optimizer="adam", jit_compile=False)
-    first = ["the cat sat on the mat", "stocks fell sharply today"]
-    second = ["it was warm", "a dog barked"]
-    history = model.fit((first, second), [0, 1], batch_size=2, verbose=0)
-    assert np.isfinite(history.history["masked_lm_loss"][0])
 
 
 _JAX_SCRIPT = textwrap.dedent(

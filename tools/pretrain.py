@@ -8,6 +8,11 @@ Flags follow google-research/bert's run_pretraining.py:
         --strategy=tpu --tpu=my-tpu --mixed_precision=mixed_bfloat16 \\
         --output_dir=gs://bucket/bert-base
 
+Raw text instead of TFRecords (pairs and masks drawn afresh in every batch):
+
+    kbi-pretrain --input_file='corpus/*.txt' --input_format=raw \\
+        --vocab_file=vocab.txt --config=tiny --output_dir=/tmp/bert-tiny
+
 A rerun with the same `--output_dir` resumes from its last checkpoint.
 """
 
@@ -28,13 +33,31 @@ def define_flags(f):
     def boolean(name, default, help_text):
         flags.DEFINE_bool(name, default, help_text, flag_values=f)
 
-    string("input_file", None, "Pretraining TFRecords: comma-separated globs.")
+    string(
+        "input_file",
+        None,
+        "Comma-separated globs: pretraining TFRecords, or text files with "
+        "--input_format=sentences|raw.",
+    )
     string("output_dir", None, "Checkpoints, logs, curves and model.keras go here.")
     string("bert_config_file", None, "bert_config.json or config.json.")
     string("config", None, "Preset (tiny, mini, small, medium, base, large).")
     string("init_checkpoint", None, ".keras file, HF directory or TF1 checkpoint.")
-    string("vocab_file", None, "Vocabulary (needed with --dynamic_masking).")
+    string(
+        "vocab_file", None, "Vocabulary (needed with --dynamic_masking or text input)."
+    )
     boolean("dynamic_masking", False, "Mask afresh in every batch (RoBERTa-style).")
+    flags.DEFINE_enum(
+        "input_format",
+        "tfrecord",
+        ["tfrecord", "sentences", "raw"],
+        "tfrecord: kbi-create-pretraining-data output. sentences / raw: text "
+        "in kbi-create-pretraining-data's formats (one sentence / one "
+        "paragraph per line, blank lines between documents), paired and "
+        "masked afresh in every batch (needs --vocab_file).",
+        flag_values=f,
+    )
+    boolean("do_whole_word_mask", False, "Dynamic masks cover whole words.")
     integer("train_batch_size", 32, "Global training batch size.")
     integer("eval_batch_size", 8, "Evaluation batch size.")
     integer("max_seq_length", 128, "Sequence length of the records.")

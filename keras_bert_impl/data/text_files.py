@@ -27,3 +27,28 @@ def read_lines(path):
             if line_number == 1:
                 text = text.removeprefix("\ufeff")
             yield line_number, text.rstrip("\r\n")
+
+
+def read_documents(path):
+    """The documents of a pretraining text file, one string each.
+
+    Blank lines separate documents (google-research/bert's format); a
+    document's lines are joined with "\\n", so line breaks still end its
+    sentences. The start of a file starts a new document.
+
+    Raises:
+        FileNotFoundError, ValueError: as `read_lines`; ValueError naming the
+            file when it holds no text.
+    """
+    documents, lines = [], []
+    for _, text in read_lines(path):
+        if text.strip():
+            lines.append(text.strip())
+        elif lines:
+            documents.append("\n".join(lines))
+            lines = []
+    if lines:
+        documents.append("\n".join(lines))
+    if not documents:
+        raise ValueError(f"{path}: no text (only blank lines or an empty file).")
+    return documents

@@ -40,6 +40,11 @@ class BertPretrainer(BertTask):
       `masked_lm_weights` (float, 0 for padding predictions) and
       `next_sentence_labels` (int `[batch]` or `[batch, 1]`, 1 = random next).
 
+    With a preprocessor (`from_preset`, or `preprocessor=`
+    `BertPretrainingPreprocessor(...)`), `fit` also takes raw passages: a
+    list, numpy array or `tf.data.Dataset` of strings, each a document or a
+    paragraph; pairs and masks are drawn afresh in `tf.data` every epoch.
+
     Metrics: `masked_lm_accuracy` (weighted), `next_sentence_accuracy`,
     `masked_lm_loss`, `next_sentence_loss`, plus any passed to `compile`.
     Compile metrics see the outputs by name, with the targets they score:
@@ -56,8 +61,9 @@ class BertPretrainer(BertTask):
     `[batch, num_predictions, vocab_size]` and `nsp_logits` `[batch, 2]`.
     """
 
-    # from_preset gives it a BertMaskedLMPreprocessor (text → dynamic masks).
-    preprocessor_class_name = "BertMaskedLMPreprocessor"
+    # from_preset gives it a BertPretrainingPreprocessor (raw passages →
+    # next-sentence pairs and dynamic masks, in tf.data).
+    preprocessor_class_name = "BertPretrainingPreprocessor"
 
     def __init__(self, backbone="base", **kwargs):
         super().__init__(backbone, **kwargs)

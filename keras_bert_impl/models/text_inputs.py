@@ -70,6 +70,8 @@ def describe(value):
         return f"a numpy array of dtype {value.dtype}"
     if isinstance(value, (list, tuple)) and value:
         return f"a {type(value).__name__} of {type(value[0]).__name__}"
+    if isinstance(value, (list, tuple)):
+        return f"an empty {type(value).__name__}"
     return type(value).__name__
 
 
@@ -162,6 +164,8 @@ def batched_text(x, y=None, sample_weight=None, *, batch_size=None, shuffle=Fals
         return x
     elements = _slices(x, y, sample_weight)
     count = _num_examples(elements)
+    if count == 0:
+        raise ValueError("Got no examples: the text input is empty.")
     dataset = tf.data.Dataset.from_tensor_slices(elements)
     if shuffle:
         dataset = dataset.shuffle(count, reshuffle_each_iteration=True)

@@ -6,6 +6,9 @@ from keras_bert_impl.preprocessing.base import BertPreprocessor
 from keras_bert_impl.preprocessing.masked_lm_preprocessor import (
     BertMaskedLMPreprocessor,
 )
+from keras_bert_impl.preprocessing.pretraining_preprocessor import (
+    BertPretrainingPreprocessor,
+)
 from keras_bert_impl.preprocessing.question_answerer_preprocessor import (
     BertQuestionAnswererPreprocessor,
 )
@@ -19,6 +22,7 @@ from keras_bert_impl.preprocessing.token_classifier_preprocessor import (
 __all__ = [
     "BertMaskedLMPreprocessor",
     "BertPreprocessor",
+    "BertPretrainingPreprocessor",
     "BertQuestionAnswererPreprocessor",
     "BertTextClassifierPreprocessor",
     "BertTokenClassifierPreprocessor",

@@ -69,6 +69,31 @@ class BertMaskedLMPreprocessor(BertTextClassifierPreprocessor):
         self.whole_word_mask = whole_word_mask
         self.seed = seed
 
+    def batch_seed(self):
+        """A fresh `[2]` seed for this batch's stateless draws (op-level
+        seeded by `seed`, so a fresh pipeline repeats its draws)."""
+        return tf.random.uniform([2], maxval=_MAX_SEED, dtype=tf.int64, seed=self.seed)
+
+    def mask(self, inputs, seed, next_sentence_labels=None):
+        """Masks packed inputs: `(x, y)` dicts in `BertPretrainer`'s layout."""
+        masked = self.masker(
+            inputs["token_ids"], seed, padding_mask=inputs["padding_mask"]
+        )
+        inputs = dict(
+            inputs,
+            token_ids=masked["token_ids"],
+            mask_positions=masked["mask_positions"],
+        )
+        targets = {
+            "masked_lm_ids": masked["masked_lm_ids"],
+            "masked_lm_weights": masked["masked_lm_weights"],
+        }
+        if next_sentence_labels is not None:
+            targets["next_sentence_labels"] = tf.cast(
+                tf.reshape(next_sentence_labels, [-1]), tf.int32
+            )
+        return inputs, targets
+
     def call(self, x, y=None, sample_weight=None):
         with tf.device("cpu"):
             segments = self.segments(x)
@@ -76,20 +101,7 @@ class BertMaskedLMPreprocessor(BertTextClassifierPreprocessor):
             if scalar:
                 segments = tuple(tf.expand_dims(s, 0) for s in segments)
             inputs = encode_texts(self.tokenizer, self.packer, segments)
-            seed = tf.random.uniform(
-                [2], maxval=_MAX_SEED, dtype=tf.int64, seed=self.seed
-            )
-            masked = self.masker(
-                inputs["token_ids"], seed, padding_mask=inputs["padding_mask"]
-            )
-            inputs["token_ids"] = masked["token_ids"]
-            inputs["mask_positions"] = masked["mask_positions"]
-            targets = {
-                "masked_lm_ids": masked["masked_lm_ids"],
-                "masked_lm_weights": masked["masked_lm_weights"],
-            }
-            if y is not None:
-                targets["next_sentence_labels"] = tf.cast(tf.reshape(y, [-1]), tf.int32)
+            inputs, targets = self.mask(inputs, self.batch_seed(), y)
             if scalar:
                 inputs, targets = tf.nest.map_structure(
                     lambda t: t[0], (inputs, targets)

@@ -1,13 +1,20 @@
 """BERT pretraining (masked LM + next sentence): the pure function behind
 `kbi-pretrain` (google-research/bert's `run_pretraining.py`).
 
-Input: TFRecords written by `kbi-create-pretraining-data` (or
-google-research/bert's `create_pretraining_data.py`), read with their
-static masks, or re-masked in every batch with `dynamic_masking` (then
-`vocab_file` is needed for the special ids).
+Input (`input_format`):
+- "tfrecord": TFRecords written by `kbi-create-pretraining-data` (or
+  google-research/bert's `create_pretraining_data.py`), read with their
+  static masks, or re-masked in every batch with `dynamic_masking` (then
+  `vocab_file` is needed for the special ids);
+- "sentences" / "raw": text files in `kbi-create-pretraining-data`'s formats
+  (one sentence, or one paragraph, per line; blank lines between
+  documents). Each document is a passage for `BertPretrainingPreprocessor`,
+  which draws next-sentence pairs and masks afresh in every batch; "raw"
+  also ends sentences at `.`, `!` and `?`, "sentences" only at line breaks.
 """
 
 import dataclasses
+import functools
 import os
 
 import numpy as np
@@ -19,6 +26,8 @@ from keras_bert_impl.training.model_loading import load_model
 from keras_bert_impl.training.optimization import create_optimizer
 from keras_bert_impl.training.strategy import get_strategy, is_chief
 from keras_bert_impl.training.trainer import Trainer, TrainerSettings
+
+INPUT_FORMATS = ("tfrecord", "sentences", "raw")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +41,8 @@ class PretrainSettings:
     init_checkpoint: str | None = None
     vocab_file: str | None = None
     dynamic_masking: bool = False
+    input_format: str = "tfrecord"
+    do_whole_word_mask: bool = False
     train_batch_size: int = 32
     eval_batch_size: int = 8
     max_seq_length: int = 128
@@ -100,14 +111,76 @@ def _masker(settings):
     if not settings.vocab_file:
         raise ValueError("--dynamic_masking needs --vocab_file (for the special ids).")
     return MaskedLMMasker.from_vocabulary(
-        load_vocabulary(settings.vocab_file), settings.max_predictions_per_seq
+        load_vocabulary(settings.vocab_file),
+        settings.max_predictions_per_seq,
+        whole_word_mask=settings.do_whole_word_mask,
     )
+
+
+def _check_input_format(settings):
+    if settings.input_format not in INPUT_FORMATS:
+        raise ValueError(
+            f"Unknown --input_format={settings.input_format!r}; valid values are "
+            f"{', '.join(INPUT_FORMATS)}."
+        )
+    if settings.input_format != "tfrecord" and not settings.vocab_file:
+        raise ValueError(
+            f"--input_format={settings.input_format} needs --vocab_file (text is "
+            "tokenized while training)."
+        )
+
+
+@functools.lru_cache(maxsize=2)
+def _text_preprocessor(settings):
+    """One preprocessor per run: training and evaluation share it (and its
+    traced graph)."""
+    from keras_bert_impl.preprocessing import BertPretrainingPreprocessor
+
+    line_sentences = (
+        {} if settings.input_format == "raw" else {"sentence_end_tokens": ()}
+    )
+    return BertPretrainingPreprocessor.from_preset(
+        settings.vocab_file,
+        sequence_length=settings.max_seq_length,
+        max_predictions_per_seq=settings.max_predictions_per_seq,
+        whole_word_mask=settings.do_whole_word_mask,
+        seed=settings.seed,
+        **line_sentences,
+    )
+
+
+def text_pretraining_dataset(settings, file_patterns, batch_size, training):
+    """Batches of text documents through `BertPretrainingPreprocessor`."""
+    from keras_bert_impl.data.text_files import read_documents
+    from keras_bert_impl.text.file_patterns import expand_file_patterns
+
+    documents = [
+        document
+        for path in expand_file_patterns(file_patterns)
+        for document in read_documents(path)
+    ]
+    if len(documents) < batch_size:
+        raise ValueError(
+            f"--input_file={file_patterns} holds {len(documents)} document(s), "
+            f"fewer than one batch of {batch_size}."
+        )
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(documents))
+    if training:
+        dataset = dataset.shuffle(len(documents), seed=settings.seed).repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(
+        _text_preprocessor(settings), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def pretraining_input(settings, file_patterns, batch_size, training):
     """The `(x, y)` batches of `file_patterns` as the settings ask."""
     from keras_bert_impl.data import dynamic_masking_dataset, pretraining_dataset
 
+    _check_input_format(settings)
+    if settings.input_format != "tfrecord":
+        return text_pretraining_dataset(settings, file_patterns, batch_size, training)
     options = dict(shuffle=training, seed=settings.seed, repeat=training)
     if settings.dynamic_masking:
         return dynamic_masking_dataset(
@@ -173,6 +246,7 @@ def run_pretraining(settings, strategy=None):
             f"Unknown --mixed_precision={settings.mixed_precision!r}; valid values "
             "are '', 'mixed_bfloat16', 'mixed_float16'."
         )
+    _check_input_format(settings)
     if strategy is None:
         strategy = get_strategy(settings.strategy, settings.tpu)
     keras.utils.set_random_seed(settings.seed)
@@ -206,7 +280,8 @@ def run_pretraining(settings, strategy=None):
     )
     result = {}
     if settings.do_train:
-        check_record_files(settings.input_file)
+        if settings.input_format == "tfrecord":
+            check_record_files(settings.input_file)
         try:
             history = trainer.train(
                 lambda: pretraining_input(
