@@ -121,20 +121,16 @@ def test_whole_word_masking_takes_complete_words_only():
         count = int(out["masked_lm_weights"][row].sum())
         chosen = set(out["mask_positions"][row][:count].tolist())
         special = np.isin(ids[row], [CLS_ID, SEP_ID, PAD_ID])
-        # Split the row into words: a continuation piece joins the word before
-        # it unless a special token sits in between.
-        words, current = [], []
+        # Split the row into words as the reference does: a continuation
+        # piece joins the word before it, also across [CLS]/[SEP].
+        words = []
         for position, token in enumerate(ids[row]):
             if special[position]:
-                words.append(current)
-                current = []
-            elif token >= FIRST_PIECE_ID and current:
-                current.append(position)
+                continue
+            if token >= FIRST_PIECE_ID and words:
+                words[-1].append(position)
             else:
-                words.append(current)
-                current = [position]
-        words.append(current)
-        words = [w for w in words if w]
+                words.append([position])
         target = _expected_count(ids[row], mask[row])
         assert count <= target
         for word in words:
@@ -241,3 +237,46 @@ def test_whole_word_masking_matches_tokenizer_word_boundaries():
             multi_piece_words_masked += len(word) > 1 and span <= chosen
             position += len(word)
     assert multi_piece_words_masked > 10
+
+
+def _groups(word_of_token):
+    """Positions grouped by word, from any per-position word label (-1: none)."""
+    groups = {}
+    for position, word in enumerate(word_of_token):
+        if word >= 0:
+            groups.setdefault(word, []).append(position)
+    return sorted(groups.values())
+
+
+def test_static_and_in_graph_whole_words_are_the_reference_words():
+    """Same ids → same word groups in the NumPy recipe, the in-graph masker
+    and google-research/bert's candidate loop (quoted below); `##` pieces
+    right after [CLS]/[SEP] included (half of all tokens are pieces)."""
+    from keras_bert_impl.data.pretraining import MaskingVocabulary
+    from keras_bert_impl.data.whole_words import word_start_positions
+
+    ids, mask = _batch(300, piece_rate=0.5, seed=5)
+    vocab = MaskingVocabulary.from_tokens(TINY_VOCAB)
+    candidate = (mask == 1) & (ids != CLS_ID) & (ids != SEP_ID)
+    _, word_start = word_start_positions(ids, candidate, vocab.is_continuation)
+    masker = MaskedLMMasker.from_vocabulary(TINY_VOCAB, 5, whole_word_mask=True)
+    in_graph = masker.word_index(tf.constant(ids), tf.constant(mask)).numpy()
+    after_special = 0
+    for row in range(len(ids)):
+        tokens = [TINY_VOCAB[t] for t in ids[row][mask[row] == 1]]
+        cand_indexes = []  # create_pretraining_data.py, do_whole_word_mask=True
+        for i, token in enumerate(tokens):
+            if token == "[CLS]" or token == "[SEP]":
+                continue
+            if len(cand_indexes) >= 1 and token.startswith("##"):
+                cand_indexes[-1].append(i)
+            else:
+                cand_indexes.append([i])
+        static = _groups(np.where(candidate[row], word_start[row], -1))
+        assert static == sorted(cand_indexes)
+        assert _groups(in_graph[row]) == static
+        after_special += sum(
+            tokens[i - 1] in ("[CLS]", "[SEP]") and tokens[i].startswith("##")
+            for i in range(1, len(tokens))
+        )
+    assert after_special > 100

@@ -23,11 +23,12 @@ Everything is vectorised over the batch and uses stateless random ops, so one
 seed gives one set of masks, and a fresh seed per batch gives fresh masks.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from keras_bert_impl.constants import CLS, MASK, PAD, SEP
+from keras_bert_impl.data.whole_words import continuation_flags
 
-CONTINUATION_PREFIX = "##"
 # Random selection keys leave this many low values for the position, which
 # makes every key distinct (sequences are far shorter than 2**20).
 _POSITION_SPAN = 2**20
@@ -54,9 +55,11 @@ class MaskedLMMasker:
         mask_token_rate: fraction of chosen tokens replaced by `[MASK]`.
         random_token_rate: fraction of chosen tokens replaced by a random id.
         continuation_ids: ids of word-continuation pieces (`##...`). When
-            given, whole words are masked: a word is its first piece plus the
-            continuation pieces that follow it. A continuation piece right
-            after `[CLS]`/`[SEP]` starts a word of its own.
+            given, whole words are masked, words as `data.whole_words`
+            defines them (the reference's, and the static recipe's): a
+            word's first piece plus the continuation pieces after it, across
+            `[CLS]`/`[SEP]`; only a continuation piece with no candidate
+            before it in its sequence starts a word.
     """
 
     def __init__(
@@ -137,12 +140,7 @@ class MaskedLMMasker:
             )
         continuation_ids = None
         if whole_word_mask:
-            continuation_ids = [
-                index
-                for index, token in enumerate(vocabulary)
-                if token.startswith(CONTINUATION_PREFIX)
-                and len(token) > len(CONTINUATION_PREFIX)
-            ]
+            continuation_ids = np.flatnonzero(continuation_flags(vocabulary))
         return cls(
             vocab_size=len(vocabulary),
             mask_id=token_to_id[MASK],
@@ -176,15 +174,7 @@ class MaskedLMMasker:
             and `masked_lm_weights` (float32 `[batch, max_predictions]`).
         """
         token_ids = tf.cast(token_ids, tf.int32)
-        if padding_mask is None:
-            is_real = tf.not_equal(token_ids, self.pad_id)
-        else:
-            is_real = tf.not_equal(tf.cast(padding_mask, tf.int32), 0)
-        is_candidate = is_real & tf.logical_not(
-            tf.equal(token_ids, self.cls_id)
-            | tf.equal(token_ids, self.sep_id)
-            | tf.equal(token_ids, self.pad_id)
-        )
+        is_real, is_candidate = self._real_and_candidates(token_ids, padding_mask)
         select_seed, action_seed, random_id_seed = tf.unstack(
             tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3)
         )
@@ -206,11 +196,39 @@ class MaskedLMMasker:
         }
 
     def _word_starts(self, token_ids, is_candidate):
+        """bool `[batch, seq]`: the first token of each word (`whole_words`)."""
         if not self.whole_word_mask:
             return is_candidate
         is_continuation = tf.gather(self._is_continuation, token_ids)
-        previous_is_candidate = tf.pad(is_candidate[:, :-1], [[0, 0], [1, 0]])
-        return is_candidate & tf.logical_not(is_continuation & previous_is_candidate)
+        earlier_candidates = tf.cumsum(
+            tf.cast(is_candidate, tf.int32), axis=1, exclusive=True
+        )
+        return is_candidate & tf.logical_not(is_continuation & (earlier_candidates > 0))
+
+    def word_index(self, token_ids, padding_mask=None):
+        """The word of every candidate token, as `_select_words` groups them.
+
+        Returns:
+            int32 `[batch, seq]`: the number of the token's word in its row
+            (0, 1, ...), -1 on `[CLS]`, `[SEP]` and padding.
+        """
+        token_ids = tf.cast(token_ids, tf.int32)
+        _, is_candidate = self._real_and_candidates(token_ids, padding_mask)
+        starts = self._word_starts(token_ids, is_candidate)
+        number = tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1
+        return tf.where(is_candidate, number, -1)
+
+    def _real_and_candidates(self, token_ids, padding_mask):
+        if padding_mask is None:
+            is_real = tf.not_equal(token_ids, self.pad_id)
+        else:
+            is_real = tf.not_equal(tf.cast(padding_mask, tf.int32), 0)
+        is_candidate = is_real & tf.logical_not(
+            tf.equal(token_ids, self.cls_id)
+            | tf.equal(token_ids, self.sep_id)
+            | tf.equal(token_ids, self.pad_id)
+        )
+        return is_real, is_candidate
 
     def _select(self, token_ids, is_candidate, num_to_predict, seed):
         """Returns a bool `[batch, seq]` of the positions to predict."""

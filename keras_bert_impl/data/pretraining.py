@@ -20,8 +20,8 @@ randomness) turns every document into sentence-pair instances:
 5. Masked LM: `num_to_predict = min(max_predictions_per_seq,
    max(1, round(len(tokens) * masked_lm_prob)))`, with `[CLS]` and `[SEP]`
    counted in `len(tokens)` and Python's round-half-to-even. Candidates (all
-   tokens but `[CLS]`/`[SEP]`, or whole words: a piece plus the `##` pieces
-   after it) are visited in random order and taken while the total stays
+   tokens but `[CLS]`/`[SEP]`, or whole words as `whole_words` defines
+   them) are visited in random order and taken while the total stays
    within `num_to_predict`; a whole word that would overflow is skipped. Each
    chosen token becomes `[MASK]` (80%), stays itself (10%), or becomes a
    uniformly random vocabulary id (10%). Positions are sorted.
@@ -45,6 +45,8 @@ import random
 import numpy as np
 
 from keras_bert_impl.constants import CLS, MASK, SEP, SPECIAL_TOKENS
+from keras_bert_impl.data.whole_words import continuation_flags
+from keras_bert_impl.data.whole_words import word_start_positions
 
 # Spawn keys separate the independent random streams derived from one seed.
 _UNIT_STREAM = 0
@@ -164,7 +166,8 @@ class MaskingVocabulary:
         vocab_size: random replacements are drawn from `[0, vocab_size)`, the
             whole vocabulary, as in the reference.
         cls_id, sep_id, mask_id: ids of `[CLS]`, `[SEP]`, `[MASK]`.
-        is_continuation: bool array `[vocab_size]`, True for `##` pieces.
+        is_continuation: bool array `[vocab_size]`, True for `##` pieces
+            (`whole_words.continuation_flags`).
     """
 
     vocab_size: int
@@ -192,9 +195,7 @@ class MaskingVocabulary:
             cls_id=index[CLS],
             sep_id=index[SEP],
             mask_id=index[MASK],
-            is_continuation=np.array(
-                [t.startswith("##") for t in vocabulary], dtype=bool
-            ),
+            is_continuation=continuation_flags(vocabulary),
         )
 
 
@@ -496,16 +497,13 @@ def choose_masked_positions(token_ids, input_mask, recipe, vocab, np_rng):
     candidate = (
         (input_mask == 1) & (token_ids != vocab.cls_id) & (token_ids != vocab.sep_id)
     )
-    # A word is named by the position where it starts: a candidate plus the
-    # `##` pieces after it. As in the reference, [CLS]/[SEP] do not end a
-    # word (a `##` piece that opens segment B joins the last word of A), and
-    # only the very first candidate always starts one.
+    # A word is named by the position where it starts (`whole_words`).
     starts_word = candidate.copy()
     word_start = np.broadcast_to(position, token_ids.shape)
     if recipe.do_whole_word_mask:
-        earlier_candidates = np.cumsum(candidate, axis=1) - candidate
-        starts_word &= ~(vocab.is_continuation[token_ids] & (earlier_candidates > 0))
-        word_start = np.maximum.accumulate(np.where(starts_word, position, 0), axis=1)
+        starts_word, word_start = word_start_positions(
+            token_ids, candidate, vocab.is_continuation
+        )
 
     sort_key = np_rng.random((num_rows, seq_length))
     sort_key[~starts_word] = np.inf
