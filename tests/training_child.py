@@ -7,9 +7,15 @@ python training_child.py pretrain OUTPUT_DIR RECORDS VOCAB CONFIG STEPS [--slow]
 python training_child.py mirrored OUTPUT_JSON
     The same tiny pretraining on the default strategy and on
     MirroredStrategy over 2 logical CPUs; writes both loss curves.
+python training_child.py multi_worker OUTPUT_DIR RECORDS CONFIG STEPS WEIGHTS
+    One worker of a MultiWorkerMirroredStrategy cluster (TF_CONFIG in the
+    environment) running kbi-pretrain's function; writes the weights its
+    trainer ends with to WEIGHTS (.npz, `trained_<i>`), and on the chief
+    also those of the model.keras it saved (`saved_<i>`).
 """
 
 import json
+import os
 import sys
 import time
 
@@ -134,11 +140,59 @@ def mirrored(output_json):
         json.dump(curves, f)
 
 
+def multi_worker(output_dir, records, config, steps, weights_file):
+    # The strategy first: collective ops are configured before any op exists.
+    from keras_bert_impl.training.strategy import get_strategy
+
+    strategy = get_strategy("multi_worker_mirrored")
+    import keras
+    import numpy as np
+
+    from keras_bert_impl.training import pretraining
+
+    trainers = []
+
+    class RecordedTrainer(pretraining.Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            trainers.append(self)
+
+    pretraining.Trainer = RecordedTrainer
+    settings = pretraining.PretrainSettings(
+        input_file=records,
+        output_dir=output_dir,
+        bert_config_file=config,
+        train_batch_size=8,
+        max_seq_length=16,
+        max_predictions_per_seq=4,
+        num_train_steps=steps,
+        num_warmup_steps=1,
+        learning_rate=1e-3,
+        save_checkpoints_steps=2,
+        steps_per_execution=2,
+        strategy="multi_worker_mirrored",
+        verbose=0,
+    )
+    result = pretraining.run_pretraining(settings, strategy=strategy)
+    (trainer,) = trainers
+    # `weights`: the model's weights, without the dropout seed states.
+    weights = {f"trained_{i}": v.numpy() for i, v in enumerate(trainer.model.weights)}
+    saved = os.path.join(output_dir, "model.keras")
+    if os.path.exists(saved):  # the chief's: what it wrote, read back
+        model = keras.saving.load_model(saved, compile=False)
+        weights.update({f"saved_{i}": v.numpy() for i, v in enumerate(model.weights)})
+    np.savez(weights_file, **weights)
+    losses = [v for row in result["history"] for v in row["step_losses"]]
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "losses": losses}))
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "pretrain":
         pretrain(*sys.argv[2:6], int(sys.argv[6]), "--slow" in sys.argv)
     elif mode == "mirrored":
         mirrored(sys.argv[2])
+    elif mode == "multi_worker":
+        multi_worker(*sys.argv[2:5], int(sys.argv[5]), sys.argv[6])
     else:
         raise SystemExit(f"unknown mode {mode}")

@@ -118,18 +118,16 @@ class Trainer:
         self.checkpoint = checkpoints.training_checkpoint(
             self.model, self.optimizer, self.step
         )
-        # Non-chief workers must still write (the save is collective), but
-        # somewhere that is thrown away.
-        directory = checkpoints.checkpoint_directory(settings.output_dir)
-        if not self.chief:
-            directory = tempfile.mkdtemp(prefix="kbi-worker-ckpt-")
-        self.manager = tf.train.CheckpointManager(
+        self.checkpoint_dir = checkpoints.checkpoint_directory(settings.output_dir)
+        self._train_steps = None
+
+    def _checkpoint_manager(self, directory):
+        return tf.train.CheckpointManager(
             self.checkpoint,
             directory,
-            max_to_keep=settings.keep_checkpoint_max,
+            max_to_keep=self.settings.keep_checkpoint_max,
             checkpoint_name=checkpoints.CHECKPOINT_PREFIX,
         )
-        self._train_steps = None
 
     # --- building ---------------------------------------------------------
 
@@ -201,15 +199,10 @@ class Trainer:
 
     def restore_latest(self):
         """Restores the newest checkpoint of `output_dir`; returns its step."""
-        latest = self.manager.latest_checkpoint
-        if self.chief and latest is None:
+        # Every worker restores the chief's checkpoint (a shared file system).
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+        if latest is None:
             return 0
-        if latest is None:  # a worker: read the chief's
-            latest = tf.train.latest_checkpoint(
-                checkpoints.checkpoint_directory(self.settings.output_dir)
-            )
-            if latest is None:
-                return 0
         checkpoints.restore(self.checkpoint, latest)
         return int(self.step.numpy())
 
@@ -253,7 +246,20 @@ class Trainer:
         if start >= settings.num_train_steps:
             return history
         iterator = self.distributed_iterator(dataset_fn(), skip=start)
+        # Saving is collective, so every worker saves; a non-chief worker
+        # into a temporary directory that it removes at the end, as Keras'
+        # and Model Garden's non-chief workers do.
+        worker_dir = None if self.chief else tempfile.mkdtemp(prefix="kbi-worker-")
+        manager = self._checkpoint_manager(worker_dir or self.checkpoint_dir)
+        try:
+            self._train_loop(iterator, start, history, manager)
+        finally:
+            if worker_dir:
+                tf.io.gfile.rmtree(worker_dir)
+        return history
 
+    def _train_loop(self, iterator, start, history, manager):
+        settings = self.settings
         writer = None
         if settings.tensorboard and self.chief:
             writer = tf.summary.create_file_writer(
@@ -295,12 +301,11 @@ class Trainer:
             if (save_every and step % save_every == 0) or (
                 step == settings.num_train_steps
             ):
-                self.manager.save(checkpoint_number=step)
+                manager.save(checkpoint_number=step)
                 if self.chief:
                     history.write()
         if writer is not None:
             writer.flush()
-        return history
 
     def _log_row(self, step, losses, chunk, seconds):
         results = {
