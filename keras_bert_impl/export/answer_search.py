@@ -21,8 +21,8 @@ def _ranked_first(scores, groups, num_groups):
     rank = tf.math.unsorted_segment_min(
         tf.range(count), tf.gather(groups, order), num_groups
     )
-    has = rank < count
-    return tf.where(has, tf.gather(order, tf.where(has, rank, 0)), -1)
+    # An appended -1 answers the groups without a score (also when none has one).
+    return tf.gather(tf.concat([order, [-1]], 0), tf.minimum(rank, count))
 
 
 def best_answers(

@@ -7,8 +7,6 @@ exported signatures answer in characters. Core TensorFlow ops only.
 
 import tensorflow as tf
 
-_PAST_END = tf.int64.max
-
 
 def char_offsets(texts, byte_offsets):
     """Character offsets of byte offsets that fall on character boundaries.
@@ -27,14 +25,13 @@ def char_offsets(texts, byte_offsets):
     _, char_starts = tf.strings.unicode_decode_with_offsets(
         texts, "UTF-8", errors="replace"
     )
-    # One column past the longest text, so that rows of empty texts still have
-    # a column to search.
-    starts = tf.concat(
-        [
-            char_starts.to_tensor(default_value=_PAST_END),
-            tf.fill([tf.shape(texts)[0], 1], _PAST_END),
-        ],
-        axis=1,
+    # One sorted search over all texts laid end to end (no per-row padding, so
+    # rows of empty texts and empty batches need no special case).
+    base = tf.cumsum(tf.cast(tf.strings.length(texts), tf.int64), exclusive=True)
+    starts = char_starts.values + tf.gather(base, char_starts.value_rowids())
+    targets = byte_offsets + base[:, tf.newaxis]
+    found = tf.searchsorted(
+        starts[tf.newaxis], tf.reshape(targets, [1, -1]), side="left", out_type=tf.int64
     )
-    chars = tf.searchsorted(starts, byte_offsets, side="left", out_type=tf.int32)
-    return tf.where(byte_offsets >= 0, chars, -1)
+    chars = tf.reshape(found, tf.shape(byte_offsets)) - char_starts.row_starts()[:, None]
+    return tf.where(byte_offsets >= 0, tf.cast(chars, tf.int32), -1)

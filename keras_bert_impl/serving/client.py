@@ -57,14 +57,16 @@ def _decode_strings(array):
 
 def _concat_padded(parts):
     """Concatenates batch slices along axis 0, padding later axes to the widest slice
-    (0, or "" for strings): per-token outputs follow each batch's sequence length."""
+    as the exports pad (-1 for integers, "" for strings, 0 for floats): per-token,
+    per-word and per-mask outputs follow each batch's own widths."""
     if len(parts) == 1:
         return parts[0]
     rank = parts[0].ndim
     if rank <= 1 or all(p.shape[1:] == parts[0].shape[1:] for p in parts):
         return np.concatenate(parts, axis=0)
     widest = [max(p.shape[axis] for p in parts) for axis in range(1, rank)]
-    fill = "" if parts[0].dtype == object else 0
+    kind = parts[0].dtype.kind
+    fill = "" if kind == "O" else -1 if kind == "i" else 0
     padded = []
     for part in parts:
         pad = [(0, 0)] + [(0, w - s) for w, s in zip(widest, part.shape[1:])]
