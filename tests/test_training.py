@@ -395,6 +395,11 @@ def test_pretrain_tool_trains_evaluates_and_resumes(tmp_path):
     assert results["global_step"] == 4 and results["eval_examples"] == 16
     assert 0.0 <= results["masked_lm_accuracy"] <= 1.0
     assert (out / "model.keras").exists()
+    # --do_eval also evaluates at every checkpoint, into the curves.
+    rows = json.loads((out / "metrics.json").read_text())
+    assert [r["step"] for r in rows if "eval_masked_lm_accuracy" in r] == [2, 4]
+    assert rows[-1]["eval_masked_lm_accuracy"] == results["masked_lm_accuracy"]
+    assert "eval_masked_lm_accuracy" in (out / "metrics.csv").read_text()
     with pytest.raises(SystemExit) as exit_info:
         pretrain.run(argv[:-3] + ["--strategy=tpux"])
     assert exit_info.value.code == 1  # bad input; 2 is a misused command line

@@ -62,7 +62,8 @@ class History:
 
 
 def plot_curves(rows, skip=("step", "examples_per_second") + _JSON_ONLY):
-    """PNG bytes: one panel per logged quantity against the step."""
+    """PNG bytes: one panel per logged quantity against the step; an
+    evaluation metric `eval_<name>` shares the panel of `<name>`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,12 +72,22 @@ def plot_curves(rows, skip=("step", "examples_per_second") + _JSON_ONLY):
     names = []
     for row in rows:
         names += [k for k in row if k not in skip and k not in names]
+    paired = [n for n in names if n.startswith("eval_") and n[5:] in names]
+    names = [n for n in names if n not in paired]
     figure, axes = pyplot.subplots(
         len(names), 1, figsize=(7, 2.2 * len(names)), sharex=True, squeeze=False
     )
     for axis, name in zip(axes[:, 0], names):
-        points = [(r["step"], r[name]) for r in rows if r.get(name) is not None]
-        axis.plot([p[0] for p in points], [p[1] for p in points], marker=".")
+        series = [(name, "train" if f"eval_{name}" in paired else None)]
+        if f"eval_{name}" in paired:
+            series.append((f"eval_{name}", "evaluation"))
+        for key, label in series:
+            points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+            axis.plot(
+                [p[0] for p in points], [p[1] for p in points], marker=".", label=label
+            )
+        if len(series) > 1:
+            axis.legend(fontsize=7)
         axis.set_ylabel(name, fontsize=8)
         axis.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("step")

@@ -199,10 +199,14 @@ def pretraining_input(settings, file_patterns, batch_size, training):
     )
 
 
-def evaluate_pretraining(model, dataset, max_steps):
+def evaluate_pretraining(model, dataset, max_steps, call=None):
     """Held-out masked-LM accuracy/loss and next-sentence accuracy/loss,
-    weighted over real predictions, as run_pretraining.py's `metric_fn`."""
-    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    weighted over real predictions, as run_pretraining.py's `metric_fn`.
+
+    `call`: the model's inference function, when the caller keeps one
+    traced across evaluations (default: a new `tf.function`)."""
+    if call is None:
+        call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     hits = total = mlm_loss = 0.0
     nsp_hits = nsp_loss = examples = 0.0
     for step, (x, y) in enumerate(dataset):
@@ -279,14 +283,37 @@ def run_pretraining(settings, strategy=None):
         ),
     )
     result = {}
+    eval_dataset = None
+    if settings.do_eval:
+        eval_dataset = pretraining_input(
+            settings,
+            settings.eval_input_file or settings.input_file,
+            settings.eval_batch_size,
+            False,
+        )
     if settings.do_train:
         if settings.input_format == "tfrecord":
             check_record_files(settings.input_file)
+        evaluate = None
+        if eval_dataset is not None:
+            # At every checkpoint too, so the curves show the held-out metrics.
+            call = tf.function(
+                lambda x: trainer.model(x, training=False), reduce_retracing=True
+            )
+
+            def evaluate(model):
+                results = evaluate_pretraining(
+                    model, eval_dataset, settings.max_eval_steps, call=call
+                )
+                results.pop("eval_examples")
+                return results
+
         try:
             history = trainer.train(
                 lambda: pretraining_input(
                     settings, settings.input_file, settings.train_batch_size, True
-                )
+                ),
+                evaluate=evaluate,
             )
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             raise ValueError(
@@ -299,13 +326,9 @@ def run_pretraining(settings, strategy=None):
     else:
         trainer.restore_latest()
     if settings.do_eval:
-        dataset = pretraining_input(
-            settings,
-            settings.eval_input_file or settings.input_file,
-            settings.eval_batch_size,
-            False,
+        results = evaluate_pretraining(
+            trainer.model, eval_dataset, settings.max_eval_steps
         )
-        results = evaluate_pretraining(trainer.model, dataset, settings.max_eval_steps)
         results["global_step"] = int(trainer.step.numpy())
         if is_chief(strategy):
             write_eval_results(settings.output_dir, results)

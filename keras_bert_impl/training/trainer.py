@@ -227,13 +227,17 @@ class Trainer:
             self._train_steps = self._make_train_steps()
         return self._train_steps(iterator, tf.constant(num_steps)).numpy()
 
-    def train(self, dataset_fn):
+    def train(self, dataset_fn, evaluate=None):
         """Trains until `num_train_steps`, resuming from the last checkpoint.
 
         Args:
             dataset_fn: returns a `tf.data.Dataset` of global batches of
                 `(x, y)` or `(x, y, sample_weight)`, infinite (repeated),
                 deterministic (seeded), with a static batch size.
+            evaluate: optional `evaluate(model) -> {name: float}`, run at
+                every checkpoint (e.g. on held-out data); its results join
+                that step's row as `eval_<name>`, so the curves, CSV and
+                TensorBoard show them beside the training metrics.
 
         Returns:
             The `History` (rows of step, loss, learning rate, metrics).
@@ -252,13 +256,13 @@ class Trainer:
         worker_dir = None if self.chief else tempfile.mkdtemp(prefix="kbi-worker-")
         manager = self._checkpoint_manager(worker_dir or self.checkpoint_dir)
         try:
-            self._train_loop(iterator, start, history, manager)
+            self._train_loop(iterator, start, history, manager, evaluate)
         finally:
             if worker_dir:
                 tf.io.gfile.rmtree(worker_dir)
         return history
 
-    def _train_loop(self, iterator, start, history, manager):
+    def _train_loop(self, iterator, start, history, manager, evaluate):
         settings = self.settings
         writer = None
         if settings.tensorboard and self.chief:
@@ -284,6 +288,12 @@ class Trainer:
             step += chunk
             self.step.assign(step)
             row = self._log_row(step, losses, chunk, seconds)
+            save = (save_every and step % save_every == 0) or (
+                step == settings.num_train_steps
+            )
+            if save and evaluate is not None:
+                results = evaluate(self.model)
+                row.update({f"eval_{k}": float(v) for k, v in results.items()})
             history.append(row)
             if writer is not None:
                 with writer.as_default():
@@ -298,9 +308,7 @@ class Trainer:
                 progress.update(
                     step, [(k, v) for k, v in row.items() if k in ("loss",)]
                 )
-            if (save_every and step % save_every == 0) or (
-                step == settings.num_train_steps
-            ):
+            if save:
                 manager.save(checkpoint_number=step)
                 if self.chief:
                     history.write()
