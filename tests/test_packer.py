@@ -163,3 +163,55 @@ def test_bad_arguments_are_rejected_with_clear_messages():
         Packer(2, CLS, SEP)((ragged([[1]]), ragged([[2]])))
     with pytest.raises(TypeError, match="integer"):
         Packer(8, CLS, SEP)(tf.ragged.constant([[1.0]]))
+
+
+def test_one_truncation_rule_on_ints_and_tensors():
+    """`longest_first_lengths` is the reference's loop on ints (the static
+    recipe's `truncation_cuts`) and on tensors (the Packer)."""
+    from keras_bert_impl.data.pretraining import truncation_cuts
+    from keras_bert_impl.text.packer import longest_first_lengths
+
+    cases = [(a, b, n) for a in range(9) for b in range(9) for n in range(1, 10)]
+    a, b, n = (np.array(column, np.int64) for column in zip(*cases))
+    keep_a, keep_b = longest_first_lengths(a, b, n, tf.minimum, tf.maximum)
+    for i, (length_a, length_b, budget) in enumerate(cases):
+        kept = reference_truncate_seq_pair(range(length_a), range(length_b), budget)
+        expected = (len(kept[0]), len(kept[1]))
+        assert longest_first_lengths(length_a, length_b, budget) == expected
+        assert (int(keep_a[i]), int(keep_b[i])) == expected
+        cuts = truncation_cuts(length_a, length_b, budget)
+        assert cuts == (length_a - expected[0], length_b - expected[1])
+
+
+def test_static_pretraining_rows_are_the_packer_layout():
+    """`pretraining.pack_spans` (NumPy, worker processes) lays spans out as
+    the Packer lays the same segments out."""
+    from keras_bert_impl.data import pretraining
+
+    rng = np.random.default_rng(0)
+    corpus = pretraining.TokenizedCorpus.from_documents(
+        [[rng.integers(5, 90, rng.integers(1, 9)).tolist() for _ in range(6)]]
+    )
+    recipe = pretraining.PretrainingRecipe(max_seq_length=16)
+    vocab = pretraining.MaskingVocabulary.from_tokens(
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(95)]
+    )
+    spans, segments_a, segments_b = [], [], []
+    for _ in range(50):
+        a_start, b_start = rng.integers(0, corpus.num_tokens, 2)
+        a_length = int(rng.integers(1, min(8, corpus.num_tokens - a_start) + 1))
+        b_length = int(
+            rng.integers(0, min(12 - a_length, corpus.num_tokens - b_start) + 1)
+        )
+        spans.append((a_start, a_length, b_start, b_length, 0))
+        segments_a.append(corpus.token_ids[a_start : a_start + a_length].tolist())
+        segments_b.append(corpus.token_ids[b_start : b_start + b_length].tolist())
+    token_ids, input_mask, segment_ids = pretraining.pack_spans(
+        corpus, spans, recipe, vocab
+    )
+    packed = Packer(16, vocab.cls_id, vocab.sep_id)(
+        (ragged(segments_a), ragged(segments_b))
+    )
+    np.testing.assert_array_equal(packed["token_ids"], token_ids)
+    np.testing.assert_array_equal(packed["padding_mask"], input_mask)
+    np.testing.assert_array_equal(packed["segment_ids"], segment_ids)

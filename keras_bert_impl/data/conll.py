@@ -23,6 +23,7 @@ from keras_bert_impl.data.word_alignment import pack_word_pieces
 from keras_bert_impl.data.word_alignment import word_piece_ids
 from keras_bert_impl.constants import IGNORE_LABEL
 from keras_bert_impl.text import Packer
+from keras_bert_impl.text.packer import content_length
 
 DOCUMENT_START = "-DOCSTART-"
 OUTSIDE_TAG = "O"
@@ -233,7 +234,7 @@ def conll_features(sentences, tokenizer, seq_length):
         raise ValueError(
             f"seq_length must be >= 3 ([CLS], a word, [SEP]), got {seq_length}."
         )
-    budget = seq_length - 2
+    budget = content_length(seq_length, 1)
     index_of = {tag: i for i, tag in enumerate(sentences.label_vocabulary)}
     flat_words = [word for sentence in sentences.words for word in sentence]
     flat_tags = [index_of[tag] for tags in sentences.tags for tag in tags]

@@ -47,6 +47,8 @@ import numpy as np
 from keras_bert_impl.constants import CLS, MASK, SEP, SPECIAL_TOKENS
 from keras_bert_impl.data.whole_words import continuation_flags
 from keras_bert_impl.data.whole_words import word_start_positions
+from keras_bert_impl.text.packer import content_length
+from keras_bert_impl.text.packer import longest_first_lengths
 
 # Spawn keys separate the independent random streams derived from one seed.
 _UNIT_STREAM = 0
@@ -231,7 +233,7 @@ class PretrainingRecipe:
     @property
     def max_num_tokens(self):
         """Tokens of A and B together; three positions go to [CLS] and [SEP]."""
-        return self.max_seq_length - 3
+        return content_length(self.max_seq_length, 2)
 
     def capped_mask_rate_warning(self):
         """Says so when `max_predictions_per_seq` caps masking of full sequences.
@@ -269,20 +271,14 @@ def truncation_cuts(length_a, length_b, max_num_tokens):
     """How many tokens the reference's trimming loop removes from A and from B.
 
     The reference drops one token at a time from the longer segment (B on a
-    tie) until both fit. Which segment loses the next token depends only on
-    the lengths, so the totals have a closed form: the longer segment loses
-    tokens until the two are level, then they alternate, and A keeps the
-    extra token of an odd total.
+    tie) until both fit; `text.packer.longest_first_lengths` is that rule in
+    closed form, shared with the `Packer`.
 
     Returns:
         `(cut_a, cut_b)`.
     """
-    excess = length_a + length_b - max_num_tokens
-    if excess <= 0:
-        return 0, 0
-    if excess <= abs(length_a - length_b):
-        return (excess, 0) if length_a > length_b else (0, excess)
-    return length_a - (max_num_tokens + 1) // 2, length_b - max_num_tokens // 2
+    keep_a, keep_b = longest_first_lengths(length_a, length_b, max_num_tokens)
+    return length_a - keep_a, length_b - keep_b
 
 
 def _randint(py_rng, low, high):
@@ -421,6 +417,11 @@ class InstanceBatch:
 
 def pack_spans(corpus, spans, recipe, vocab):
     """Lays spans out as `[CLS] A [SEP] B [SEP]` rows, zero-padded.
+
+    The `text.Packer`'s layout, in NumPy: worker processes stay off
+    TensorFlow, and spans are read straight out of the flat corpus. The
+    spans are already truncated (`truncation_cuts`); tests hold the two
+    layouts to the same rows.
 
     Args:
         spans: the tuples made by `add_document_instances`.

@@ -11,6 +11,9 @@ this, so training, evaluation and serving see the same windows.
 
 import tensorflow as tf
 
+from keras_bert_impl.text.packer import content_length
+from keras_bert_impl.text.packer import place_in_rows
+
 # Position of [CLS], where "no answer in this window" points.
 CLS_POSITION = 0
 # `context_piece` of positions that hold no context piece.
@@ -23,7 +26,7 @@ def check_window_settings(seq_length, doc_stride, max_query_length):
     """Raises ValueError when the settings leave a gap or no room."""
     if max_query_length < 1 or doc_stride < 1:
         raise ValueError("max_query_length and doc_stride must be >= 1.")
-    window_size = seq_length - max_query_length - 3
+    window_size = content_length(seq_length, 2) - max_query_length
     if window_size < 1:
         raise ValueError(
             f"max_seq_length={seq_length} leaves no room for the context after "
@@ -34,21 +37,6 @@ def check_window_settings(seq_length, doc_stride, max_query_length):
         raise ValueError(
             f"doc_stride={doc_stride} exceeds the context window ({window_size})."
         )
-
-
-def _framed(rows, prefix_lengths, fill, width):
-    """Puts `rows` [windows, (n)] after `prefix_lengths` fills, padded to `width`
-    (an int, or a scalar tensor: the bucket a bucketing packer padded to)."""
-    prefix = tf.RaggedTensor.from_row_lengths(
-        tf.fill([tf.reduce_sum(prefix_lengths)], tf.cast(fill, rows.dtype)),
-        prefix_lengths,
-    )
-    framed = tf.concat([prefix, rows], axis=1)
-    if isinstance(width, int):
-        return framed.to_tensor(default_value=fill, shape=[None, width])
-    dense = framed.to_tensor(default_value=fill)
-    missing = tf.cast(width, tf.int32) - tf.shape(dense)[1]
-    return tf.pad(dense, [[0, 0], [0, missing]], constant_values=fill)
 
 
 def context_byte_spans(windows, starts, ends):
@@ -110,7 +98,7 @@ def question_context_windows(
     question_ids = tf.cast(question_ids, tf.int32)[:, :max_query_length]
     context_ids = tf.cast(context_ids, tf.int32)
     query_lengths = question_ids.row_lengths()
-    window_sizes = seq_length - query_lengths - 3
+    window_sizes = content_length(seq_length, 2) - query_lengths
     num_pieces = context_ids.row_lengths()
     # run_squad.py moves the window by doc_stride until it reaches the end.
     num_windows = (
@@ -154,10 +142,10 @@ def question_context_windows(
     prefix = tf.gather(query_lengths, example) + 2  # [CLS] question [SEP]
     outputs = dict(packed)
     outputs["example_index"] = tf.cast(example, tf.int32)
-    outputs["context_piece"] = _framed(
+    outputs["context_piece"] = place_in_rows(
         tf.cast(positions, tf.int32), prefix, NOT_CONTEXT, width
     )
-    outputs["is_max_context"] = _framed(
+    outputs["is_max_context"] = place_in_rows(
         positions.with_values(is_max_context), prefix, False, width
     )
     if answer_pieces is not None:

@@ -11,6 +11,8 @@ become one tag per word again.
 import tensorflow as tf
 
 from keras_bert_impl.constants import IGNORE_LABEL
+from keras_bert_impl.text.packer import content_length
+from keras_bert_impl.text.packer import place_in_rows
 
 # `word_index` of positions that start no word.
 NO_WORD = -1
@@ -66,17 +68,6 @@ def text_word_pieces(tokenizer, texts):
     return ids, starts.with_values(first), ends.with_values(last)
 
 
-def _framed(rows, fill, width):
-    """[batch, (tokens)] → `fill`, tokens, `fill`, padded with `fill` to `width`."""
-    edge = tf.RaggedTensor.from_tensor(tf.fill([rows.nrows(), 1], fill))
-    framed = tf.concat([edge, rows, edge], axis=1)
-    if isinstance(width, int):
-        return framed.to_tensor(default_value=fill, shape=[None, width])
-    dense = framed.to_tensor(default_value=fill)
-    missing = width - tf.shape(dense)[1]
-    return tf.pad(dense, [[0, 0], [0, missing]], constant_values=fill)
-
-
 @_NOT_CONVERTED
 def pack_word_pieces(pieces, packer, word_labels=None):
     """Packs words' pieces as `[CLS] pieces [SEP]`, whole words only.
@@ -106,7 +97,7 @@ def pack_word_pieces(pieces, packer, word_labels=None):
     position_in_word = tf.ragged.range(word_lengths).values
     keep = tf.ones_like(position_in_word, tf.bool)
     if packer.seq_length is not None:
-        budget = packer.seq_length - 2
+        budget = content_length(packer.seq_length, 1)
         kept_lengths = tf.minimum(word_lengths, budget)
         ends = tf.cumsum(kept_lengths)
         starts = tf.concat([[0], ends], 0)
@@ -129,9 +120,10 @@ def pack_word_pieces(pieces, packer, word_labels=None):
     word_number = tf.cast(tf.ragged.range(pieces.row_lengths()).values, tf.int32)
     word_index = tf.where(starts_word, tf.gather(word_number, piece_word), NO_WORD)
     outputs = dict(packed)
-    outputs["word_index"] = _framed(rows(word_index), NO_WORD, width)
+    after_cls = tf.ones([pieces.nrows()], tf.int64)
+    outputs["word_index"] = place_in_rows(rows(word_index), after_cls, NO_WORD, width)
     if word_labels is not None:
         labels = tf.gather(tf.cast(word_labels.values, tf.int32), piece_word)
         labels = tf.where(starts_word, labels, IGNORE_LABEL)
-        outputs["labels"] = _framed(rows(labels), IGNORE_LABEL, width)
+        outputs["labels"] = place_in_rows(rows(labels), after_cls, IGNORE_LABEL, width)
     return outputs

@@ -94,14 +94,20 @@ class BertMaskedLMPreprocessor(BertTextClassifierPreprocessor):
             )
         return inputs, targets
 
+    def pack_and_mask(self, x, y=None):
+        """Packs and masks a batch: `(inputs, targets, whether x was one
+        example)`; subclasses change how text becomes packed inputs."""
+        segments = self.segments(x)
+        scalar = segments[0].shape.rank == 0
+        if scalar:
+            segments = tuple(tf.expand_dims(s, 0) for s in segments)
+        inputs = encode_texts(self.tokenizer, self.packer, segments)
+        inputs, targets = self.mask(inputs, self.batch_seed(), y)
+        return inputs, targets, scalar
+
     def call(self, x, y=None, sample_weight=None):
         with tf.device("cpu"):
-            segments = self.segments(x)
-            scalar = segments[0].shape.rank == 0
-            if scalar:
-                segments = tuple(tf.expand_dims(s, 0) for s in segments)
-            inputs = encode_texts(self.tokenizer, self.packer, segments)
-            inputs, targets = self.mask(inputs, self.batch_seed(), y)
+            inputs, targets, scalar = self.pack_and_mask(x, y)
             if scalar:
                 inputs, targets = tf.nest.map_structure(
                     lambda t: t[0], (inputs, targets)

@@ -7,10 +7,10 @@ from keras_bert_impl.data.next_sentence_pairs import next_sentence_pairs
 from keras_bert_impl.data.next_sentence_pairs import passage_pieces
 from keras_bert_impl.data.next_sentence_pairs import SENTENCE_END_TOKENS
 from keras_bert_impl.preprocessing.base import ACCEPTED_TEXT
-from keras_bert_impl.preprocessing.base import to_backend
 from keras_bert_impl.preprocessing.masked_lm_preprocessor import (
     BertMaskedLMPreprocessor,
 )
+from keras_bert_impl.text.packer import content_length
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_impl")
@@ -78,34 +78,27 @@ class BertPretrainingPreprocessor(BertMaskedLMPreprocessor):
             if token in known
         ]
 
-    def call(self, x, y=None, sample_weight=None):
+    def pack_and_mask(self, x, y=None):
         if isinstance(x, tuple) or y is not None:
-            return super().call(x, y, sample_weight)
-        with tf.device("cpu"):
-            passages = self.text_input(x, ACCEPTED_TEXT)
-            scalar = passages.shape.rank == 0
-            if scalar:
-                passages = tf.expand_dims(passages, 0)
-            pair_seed, mask_seed = tf.unstack(
-                tf.random.experimental.stateless_split(self.batch_seed(), num=2)
-            )
-            ids, ends = passage_pieces(self.tokenizer, passages, self._end_ids)
-            segment_a, segment_b, labels = next_sentence_pairs(
-                ids,
-                ends,
-                pair_seed,
-                self.sequence_length - 3,
-                short_seq_prob=self.short_seq_prob,
-            )
-            inputs = self.packer((segment_a, segment_b))
-            inputs, targets = self.mask(inputs, mask_seed, labels)
-            if scalar:
-                inputs, targets = tf.nest.map_structure(
-                    lambda t: t[0], (inputs, targets)
-                )
-        return keras.utils.pack_x_y_sample_weight(
-            to_backend(inputs), to_backend(targets), sample_weight
+            return super().pack_and_mask(x, y)
+        passages = self.text_input(x, ACCEPTED_TEXT)
+        scalar = passages.shape.rank == 0
+        if scalar:
+            passages = tf.expand_dims(passages, 0)
+        pair_seed, mask_seed = tf.unstack(
+            tf.random.experimental.stateless_split(self.batch_seed(), num=2)
         )
+        ids, ends = passage_pieces(self.tokenizer, passages, self._end_ids)
+        segment_a, segment_b, labels = next_sentence_pairs(
+            ids,
+            ends,
+            pair_seed,
+            content_length(self.sequence_length, 2),
+            short_seq_prob=self.short_seq_prob,
+        )
+        inputs = self.packer((segment_a, segment_b))
+        inputs, targets = self.mask(inputs, mask_seed, labels)
+        return inputs, targets, scalar
 
     def get_config(self):
         config = super().get_config()

@@ -3,6 +3,23 @@
 Uses core TensorFlow ops only (no tf-text trimmer), so a serving graph that packs needs
 no TF Serving release newer than its tokenizer does. (tf-text's RoundRobinTrimmer runs
 the RoundRobinTrim op, which TF Serving links only from 2.20 on.)
+
+The layout, the truncation budget (`content_length`), the truncation rule
+(`longest_first_lengths`) and the placement of per-piece values at packed positions
+(`place_in_rows`) live here only. The task readers and preprocessors pack through the
+`Packer` (`data.glue.encode_texts`, `data.word_alignment`, `data.squad_windows`,
+`data.next_sentence_pairs`). What stays separate, on purpose:
+- `data.pretraining.pack_spans` writes the same layout in NumPy (its worker processes
+  stay off TensorFlow, and its spans come straight out of a flat corpus); its
+  truncation counts come from `longest_first_lengths`, and a test holds its rows equal
+  to the Packer's.
+- Random-end truncation draws its front/back split from the Packer's
+  `tf.random.Generator` in the graph, and from Python's `random` in the static recipe,
+  whose files must stay byte-identical for a seed: the same Binomial(n, 1/2), two
+  random sources.
+- Words that do not fit are dropped by `data.word_alignment` (one row per text) but
+  start a new row in the CoNLL reader (no word loses its label); SQuAD windows slide
+  over the context instead of truncating it.
 """
 
 import tensorflow as tf
@@ -48,21 +65,64 @@ def _as_segment(segment):
     return tf.cast(segment, tf.int32), False
 
 
-def _longest_first_lengths(lengths, budget):
+def content_length(seq_length, num_segments):
+    """Tokens of `num_segments` segments that fit in `seq_length` beside [CLS] and one
+    [SEP] per segment: the truncation budget of every packed layout."""
+    return seq_length - num_segments - 1
+
+
+def longest_first_lengths(length_a, length_b, budget, minimum=min, maximum=max):
     """Kept lengths when tokens go one at a time from the currently longer segment.
 
     The longer segment loses a token while the total exceeds the budget; on a tie the
     last segment loses it (google-research/bert's truncate_seq_pair and transformers'
     "longest_first" agree on this), so A ends with ceil(budget / 2) when both are long.
+    The closed form needs no branch (when both fit it gives both lengths back), so
+    it serves Python ints (the static pretraining recipe) as well as tensors (pass
+    `tf.minimum`, `tf.maximum`).
+
+    Returns:
+        `(keep_a, keep_b)`.
     """
+    keep_a = minimum(length_a, maximum(budget - length_b, (budget + 1) // 2))
+    return keep_a, minimum(length_b, budget - keep_a)
+
+
+def _longest_first_lengths(lengths, budget):
     if len(lengths) == 1:
         return [tf.minimum(lengths[0], budget)]
-    length_a, length_b = lengths
-    over = length_a + length_b > budget
-    keep_a = tf.minimum(length_a, tf.maximum(budget - length_b, (budget + 1) // 2))
-    keep_a = tf.where(over, keep_a, length_a)
-    keep_b = tf.where(over, budget - keep_a, length_b)
-    return [keep_a, keep_b]
+    return list(longest_first_lengths(*lengths, budget, tf.minimum, tf.maximum))
+
+
+def place_in_rows(values, offsets, fill, width):
+    """Lays per-piece values out at their packed positions.
+
+    Row i of the result holds `fill`, then `values[i]` from column `offsets[i]` on,
+    then `fill` up to `width` (values past `width` are cut): how labels and maps
+    back to the text line up with the packer's `token_ids`.
+
+    Args:
+        values: RaggedTensor `[batch, (n)]`.
+        offsets: int `[batch]`, the column of each row's first value (1 after
+            [CLS]; past the first segment and its [SEP] for the second).
+        fill: the value of every other column.
+        width: the packed width: an int, or a scalar tensor (batch-length packing,
+            or the bucket a bucketing packer padded to).
+
+    Returns:
+        A dense `[batch, width]` tensor of `values.dtype`.
+    """
+    offsets = tf.cast(offsets, tf.int64)
+    prefix = tf.RaggedTensor.from_row_lengths(
+        tf.fill([tf.reduce_sum(offsets)], tf.cast(fill, values.dtype)), offsets
+    )
+    framed = tf.concat([prefix, values], axis=1)
+    if isinstance(width, int):
+        return framed.to_tensor(default_value=fill, shape=[None, width])
+    width = tf.cast(width, tf.int32)
+    dense = framed.to_tensor(default_value=fill)[:, :width]
+    missing = width - tf.shape(dense)[1]
+    return tf.pad(dense, [[0, 0], [0, missing]], constant_values=fill)
 
 
 class Packer(tf.Module):
@@ -186,7 +246,7 @@ class Packer(tf.Module):
     def _truncate(self, segments):
         if self.seq_length is None:
             return segments
-        budget = tf.constant(self.seq_length - len(segments) - 1, tf.int64)
+        budget = tf.constant(content_length(self.seq_length, len(segments)), tf.int64)
         lengths = [segment.row_lengths() for segment in segments]
         kept = _longest_first_lengths(lengths, budget)
         removed = [length - keep for length, keep in zip(lengths, kept)]
