@@ -11,6 +11,7 @@ Outputs in `output_dir`: `checkpoints/`, `tensorboard/`, `metrics.{json,csv,png}
 """
 
 import dataclasses
+import functools
 import json
 import os
 import tempfile
@@ -246,21 +247,36 @@ class _TaskData:
     # --- model --------------------------------------------------------------
 
     def model(self, dtype):
+        """The task model, holding a preprocessor built from this run's
+        tokenizer and sequence length and the label names: the saved
+        `model.keras` then predicts on raw text and exports without being
+        told its vocabulary or labels again."""
         from keras_bert_impl import models
+        from keras_bert_impl import preprocessing
 
         s = self.settings
         kwargs = {"dtype": dtype} if dtype else {}
         if self.kind == "glue":
-            num_classes = (
-                1 if GLUE_TASKS[s.task_name].regression else len(self.label_vocabulary)
-            )
-            cls, kwargs = models.BertClassifier, dict(kwargs, num_classes=num_classes)
+            regression = GLUE_TASKS[s.task_name].regression
+            cls = models.BertClassifier
+            kwargs["num_classes"] = 1 if regression else len(self.label_vocabulary)
+            if not regression:
+                kwargs["label_names"] = self.label_vocabulary
+            preprocessor = preprocessing.BertTextClassifierPreprocessor
         elif self.kind == "ner":
-            num_classes = len(self.label_vocabulary)
             cls = models.BertTokenClassifier
-            kwargs = dict(kwargs, num_classes=num_classes)
+            kwargs["label_names"] = self.label_vocabulary
+            preprocessor = preprocessing.BertTokenClassifierPreprocessor
         else:
             cls = models.BertQuestionAnswerer
+            preprocessor = functools.partial(
+                preprocessing.BertQuestionAnswererPreprocessor,
+                doc_stride=s.doc_stride,
+                max_query_length=s.max_query_length,
+            )
+        kwargs["preprocessor"] = preprocessor(
+            tokenizer=self.tokenizer, sequence_length=s.max_seq_length
+        )
         return load_model(
             cls, s.init_checkpoint, s.bert_config_file, s.config, **kwargs
         )

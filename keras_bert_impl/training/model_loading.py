@@ -40,8 +40,12 @@ def default_vocab_file(init_checkpoint):
 
 def _from_keras_file(path, model_cls, **kwargs):
     loaded = keras.saving.load_model(path, compile=False)
+    # The head is reused when it is the same task with the same classes; the
+    # dtype policy and the preprocessor may differ.
     if type(loaded) is model_cls and all(
-        getattr(loaded, k, None) == v for k, v in kwargs.items() if k != "dtype"
+        getattr(loaded, k, None) == v
+        for k, v in kwargs.items()
+        if k not in ("dtype", "preprocessor")
     ):
         source = loaded
     else:
