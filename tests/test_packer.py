@@ -215,3 +215,14 @@ def test_static_pretraining_rows_are_the_packer_layout():
     np.testing.assert_array_equal(packed["token_ids"], token_ids)
     np.testing.assert_array_equal(packed["padding_mask"], input_mask)
     np.testing.assert_array_equal(packed["segment_ids"], segment_ids)
+
+
+def test_random_truncation_with_a_seed_is_stateless():
+    rows = (ragged([list(range(1, 30))] * 4), ragged([list(range(40, 70))] * 4))
+    packer = Packer(12, CLS, SEP, truncation="random")
+    first, again, other = (
+        packer(rows, seed=tf.constant(seed))["token_ids"].numpy()
+        for seed in ([1, 2], [1, 2], [3, 4])
+    )
+    np.testing.assert_array_equal(first, again)
+    assert (first != other).any()

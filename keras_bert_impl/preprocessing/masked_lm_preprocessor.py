@@ -28,6 +28,9 @@ class BertMaskedLMPreprocessor(BertTextClassifierPreprocessor):
         y: optional next-sentence labels `[batch]` (1 = B is a random
             sentence), needed by `BertPretrainer`'s next-sentence loss.
         sample_weight: passed through.
+        seed: optional int `[2]` that fixes this batch's masks (e.g. one per
+            element from `tf.data.Dataset.random`, for a reproducible
+            pipeline); None draws fresh ones.
 
     Returns:
         `(x, y)` or `(x, y, sample_weight)`: `x` holds int32 `token_ids`
@@ -94,20 +97,25 @@ class BertMaskedLMPreprocessor(BertTextClassifierPreprocessor):
             )
         return inputs, targets
 
-    def pack_and_mask(self, x, y=None):
+    def pack_and_mask(self, x, y=None, seed=None):
         """Packs and masks a batch: `(inputs, targets, whether x was one
-        example)`; subclasses change how text becomes packed inputs."""
+        example)`; subclasses change how text becomes packed inputs.
+
+        `seed` (int `[2]`) fixes the batch's draws; None draws a fresh one.
+        """
         segments = self.segments(x)
         scalar = segments[0].shape.rank == 0
         if scalar:
             segments = tuple(tf.expand_dims(s, 0) for s in segments)
         inputs = encode_texts(self.tokenizer, self.packer, segments)
-        inputs, targets = self.mask(inputs, self.batch_seed(), y)
+        if seed is None:
+            seed = self.batch_seed()
+        inputs, targets = self.mask(inputs, seed, y)
         return inputs, targets, scalar
 
-    def call(self, x, y=None, sample_weight=None):
+    def call(self, x, y=None, sample_weight=None, seed=None):
         with tf.device("cpu"):
-            inputs, targets, scalar = self.pack_and_mask(x, y)
+            inputs, targets, scalar = self.pack_and_mask(x, y, seed)
             if scalar:
                 inputs, targets = tf.nest.map_structure(
                     lambda t: t[0], (inputs, targets)

@@ -36,6 +36,8 @@ class BertPretrainingPreprocessor(BertMaskedLMPreprocessor):
             `(text_a, text_b)` tuple with `y`.
         y: next-sentence labels of given pairs; None for passages.
         sample_weight: passed through.
+        seed: optional int `[2]`: the same seed, the same pairs, cuts and
+            masks; None draws fresh ones.
 
     Returns:
         `(x, y)` or `(x, y, sample_weight)` in `BertPretrainer`'s layout:
@@ -78,15 +80,17 @@ class BertPretrainingPreprocessor(BertMaskedLMPreprocessor):
             if token in known
         ]
 
-    def pack_and_mask(self, x, y=None):
+    def pack_and_mask(self, x, y=None, seed=None):
         if isinstance(x, tuple) or y is not None:
-            return super().pack_and_mask(x, y)
+            return super().pack_and_mask(x, y, seed)
         passages = self.text_input(x, ACCEPTED_TEXT)
         scalar = passages.shape.rank == 0
         if scalar:
             passages = tf.expand_dims(passages, 0)
-        pair_seed, mask_seed = tf.unstack(
-            tf.random.experimental.stateless_split(self.batch_seed(), num=2)
+        if seed is None:
+            seed = self.batch_seed()
+        pair_seed, truncation_seed, mask_seed = tf.unstack(
+            tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3)
         )
         ids, ends = passage_pieces(self.tokenizer, passages, self._end_ids)
         segment_a, segment_b, labels = next_sentence_pairs(
@@ -96,7 +100,7 @@ class BertPretrainingPreprocessor(BertMaskedLMPreprocessor):
             content_length(self.sequence_length, 2),
             short_seq_prob=self.short_seq_prob,
         )
-        inputs = self.packer((segment_a, segment_b))
+        inputs = self.packer((segment_a, segment_b), seed=truncation_seed)
         inputs, targets = self.mask(inputs, mask_seed, labels)
         return inputs, targets, scalar
 

@@ -231,26 +231,30 @@ class Packer(tf.Module):
             **kwargs,
         )
 
-    def _front_cuts(self, removed):
+    def _front_cuts(self, removed, seed=None):
         """How many of each segment's removed tokens come off its front."""
         if self.truncation == "longest_first":
             return [tf.zeros_like(count) for count in removed]
         # Each removed token leaves from either end with probability 1/2: the number that
         # leaves from the front is binomial.
         counts = tf.cast(tf.stack(removed), tf.float32)
-        cuts = self._generator.binomial(
-            tf.shape(counts), counts, tf.fill(tf.shape(counts), 0.5)
-        )
+        halves = tf.fill(tf.shape(counts), 0.5)
+        if seed is None:
+            cuts = self._generator.binomial(tf.shape(counts), counts, halves)
+        else:
+            cuts = tf.random.stateless_binomial(
+                tf.shape(counts), tf.cast(seed, tf.int64), counts, halves
+            )
         return tf.unstack(tf.cast(cuts, tf.int64), num=len(removed))
 
-    def _truncate(self, segments):
+    def _truncate(self, segments, seed=None):
         if self.seq_length is None:
             return segments
         budget = tf.constant(content_length(self.seq_length, len(segments)), tf.int64)
         lengths = [segment.row_lengths() for segment in segments]
         kept = _longest_first_lengths(lengths, budget)
         removed = [length - keep for length, keep in zip(lengths, kept)]
-        fronts = self._front_cuts(removed)
+        fronts = self._front_cuts(removed, seed)
         truncated = []
         for segment, keep, front in zip(segments, kept, fronts):
             # On the flat values: broadcasting [batch, 1] against a ragged tensor builds
@@ -267,13 +271,15 @@ class Packer(tf.Module):
         return truncated
 
     @_NOT_CONVERTED
-    def __call__(self, inputs):
+    def __call__(self, inputs, seed=None):
         """Packs segments.
 
         Args:
             inputs: ids of segment A, or a tuple (A, B); each a RaggedTensor [batch,
                 (tokens)] (a dense [batch, tokens] is taken as full rows) or a 1-D tensor
                 for a single example. Special tokens must not be included.
+            seed: optional int `[2]`: "random" truncation then draws statelessly from
+                it instead of the packer's generator (the same seed, the same cuts).
 
         Returns:
             dict of int32 tensors [batch, length] ([length] for a single example), length
@@ -294,7 +300,7 @@ class Packer(tf.Module):
         converted = [_as_segment(segment) for segment in segments]
         segments = [segment for segment, _ in converted]
         single_example = converted[0][1]
-        segments = self._truncate(segments)
+        segments = self._truncate(segments, seed)
 
         batch_size = segments[0].nrows()
         cls = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], self.cls_id))

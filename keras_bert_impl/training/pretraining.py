@@ -168,8 +168,14 @@ def text_pretraining_dataset(settings, file_patterns, batch_size, training):
     if training:
         dataset = dataset.shuffle(len(documents), seed=settings.seed).repeat()
     dataset = dataset.batch(batch_size, drop_remainder=True)
-    dataset = dataset.map(
-        _text_preprocessor(settings), num_parallel_calls=tf.data.AUTOTUNE
+    # One seed per batch from a seeded stream, not a stateful op inside the
+    # parallel map: the same batches get the same pairs and masks in every
+    # run, which exact resumption (a deterministic skip) needs.
+    seeds = tf.data.Dataset.random(seed=settings.seed).batch(2)
+    preprocessor = _text_preprocessor(settings)
+    dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+        lambda texts, seed: preprocessor(texts, seed=seed),
+        num_parallel_calls=tf.data.AUTOTUNE,
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
