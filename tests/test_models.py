@@ -311,3 +311,21 @@ def test_token_accuracy_skips_ignored_labels():
     logits = np.eye(3, dtype="float32")[[[0, 1, 2, 0]]]  # predicts 0, 1, 2, 0
     metric.update_state(np.array([[0, 2, -100, -100]]), logits)
     assert float(metric.result()) == 0.5
+
+
+def test_summary_builds_the_model_and_names_config_head_and_preprocessor():
+    from keras_bert_impl.preprocessing import BertTextClassifierPreprocessor
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"]
+    model = BertClassifier(
+        tiny_config(vocab_size=len(vocabulary)),
+        label_names=["negative", "positive"],
+        preprocessor=BertTextClassifierPreprocessor(vocabulary=vocabulary, sequence_length=16),
+    )
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "BertClassifier: 2 layers, hidden 32, 4 heads" in text
+    assert "head: 2 classes: negative, positive" in text
+    assert "BertTextClassifierPreprocessor, sequence_length 16, vocabulary 7" in text
+    assert f"Total params: {model.count_params():,}" in text and model.count_params() > 0

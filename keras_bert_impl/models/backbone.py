@@ -10,6 +10,7 @@ from keras_bert_impl.layers import BertEmbeddings
 from keras_bert_impl.layers import TransformerEncoderBlock
 from keras_bert_impl.layers.activations import truncated_normal
 from keras_bert_impl.models.inputs import validate_inputs
+from keras_bert_impl.models.summary import InformativeSummary
 
 
 def as_config(config):
@@ -27,7 +28,7 @@ def as_config(config):
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_impl")
-class BertBackbone(keras.Model):
+class BertBackbone(InformativeSummary, keras.Model):
     """The BERT encoder.
 
     Args:

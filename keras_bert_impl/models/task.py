@@ -11,6 +11,7 @@ import numpy as np
 from keras_bert_impl.layers.activations import truncated_normal
 from keras_bert_impl.models import text_inputs
 from keras_bert_impl.models.backbone import BertBackbone
+from keras_bert_impl.models.summary import InformativeSummary
 
 ACCEPTED_INPUTS = (
     "text (a list, numpy array or tf.string tensor of strings, a (text, "
@@ -26,7 +27,7 @@ def preprocessing_module():
     return importlib.import_module("keras_bert_impl.preprocessing")
 
 
-class BertTask(keras.Model):
+class BertTask(InformativeSummary, keras.Model):
     """Base of the models that put a head on a `BertBackbone`.
 
     Args:
