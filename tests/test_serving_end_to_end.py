@@ -13,11 +13,28 @@ from model_helpers import tiny_config
 from serving_helpers import kbi_serve
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from keras_bert_impl import BertBackbone, BertClassifier, BertPretrainer
-from keras_bert_impl.export import export_classifier, export_embeddings, export_fill_mask
-from keras_bert_impl.export.check import check_servable
+from keras_bert_impl import (
+    BertBackbone,
+    BertClassifier,
+    BertPretrainer,
+    BertQuestionAnswerer,
+    BertTokenClassifier,
+)
+from keras_bert_impl.export import (
+    export_classifier,
+    export_embeddings,
+    export_fill_mask,
+    export_question_answerer,
+    export_token_classifier,
+)
+from keras_bert_impl.export.check import check_servable, check_servables
+from keras_bert_impl.preprocessing import (
+    BertQuestionAnswererPreprocessor,
+    BertTokenClassifierPreprocessor,
+)
 from keras_bert_impl.serving import Client, ServingError
 from keras_bert_impl.text import Packer, Tokenizer
+from keras_bert_impl.training.evaluation import entity_spans
 
 MAX_SEQ_LENGTH = 48
 LABELS = ["negative", "neutral", "positive"]
@@ -33,6 +50,15 @@ TEXTS = [
     "naïve café [MASK] 北京 👍",
 ]
 PAIRS = ["great cast", "", "it was clever", "the story " * 30, "x"]
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "MISC"]
+QUESTIONS = ["what is the capital of france?", "who acted?", "", "x " * 20, "good?"]
+CONTEXTS = [
+    "Paris is the capital of France. " * 6,  # several windows
+    "the cast acted well; naïve café 北京 👍 good film",
+    "",
+    "the plot is good",
+    "",
+]
 
 
 def _vocabulary():
@@ -54,7 +80,18 @@ def exports(tmp_path_factory):
     regressor = BertClassifier(config, num_classes=1)
     backbone = BertBackbone(config)
     pretrainer = BertPretrainer(config)
-    for model in (classifier, regressor, backbone, pretrainer):
+    tagger = BertTokenClassifier(
+        config,
+        label_names=TAGS,
+        preprocessor=BertTokenClassifierPreprocessor(tokenizer, MAX_SEQ_LENGTH),
+    )
+    answerer = BertQuestionAnswerer(
+        config,
+        preprocessor=BertQuestionAnswererPreprocessor(
+            tokenizer, MAX_SEQ_LENGTH, doc_stride=8, max_query_length=8
+        ),
+    )
+    for model in (classifier, regressor, backbone, pretrainer, tagger, answerer):
         model.build()
     root = tmp_path_factory.mktemp("saved_models")
     paths = {
@@ -70,8 +107,17 @@ def exports(tmp_path_factory):
         "mlm": export_fill_mask(
             pretrainer, root / "mlm", tokenizer, top_k=3, max_seq_length=MAX_SEQ_LENGTH
         ),
+        "ner": export_token_classifier(tagger, root / "ner"),
+        "qa": export_question_answerer(answerer, root / "qa"),
     }
-    models = {"sst": classifier, "stsb": regressor, "embed": backbone, "mlm": pretrainer}
+    models = {
+        "sst": classifier,
+        "stsb": regressor,
+        "embed": backbone,
+        "mlm": pretrainer,
+        "ner": tagger,
+        "qa": answerer,
+    }
     return root, tokenizer, models, paths
 
 
@@ -81,7 +127,7 @@ def server(exports):
     config = root / "models.config"
     entries = "".join(
         f'config {{ name: "{name}" base_path: "{root / name}" model_platform: "tensorflow" }}\n'
-        for name in ("sst", "stsb", "embed", "mlm")
+        for name in ("sst", "stsb", "embed", "mlm", "ner", "qa")
     )
     config.write_text(f"model_config_list {{\n{entries}}}\n")
     with kbi_serve(
@@ -232,18 +278,95 @@ def test_fill_mask_over_grpc_and_rest_equals_keras(exports, server):
     assert body["predictions"][0]["tokens"][0] == [vocabulary[i] for i in top_ids[0, 0]]
 
 
+def test_token_classifier_over_grpc_and_rest_equals_keras(exports, server):
+    _, _, models, _ = exports
+    tagger = models["ner"]
+    want = tagger.predict_text(TEXTS)
+    encoded = tagger.preprocessor.encode(tf.constant(TEXTS))
+    inputs = {k: encoded[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+    logits = tagger(inputs, training=False).numpy().astype("float64")
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    with Client(server.grpc_target, "ner", batch_size=2) as client:
+        got = client.predict({"text": TEXTS})
+        ids = client.predict({k: v.numpy() for k, v in inputs.items()}, "predict_ids")
+    assert any(word.tag is None for word in want[3])  # words past the sequence length
+    for row, (text, words) in enumerate(zip(TEXTS, want)):
+        n = got["num_words"][row]
+        assert n == len(words)
+        assert got["words"][row, :n].tolist() == [w.word for w in words]
+        assert got["tags"][row, :n].tolist() == [w.tag or "" for w in words]
+        assert got["word_start"][row, :n].tolist() == [w.start for w in words]
+        assert got["word_end"][row, :n].tolist() == [w.end for w in words]
+        assert (got["tags"][row, n:] == "").all() and (got["word_start"][row, n:] == -1).all()
+        first_pieces = np.flatnonzero(encoded["word_index"][row].numpy() >= 0)
+        tagged = [w.tag is not None for w in words]
+        _close(got["tag_scores"][row, :n][tagged], probabilities[row, first_pieces].max(-1))
+        # Entities: conlleval's chunks of the same tags, sliced out of the text.
+        spans = entity_spans([w.tag or "O" for w in words])
+        k = got["num_entities"][row]
+        assert k == len(spans)
+        assert got["entity_label"][row, :k].tolist() == [t for t, _, _ in spans]
+        starts = [words[first].start for _, first, _ in spans]
+        ends = [words[last].end for _, _, last in spans]
+        assert got["entity_start"][row, :k].tolist() == starts
+        assert got["entity_end"][row, :k].tolist() == ends
+        assert got["entity_text"][row, :k].tolist() == [
+            text[a:b] for a, b in zip(starts, ends)
+        ]
+    assert sum(got["num_entities"]) > 3
+    _close(ids["probabilities"], probabilities)
+    assert ids["tags"][0, 1] == TAGS[probabilities[0, 1].argmax()]
+    code, body = server.rest("/v1/models/ner:predict", {"instances": TEXTS[:2]})
+    assert code == 200, body
+    assert body["predictions"][0]["tags"][: len(want[0])] == [w.tag for w in want[0]]
+
+
+def test_question_answerer_over_grpc_and_rest_equals_keras(exports, server):
+    _, _, models, _ = exports
+    answerer = models["qa"]
+    want = answerer.predict_text(QUESTIONS, CONTEXTS)
+    windows = answerer.preprocessor.encode((tf.constant(QUESTIONS), tf.constant(CONTEXTS)))
+    assert windows["example_index"].numpy().tolist().count(0) > 1  # a long context
+    inputs = {k: windows[k].numpy() for k in ("token_ids", "segment_ids", "padding_mask")}
+    logits = answerer(inputs, training=False)
+    with Client(server.grpc_target, "qa", batch_size=2) as client:
+        got = client.predict({"question": QUESTIONS, "context": CONTEXTS})
+        ids = client.predict(inputs, "predict_ids")
+    assert got["answer"].tolist() == [a.text for a in want]
+    assert got["start_char"].tolist() == [a.start for a in want]
+    assert got["end_char"].tolist() == [a.end for a in want]
+    _close(got["score"], [a.score for a in want])
+    assert want[0].text and want[2] == type(want[2])("", -1, -1, 1.0)
+    for name in ("start_logits", "end_logits"):
+        _close(ids[name], logits[name].numpy())
+    instances = [{"question": q, "context": c} for q, c in zip(QUESTIONS, CONTEXTS)]
+    code, body = server.rest("/v1/models/qa:predict", {"instances": instances})
+    assert code == 200, body
+    assert [row["answer"] for row in body["predictions"]] == [a.text for a in want]
+
+
 def test_every_export_passes_the_servability_check(exports, server):
     _, _, models, paths = exports
-    # The full check (clean-process load, warmup replay, comparison with Keras) on the
-    # classifier; every export's warmup also replays in kbi-serve, which loaded them all.
-    report = check_servable(paths["sst"], server_version="2.10", keras_model=models["sst"])
-    assert report.ok, report.summary()
-    assert set(report.replayed) == {"serving_default", "predict_pair", "predict_ids", "classify"}
-    assert max(report.max_abs_diff.values()) <= 1e-5
+    # The full check (one clean process loads all three and replays their warmup, then
+    # each signature is compared with Keras) on one export of each kind of signature set;
+    # every export's warmup also replays in kbi-serve, which loaded them all.
+    full = {
+        "sst": {"serving_default", "predict_pair", "predict_ids", "classify"},
+        "ner": {"serving_default", "predict_ids"},
+        "qa": {"serving_default", "predict_ids"},
+    }
+    reports = check_servables(
+        [(paths[name], models[name]) for name in full], server_version="2.10"
+    )
+    for report, replayed in zip(reports, full.values()):
+        assert report.ok, report.summary()
+        assert set(report.replayed) == replayed
+        assert max(report.max_abs_diff.values()) <= 1e-5
     for name, path in paths.items():
         for version in ("2.10", "2.20"):
             assert check_servable(path, server_version=version, clean_load=False).ok
-        expected = 2 if name in ("embed", "mlm") else 4
+        expected = 4 if name in ("sst", "stsb") else 2
         assert (
             f"Finished reading {expected} warmup records for {{name: {name} version: 1}}"
             in server.log()

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert_impl.export import warmup
-from keras_bert_impl.export.clean_load import run_in_clean_subprocess
+from keras_bert_impl.export.clean_load import run_many_in_clean_subprocess
 from keras_bert_impl.export.servability import inspect_saved_model, parse_version
 
 
@@ -147,7 +147,44 @@ def check_servable(
         atol: largest allowed |difference| of float outputs.
         clean_load: False runs the op check only (no subprocess).
     """
-    path = os.fspath(saved_model_dir)
+    if not clean_load:
+        return _op_report(os.fspath(saved_model_dir), server_version)
+    (report,) = check_servables(
+        [(saved_model_dir, keras_model)], server_version=server_version, atol=atol
+    )
+    return report
+
+
+def check_servables(exports, server_version=None, atol=1e-5):
+    """`check_servable` for several exports, with one clean process loading them all.
+
+    Args:
+        exports: list of (SavedModel directory, Keras model or .keras path or None).
+        server_version, atol: as in `check_servable`.
+
+    Returns:
+        one `CheckReport` per export.
+    """
+    reports, jobs = [], []
+    for saved_model_dir, _ in exports:
+        report = _op_report(os.fspath(saved_model_dir), server_version)
+        reports.append(report)
+        jobs.append((report.path, _replay_calls(report)))
+    try:
+        outcomes = run_many_in_clean_subprocess(jobs)
+    except RuntimeError as error:
+        outcomes = [error] * len(jobs)
+    for report, (_, calls), outcome, (_, keras_model) in zip(
+        reports, jobs, outcomes, exports
+    ):
+        if isinstance(outcome, RuntimeError):
+            report.problems.append(f"clean-process load failed: {str(outcome)[-2000:]}")
+            continue
+        _check_replays(report, calls, outcome, keras_model, atol)
+    return reports
+
+
+def _op_report(path, server_version):
     ops = inspect_saved_model(path, server_version)
     report = CheckReport(path=path, server_version=server_version, ops=ops)
     report.problems += ops.problems
@@ -163,23 +200,24 @@ def check_servable(
                 f"{server_version}: ops above are checked, but newer op attributes can still "
                 "be rejected at load"
             )
-    if not clean_load:
-        return report
-    logs = warmup.read_warmup_file(path)
+    return report
+
+
+def _replay_calls(report):
+    logs = warmup.read_warmup_file(report.path)
     if not logs:
         report.notes.append(
             f"no {warmup.WARMUP_FILE}: nothing to replay; the clean-process load runs no request"
         )
     try:
-        calls = warmup_calls(logs)
+        return warmup_calls(logs)
     except ValueError as error:
         report.problems.append(f"{warmup.WARMUP_FILE}: {error}")
-        calls = []
-    try:
-        results = run_in_clean_subprocess(path, calls)
-    except RuntimeError as error:
-        report.problems.append(f"clean-process load failed: {str(error)[-2000:]}")
-        return report
+        return []
+
+
+def _check_replays(report, calls, results, keras_model, atol):
+    path = report.path
     for index, ((signature, _), result) in enumerate(zip(calls, results)):
         if isinstance(result, Exception):
             report.problems.append(f"warmup request {index} ({signature}): {result}")

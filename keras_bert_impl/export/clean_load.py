@@ -18,9 +18,9 @@ import tempfile
 import numpy as np
 
 # The child program: stdlib, numpy (already a tensorflow dependency), tensorflow,
-# tensorflow_text. It loads the model once, runs every call (a failing call is reported,
-# the others still run), and reports the top-level modules it ended up with so callers
-# can check that nothing else was imported.
+# tensorflow_text. It loads each model once, in a graph and session of its own, runs
+# every call (a failing load or call is reported, the others still run), and reports the
+# top-level modules it ended up with so callers can check that nothing else was imported.
 _CHILD_SCRIPT = r"""
 import json, sys
 import numpy as np
@@ -28,9 +28,9 @@ import tensorflow as tf
 import tensorflow_text  # registers the tf-text kernels, as the server links them
 from tensorflow.core.protobuf import config_pb2
 
-model_dir, manifest_file, report_file = sys.argv[1:4]
+manifest_file, report_file = sys.argv[1:3]
 with open(manifest_file) as f:
-    calls = json.load(f)
+    jobs = json.load(f)
 
 
 def read_inputs(inputs_file):
@@ -55,34 +55,41 @@ def read_inputs(inputs_file):
     return inputs
 
 
-graph = tf.Graph()
-session = tf.compat.v1.Session(graph=graph)
-with graph.as_default():
-    meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], model_dir)
-errors = {}
-for index, (signature, inputs_file, outputs_file) in enumerate(calls):
+load_errors, errors = {}, {}
+for job, (model_dir, calls) in enumerate(jobs):
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
     try:
-        if signature not in meta_graph.signature_def:
-            raise KeyError(f"signature {signature!r} not in {sorted(meta_graph.signature_def)}")
-        signature_def = meta_graph.signature_def[signature]
-        inputs = read_inputs(inputs_file)
-        if set(inputs) != set(signature_def.inputs):
-            raise KeyError(
-                f"inputs {sorted(inputs)} do not match the signature's "
-                f"{sorted(signature_def.inputs)}"
-            )
-        options = config_pb2.CallableOptions()
-        names = sorted(inputs)
-        outputs = sorted(signature_def.outputs)
-        options.feed.extend(signature_def.inputs[name].name for name in names)
-        options.fetch.extend(signature_def.outputs[name].name for name in outputs)
-        run = session._make_callable_from_options(options)
-        values = run(*[inputs[name] for name in names])
-        np.savez(outputs_file, **dict(zip(outputs, values)))
+        with graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], model_dir)
     except Exception as error:
-        errors[index] = f"{type(error).__name__}: {error}"[-3000:]
+        load_errors[job] = f"{type(error).__name__}: {error}"[-6000:]
+        continue
+    for index, (signature, inputs_file, outputs_file) in enumerate(calls):
+        try:
+            if signature not in meta_graph.signature_def:
+                raise KeyError(f"signature {signature!r} not in {sorted(meta_graph.signature_def)}")
+            signature_def = meta_graph.signature_def[signature]
+            inputs = read_inputs(inputs_file)
+            if set(inputs) != set(signature_def.inputs):
+                raise KeyError(
+                    f"inputs {sorted(inputs)} do not match the signature's "
+                    f"{sorted(signature_def.inputs)}"
+                )
+            options = config_pb2.CallableOptions()
+            names = sorted(inputs)
+            outputs = sorted(signature_def.outputs)
+            options.feed.extend(signature_def.inputs[name].name for name in names)
+            options.fetch.extend(signature_def.outputs[name].name for name in outputs)
+            run = session._make_callable_from_options(options)
+            values = run(*[inputs[name] for name in names])
+            np.savez(outputs_file, **dict(zip(outputs, values)))
+        except Exception as error:
+            errors[f"{job}:{index}"] = f"{type(error).__name__}: {error}"[-3000:]
+    session.close()
 with open(report_file, "w") as f:
-    json.dump({"errors": errors, "modules": sorted({n.split(".")[0] for n in sys.modules})}, f)
+    modules = sorted({n.split(".")[0] for n in sys.modules})
+    json.dump({"load_errors": load_errors, "errors": errors, "modules": modules}, f)
 """
 
 
@@ -122,25 +129,52 @@ def run_in_clean_subprocess(path, calls, timeout=600):
     Raises:
         RuntimeError: if the SavedModel could not be loaded at all.
     """
-    path = os.fspath(path)
+    (results,) = run_many_in_clean_subprocess([(path, calls)], timeout=timeout)
+    if isinstance(results, Exception):
+        raise results
+    return results
+
+
+def run_many_in_clean_subprocess(jobs, timeout=600):
+    """`run_in_clean_subprocess` for several SavedModels in one clean subprocess
+    (importing TensorFlow is most of the cost of a small model's clean load).
+
+    Args:
+        jobs: list of (SavedModel directory, calls as in `run_in_clean_subprocess`).
+        timeout: seconds before the subprocess is stopped.
+
+    Returns:
+        per job, the list `run_in_clean_subprocess` returns, or a RuntimeError (not
+        raised) when that SavedModel could not be loaded.
+
+    Raises:
+        RuntimeError: if the subprocess itself failed.
+    """
     with tempfile.TemporaryDirectory() as workdir:
         manifest = []
-        for index, (signature, inputs) in enumerate(calls):
-            arrays = {}
-            for name, value in inputs.items():
-                arrays.update(_as_arrays(name, value))
-            inputs_file = os.path.join(workdir, f"inputs_{index}.npz")
-            np.savez(inputs_file, **arrays)
-            manifest.append(
-                [signature, inputs_file, os.path.join(workdir, f"outputs_{index}.npz")]
-            )
+        for job, (path, calls) in enumerate(jobs):
+            entries = []
+            for index, (signature, inputs) in enumerate(calls):
+                arrays = {}
+                for name, value in inputs.items():
+                    arrays.update(_as_arrays(name, value))
+                inputs_file = os.path.join(workdir, f"inputs_{job}_{index}.npz")
+                np.savez(inputs_file, **arrays)
+                entries.append(
+                    [
+                        signature,
+                        inputs_file,
+                        os.path.join(workdir, f"outputs_{job}_{index}.npz"),
+                    ]
+                )
+            manifest.append([os.fspath(path), entries])
         manifest_file = os.path.join(workdir, "calls.json")
         report_file = os.path.join(workdir, "report.json")
         with open(manifest_file, "w") as f:
             json.dump(manifest, f)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         result = subprocess.run(
-            [sys.executable, "-c", _CHILD_SCRIPT, path, manifest_file, report_file],
+            [sys.executable, "-c", _CHILD_SCRIPT, manifest_file, report_file],
             capture_output=True,
             text=True,
             env=env,
@@ -149,26 +183,37 @@ def run_in_clean_subprocess(path, calls, timeout=600):
             # Run outside the repository so that nothing can be imported from it by accident.
             cwd=workdir,
         )
+        paths = ", ".join(path for path, _ in manifest)
         if result.returncode != 0 or not os.path.exists(report_file):
             raise RuntimeError(
-                f"Loading {path} in a clean subprocess failed:\n{result.stderr[-6000:]}"
+                f"Loading {paths} in a clean subprocess failed:\n{result.stderr[-6000:]}"
             )
         with open(report_file) as f:
             report = json.load(f)
-        results = []
-        for index, (signature, _, outputs_file) in enumerate(manifest):
-            error = report["errors"].get(str(index))
-            if error is not None:
-                results.append(
-                    CleanCallError(f"signature {signature!r} failed in a clean process: {error}")
-                )
-                continue
-            outputs = CleanLoadResult()
-            # Our own temporary file: string outputs come back as pickled object arrays.
-            with np.load(outputs_file, allow_pickle=True) as data:
-                outputs.update({name: data[name] for name in data.files})
-            outputs.imported_modules = tuple(report["modules"])
-            results.append(outputs)
+        return [
+            _job_results(job, path, entries, report)
+            for job, (path, entries) in enumerate(manifest)
+        ]
+
+
+def _job_results(job, path, entries, report):
+    load_error = report["load_errors"].get(str(job))
+    if load_error is not None:
+        return RuntimeError(f"Loading {path} in a clean subprocess failed: {load_error}")
+    results = []
+    for index, (signature, _, outputs_file) in enumerate(entries):
+        error = report["errors"].get(f"{job}:{index}")
+        if error is not None:
+            results.append(
+                CleanCallError(f"signature {signature!r} failed in a clean process: {error}")
+            )
+            continue
+        outputs = CleanLoadResult()
+        # Our own temporary file: string outputs come back as pickled object arrays.
+        with np.load(outputs_file, allow_pickle=True) as data:
+            outputs.update({name: data[name] for name in data.files})
+        outputs.imported_modules = tuple(report["modules"])
+        results.append(outputs)
     return results
 
 

@@ -123,9 +123,47 @@ json.dump(sorted(op.name for op in op_list.op), sys.stdout)
 """
 
 
+def _core_ops_cache_file():
+    """Where the core op list of this TensorFlow installation is kept: its version and
+    the modification time of its C++ library name it, so another installation (or a
+    reinstall) lists its ops afresh."""
+    import tensorflow as tf
+    from tensorflow.python import pywrap_tensorflow
+
+    stamp = int(os.stat(pywrap_tensorflow.__file__).st_mtime_ns)
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
+    return os.path.join(
+        root, "keras_bert_impl", f"core_tf_ops-{tf.__version__}-{stamp}.json"
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def core_tf_ops():
-    """Names of the ops core TensorFlow registers (a fresh process imports only tensorflow)."""
+    """Names of the ops core TensorFlow registers (a fresh process imports only tensorflow).
+
+    Listing them costs a TensorFlow import in a subprocess, so the list is cached on disk
+    per TensorFlow installation (and in memory per process)."""
+    cache_file = _core_ops_cache_file()
+    try:
+        with open(cache_file, encoding="utf-8") as f:
+            return frozenset(json.load(f))
+    except (OSError, ValueError):
+        pass
+    ops = _list_core_tf_ops()
+    try:
+        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+        temporary = f"{cache_file}.{os.getpid()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump(sorted(ops), f)
+        os.replace(temporary, cache_file)
+    except OSError:
+        pass  # a read-only home: list them again next time
+    return ops
+
+
+def _list_core_tf_ops():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
         [sys.executable, "-c", _CORE_OPS_SCRIPT],
