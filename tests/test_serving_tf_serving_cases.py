@@ -14,6 +14,7 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -250,3 +251,72 @@ def test_tensor_proto_inputs_of_every_kind(prediction_stub):
     request.inputs["x"].CopyFrom(tf.make_tensor_proto([[1.0], [2.0]], tf.float32))
     result = prediction_stub.Predict(request, RPC_TIMEOUT)
     assert tf.make_ndarray(result.outputs["y"]).tolist() == [[2.5], [3.0]]
+
+
+def _multi_inference_request(*tasks, feature="x"):
+    """multi_inference_test.cc's request: x = 2 as a tf.Example, one task per (model,
+    signature, method)."""
+    request = inference_pb2.MultiInferenceRequest()
+    example = request.input.example_list.examples.add()
+    example.features.feature[feature].float_list.value.append(2.0)
+    for model, signature, method in tasks:
+        task = request.tasks.add()
+        task.model_spec.name = model
+        task.model_spec.signature_name = signature
+        task.method_name = f"tensorflow/serving/{method}"
+    return request
+
+
+def test_multi_inference(prediction_stub):
+    # multi_inference_test.cc's expectations on half_plus_two: y = x / 2 + 2, y2 = x / 2 + 3.
+    request = _multi_inference_request(
+        ("default", "regress_x_to_y", "regress"),
+        ("default", "regress_x_to_y2", "regress"),
+        ("default", "classify_x_to_y", "classify"),
+    )
+    result = prediction_stub.MultiInference(request, RPC_TIMEOUT)
+    assert [r.model_spec.signature_name for r in result.results] == [
+        "regress_x_to_y", "regress_x_to_y2", "classify_x_to_y"
+    ]
+    assert all(r.model_spec.version.value == 123 for r in result.results)
+    assert result.results[0].regression_result.regressions[0].value == 3.0
+    assert result.results[1].regression_result.regressions[0].value == 4.0
+    assert result.results[2].classification_result.classifications[0].classes[0].score == 3.0
+    for tasks, code, message in (
+        (
+            [("default", "regress_x_to_y", "regress"), ("half_plus_three", "regress_x_to_y", "regress")],
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "All ModelSpecs in a MultiInferenceRequest must access the same model name.",
+        ),
+        (
+            [("default", "regress_x_to_y", "regress")] * 2,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Duplicate evaluation of signature: regress_x_to_y",
+        ),
+        (
+            [("default", "serving_default", "predict")],
+            grpc.StatusCode.UNIMPLEMENTED,
+            "Unsupported signature method_name: tensorflow/serving/predict",
+        ),
+        (
+            [("default", "regress_x_to_y", "regress"), ("default", "regress_x2_to_y3", "regress")],
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Input tensor must be the same for all Signatures.",
+        ),
+        (
+            [("default", "nope", "regress")],
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Requested signature not found in model graph: nope",
+        ),
+        (
+            [("nope", "regress_x_to_y", "regress")],
+            grpc.StatusCode.NOT_FOUND,
+            None,
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as error:
+            prediction_stub.MultiInference(_multi_inference_request(*tasks), RPC_TIMEOUT)
+        assert error.value.code() == code, tasks
+        assert message is None or error.value.details() == message
+    # The server is still healthy afterwards.
+    assert prediction_stub.MultiInference(request, RPC_TIMEOUT).results[0].regression_result

@@ -2,6 +2,7 @@
 
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
+from keras_bert_impl.serving import multi_inference
 from keras_bert_impl.serving import requests
 from keras_bert_impl.serving import status
 
@@ -27,6 +28,9 @@ class ServingApi:
 
     def regress(self, request):
         return requests.regress(self._servable(request), request)
+
+    def multi_inference(self, request):
+        return multi_inference.multi_inference(self.manager, request)
 
     def get_model_metadata(self, request):
         if not request.HasField("model_spec"):

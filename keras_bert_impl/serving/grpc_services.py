@@ -38,7 +38,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return _answer(context, self.api.get_model_metadata, request)
 
     def MultiInference(self, request, context):  # noqa: N802
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not supported by kbi-serve")
+        return _answer(context, self.api.multi_inference, request)
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):

@@ -54,17 +54,22 @@ def classify(servable, request):
     )
     response = classification_pb2.ClassificationResponse()
     _fill_model_spec(response.model_spec, servable, name)
+    fill_classifications(response.result, classes, scores)
+    return response
+
+
+def fill_classifications(result, classes, scores):
+    """Fills a ClassificationResult from classes and/or scores `[batch, k]`."""
     rows = (classes if classes is not None else scores).shape[0]
     width = (classes if classes is not None else scores).shape[1]
     for i in range(rows):
-        classification = response.result.classifications.add()
+        classification = result.classifications.add()
         for j in range(width):
             item = classification.classes.add()
             if classes is not None:
                 item.label = bytes(classes[i, j]).decode("utf-8", errors="replace")
             if scores is not None:
                 item.score = float(scores[i, j])
-    return response
 
 
 def regress(servable, request):

@@ -195,6 +195,11 @@ class Servable:
 
     # ------------------------------------------------------------ Classify / Regress
 
+    def check_example_signature(self, signature_name, method, kind):
+        """(name, SignatureDef) of a classify/regress signature, after the checks TF
+        Serving makes before running one ("classification" or "regression" `kind`)."""
+        return self._example_signature(signature_name, method, kind)
+
     def _example_signature(self, signature_name, method, kind):
         name = signature_name or DEFAULT_SIGNATURE
         if name not in self.signature_defs:

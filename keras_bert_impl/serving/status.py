@@ -58,6 +58,10 @@ def unavailable(message):
     return ServingError(grpc.StatusCode.UNAVAILABLE, message)
 
 
+def unimplemented(message):
+    return ServingError(grpc.StatusCode.UNIMPLEMENTED, message)
+
+
 def from_tf_error(error):
     """A `tf.errors.OpError` raised while running a signature, with its own code."""
     code = code_from_number(getattr(error, "error_code", 2))
