@@ -20,7 +20,9 @@ def _graph_spans(scheme, rows):
     spans = {k: v.numpy() for k, v in scheme.spans(tf.constant(ids)).items()}
     names = scheme.type_names(tf.constant(spans["type_id"])).numpy()
     found = [[] for _ in rows]
-    for row, first, last, name in zip(spans["row"], spans["first"], spans["last"], names):
+    for row, first, last, name in zip(
+        spans["row"], spans["first"], spans["last"], names
+    ):
         found[row].append((name.decode(), int(first), int(last)))
     return found
 
@@ -41,8 +43,14 @@ def test_entities_follow_conlleval_on_hand_cases():
     assert _graph_spans(scheme, rows) == [
         [("PER", 1, 2), ("LOC", 3, 3), ("LOC", 5, 5)],
         [("PER", 0, 0), ("PER", 1, 2)],
-        [("LOC", 0, 1), ("LOC", 2, 2), ("MISC", 3, 3), ("MISC", 4, 4), ("ORG", 5, 6),
-         ("PER", 7, 7)],
+        [
+            ("LOC", 0, 1),
+            ("LOC", 2, 2),
+            ("MISC", 3, 3),
+            ("MISC", 4, 4),
+            ("ORG", 5, 6),
+            ("PER", 7, 7),
+        ],
         [("PER", 0, 0), ("PER", 2, 2)],
         [],
     ]

@@ -34,9 +34,12 @@ def _command(name, *flags):
 
 def test_kbi_export_then_kbi_predict_through_kbi_serve(tmp_path):
     tf.keras.utils.set_random_seed(11)
-    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(
-        "abcdefghijklmnopqrstuvwxyz.,"
-    ) + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"] + ["paris", "the", "is", "of"]
+    vocabulary = (
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        + list("abcdefghijklmnopqrstuvwxyz.,")
+        + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+        + ["paris", "the", "is", "of"]
+    )
     tokenizer = Tokenizer(vocabulary)
     model = BertTokenClassifier(
         tiny_config(vocab_size=tokenizer.vocab_size),
@@ -56,7 +59,9 @@ def test_kbi_export_then_kbi_predict_through_kbi_serve(tmp_path):
         "--bucket_lengths=16,32",
     )
     assert f"Exported token_classifier -> {base / '1'}" in printed
-    with kbi_serve("--model_name=ner", f"--model_base_path={base}", rest=False) as server:
+    with kbi_serve(
+        "--model_name=ner", f"--model_base_path={base}", rest=False
+    ) as server:
         printed = _command(
             "kbi-predict",
             f"--server={server.grpc_target}",

@@ -26,8 +26,14 @@ def _ranked_first(scores, groups, num_groups):
 
 
 def best_answers(
-    windows, start_logits, end_logits, contexts, start_char, end_char,
-    n_best_size, max_answer_length,
+    windows,
+    start_logits,
+    end_logits,
+    contexts,
+    start_char,
+    end_char,
+    n_best_size,
+    max_answer_length,
 ):
     """Each question's answer.
 

@@ -33,5 +33,7 @@ def char_offsets(texts, byte_offsets):
     found = tf.searchsorted(
         starts[tf.newaxis], tf.reshape(targets, [1, -1]), side="left", out_type=tf.int64
     )
-    chars = tf.reshape(found, tf.shape(byte_offsets)) - char_starts.row_starts()[:, None]
+    chars = (
+        tf.reshape(found, tf.shape(byte_offsets)) - char_starts.row_starts()[:, None]
+    )
     return tf.where(byte_offsets >= 0, tf.cast(chars, tf.int32), -1)

@@ -53,8 +53,14 @@ class QuestionAnswererModule(ServingModule):
     task = "question_answerer"
 
     def __init__(
-        self, model, text_inputs, doc_stride=None, max_query_length=None,
-        max_answer_length=30, n_best_size=20, name=None,
+        self,
+        model,
+        text_inputs,
+        doc_stride=None,
+        max_query_length=None,
+        max_answer_length=30,
+        n_best_size=20,
+        name=None,
     ):
         super().__init__(model, text_inputs, name=name)
         stride, query = default_window_settings(text_inputs.max_seq_length)

@@ -151,9 +151,7 @@ class TokenClassifierModule(ServingModule):
             "word_start": word_start,
             "word_end": word_end,
             "num_words": num_words,
-            "entity_label": per_text(
-                self._scheme.type_names(entities["type_id"]), ""
-            ),
+            "entity_label": per_text(self._scheme.type_names(entities["type_id"]), ""),
             "entity_text": per_text(entity_text, ""),
             "entity_start": per_text(tf.gather_nd(word_start, first), -1),
             "entity_end": per_text(tf.gather_nd(word_end, last), -1),
