@@ -115,7 +115,9 @@ class BertPretrainer(BertTask):
             if key not in y:
                 raise ValueError(
                     f"BertPretrainer targets must be a dict with 'masked_lm_ids', "
-                    f"'masked_lm_weights' and 'next_sentence_labels'; missing {key!r}."
+                    f"'masked_lm_weights' and 'next_sentence_labels'; missing {key!r}"
+                    " (for raw passages without labels, use a "
+                    "BertPretrainingPreprocessor: it forms the next-sentence pairs)."
                 )
         mlm = masked_lm_loss(
             y["masked_lm_ids"], y["masked_lm_weights"], y_pred["mlm_logits"]
