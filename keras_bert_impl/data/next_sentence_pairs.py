@@ -2,7 +2,8 @@
 `pretraining.add_document_instances`.
 
 Each row of a batch is a passage (a document or a paragraph) of token ids
-with its sentence ends marked. Every call draws, for every row, one pair
+with its sentence ends marked (`passage_pieces`: after a `.`, `!` or `?`
+token and at line breaks). Every call draws, for every row, one pair
 `(A, B)` and its label with google-research/bert's rules, restricted to one
 instance per passage:
 
@@ -23,6 +24,10 @@ instance per passage:
    starting at a uniformly random sentence and taking sentences while the
    tokens before the next one stay below `target - len(A)` (at least one).
    Otherwise B is the rest of the chunk (label 0, "is next").
+
+An empty passage gives an empty A (and an empty B to whichever row draws
+it as a random next); label rates are 50/50 wherever chunks hold two or more
+sentences.
 
 Truncation to the packed length is the `text.Packer`'s "random" rule, and
 masking the `MaskedLMMasker`'s: this module only forms the pairs. All
