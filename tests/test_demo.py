@@ -32,11 +32,25 @@ def _tiny_checkpoint(directory):
     return str(directory)
 
 
-def _kbi_demo(run_dir, checkpoint, *flags):
+def _small_corpus(path):
+    """Ten sentences from each of the first eight shipped documents."""
+    from keras_bert_impl.pipeline import SAMPLE_CORPUS
+
+    with open(SAMPLE_CORPUS, encoding="utf-8") as f:
+        documents = f.read().split("\n\n")[:8]
+    path.write_text(
+        "\n\n".join("\n".join(d.splitlines()[:10]) for d in documents) + "\n",
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+def _kbi_demo(run_dir, checkpoint, corpus, *flags):
     return [
         sys.executable, "-m", "keras_bert_impl_tools.demo",
         f"--run_dir={run_dir}", f"--checkpoint_dir={checkpoint}",
-        "--vocab_size=1000", "--pretrain_steps=4", "--pretrain_batch_size=8",
+        f"--corpus_files={corpus}",
+        "--vocab_size=500", "--pretrain_steps=4", "--pretrain_batch_size=8",
         "--finetune_epochs=1", "--max_train_examples=32", "--verbose=0",
         "--sentences=" + "|".join(SENTENCES), *flags,
     ]
@@ -45,7 +59,7 @@ def _kbi_demo(run_dir, checkpoint, *flags):
 def test_main_job_killed_half_way_then_run_again_finishes(tmp_path):
     checkpoint = _tiny_checkpoint(tmp_path / "tiny_checkpoint")
     run_dir = tmp_path / "run"
-    command = _kbi_demo(run_dir, checkpoint)
+    command = _kbi_demo(run_dir, checkpoint, _small_corpus(tmp_path / "corpus.txt"))
 
     # First run: killed as soon as fine-tuning starts.
     process = subprocess.Popen(
