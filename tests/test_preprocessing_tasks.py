@@ -173,10 +173,16 @@ def test_token_classifier_on_words_and_raw_text(vocab_file, tmp_path):
     history = model.fit(words * 2, word_tags * 2, batch_size=2, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert model.predict(words, verbose=0).shape == (2, 12, 4)
-    predicted = model.predict_text(words + [["x"] * 20])
-    assert [len(p) for p in predicted] == [4, 2, 20]
-    assert all(tag in tags for tag in predicted[0])
-    assert predicted[2][:10] != [None] * 10 and predicted[2][-1] is None  # truncated
+    long_words = ["Paris", "is", "big"] * 7  # 21 words: three windows of 10
+    predicted = model.predict_text(words + [long_words])
+    assert [len(p) for p in predicted] == [4, 2, 21]
+    assert all(tag in tags for p in predicted for tag in p)  # every word tagged
+    windows = model.predict_text([long_words[:10], long_words[10:20], long_words[20:]])
+    assert predicted[2] == windows[0] + windows[1] + windows[2]
+    long_text = " ".join(long_words)
+    tagged_text = model.predict_text([long_text])[0]
+    assert [w.word for w in tagged_text] == long_words
+    assert [w.tag for w in tagged_text] == predicted[2]
     text = "Angela Merkel visited Paris, café 😀."
     tagged = model.predict_text([text, ""])
     assert [w.word for w in tagged[0]] == [

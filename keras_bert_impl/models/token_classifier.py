@@ -16,7 +16,7 @@ class TaggedWord:
 
     Attributes:
         word: the word as it appears in the text.
-        tag: its tag name; None when the word did not fit in the
+        tag: its tag name; None only for a single word with more pieces than the
             preprocessor's `sequence_length`.
         start, end: character offsets: `text[start:end] == word`.
     """
@@ -114,11 +114,12 @@ class BertTokenClassifier(BertDenseHeadTask):
 
         Returns:
             One list per input: for words, their tag names in order; for
-            raw text, `TaggedWord`s. A word that did not fit in the
-            preprocessor's `sequence_length` gets the tag None.
+            raw text, `TaggedWord`s. An input longer than the
+            preprocessor's `sequence_length` is tagged in consecutive
+            windows of whole words (each as long as fits, as the CoNLL
+            reader splits long sentences); only a single word with more
+            pieces than a window holds gets the tag None.
         """
-        from keras_bert_impl.models import text_inputs
-
         if self.preprocessor is None:
             raise ValueError(
                 "predict_text needs a preprocessor: build the model with "
@@ -127,30 +128,61 @@ class BertTokenClassifier(BertDenseHeadTask):
         self._check_inputs(x, "predict_text")
         if isinstance(x, (str, bytes)):
             x = [x]
-        predictions = []  # per input: ({word index: tag}, byte offsets or None)
+        predictions = self._tag_batches(x, batch_size)
+        raw = bool(predictions) and predictions[0][1] is not None
+        if raw:
+            texts = _texts_as_bytes(x)
+            words = [
+                [t[a:b].decode("utf-8", "replace") for a, b in zip(*offsets)]
+                for t, (_, offsets) in zip(texts, predictions)
+            ]
+        else:
+            words = [list(w) for w in _word_lists(x)]
+        tags = [found for found, _ in predictions]
+        self._tag_the_rest(words, tags, batch_size)
+        if raw:
+            return [
+                _tagged_words(text, found, offsets)
+                for text, found, (_, offsets) in zip(texts, tags, predictions)
+            ]
+        return [[found.get(i) for i in range(len(w))] for w, found in zip(words, tags)]
+
+    def _tag_batches(self, x, batch_size):
+        """Per input: ({word index: tag} of the words that fit, byte offsets
+        of every word for raw text else None)."""
+        from keras_bert_impl.models import text_inputs
+
+        predictions = []
         for batch in text_inputs.encoded_batches(self.preprocessor, x, batch_size):
             inputs = {key: batch[key] for key in _MODEL_INPUTS}
             predicted = np.asarray(self.predict_on_batch(inputs)).argmax(-1)
             for row, word_index in enumerate(batch["word_index"]):
                 positions = np.nonzero(word_index >= 0)[0]
                 names = self.names_of(predicted[row, positions])
-                tags = dict(zip(word_index[positions].tolist(), names))
+                found = dict(zip(word_index[positions].tolist(), names))
                 offsets = None
                 if "word_starts" in batch:
                     offsets = (
                         batch["word_starts"][row].numpy(),
                         batch["word_ends"][row].numpy(),
                     )
-                predictions.append((tags, offsets))
-        if predictions and predictions[0][1] is not None:
-            return [
-                _tagged_words(text, tags, offsets)
-                for text, (tags, offsets) in zip(_texts_as_bytes(x), predictions)
-            ]
-        return [
-            [tags.get(i) for i in range(len(words))]
-            for words, (tags, _) in zip(_word_lists(x), predictions)
-        ]
+                predictions.append((found, offsets))
+        return predictions
+
+    def _tag_the_rest(self, words, tags, batch_size):
+        """Tags the words after each input's first window, window by window
+        (updates `tags` in place). A window starts at the first untagged word;
+        a word too long for any window is skipped."""
+        start = [len(found) for found in tags]
+        while True:
+            pending = [i for i, w in enumerate(words) if start[i] < len(w)]
+            if not pending:
+                return
+            windows = self._tag_batches([words[i][start[i] :] for i in pending], batch_size)
+            for i, (found, _) in zip(pending, windows):
+                for index, tag in found.items():
+                    tags[i][start[i] + index] = tag
+                start[i] += max(len(found), 1)
 
 
 _MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
