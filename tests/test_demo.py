@@ -47,12 +47,20 @@ def _small_corpus(path):
 
 def _kbi_demo(run_dir, checkpoint, corpus, *flags):
     return [
-        sys.executable, "-m", "keras_bert_impl_tools.demo",
-        f"--run_dir={run_dir}", f"--checkpoint_dir={checkpoint}",
+        sys.executable,
+        "-m",
+        "keras_bert_impl_tools.demo",
+        f"--run_dir={run_dir}",
+        f"--checkpoint_dir={checkpoint}",
         f"--corpus_files={corpus}",
-        "--vocab_size=500", "--pretrain_steps=4", "--pretrain_batch_size=8",
-        "--finetune_epochs=1", "--max_train_examples=32", "--verbose=0",
-        "--sentences=" + "|".join(SENTENCES), *flags,
+        "--vocab_size=500",
+        "--pretrain_steps=4",
+        "--pretrain_batch_size=8",
+        "--finetune_epochs=1",
+        "--max_train_examples=32",
+        "--verbose=0",
+        "--sentences=" + "|".join(SENTENCES),
+        *flags,
     ]
 
 
@@ -134,7 +142,9 @@ def test_bad_settings_name_the_flag(changes, message):
 
 def test_bad_corpus_and_data_dir_are_named(tmp_path):
     settings = PipelineSettings(
-        run_dir=str(tmp_path / "run"), stages=("vocab",), corpus_files=(str(tmp_path / "nope.txt"),)
+        run_dir=str(tmp_path / "run"),
+        stages=("vocab",),
+        corpus_files=(str(tmp_path / "nope.txt"),),
     )
     with pytest.raises(ValueError, match="nope.txt is not a file"):
         run_pipeline(settings, report=lambda line: None)
@@ -157,9 +167,13 @@ def test_checkpoint_embeddings_match_sentence_transformers():
     from keras_bert_impl.text import Packer, Tokenizer
 
     sentences = real_sentences()[:12]
-    tokenizer = Tokenizer(os.path.join(real_checkpoint_dir(), "vocab.txt"), lowercase=True)
+    tokenizer = Tokenizer(
+        os.path.join(real_checkpoint_dir(), "vocab.txt"), lowercase=True
+    )
     inputs = Packer.from_tokenizer(tokenizer, 64)(tokenizer(tf.constant(sentences)))
-    states = np.asarray(from_huggingface(real_checkpoint_dir())(inputs)["sequence_output"])
+    states = np.asarray(
+        from_huggingface(real_checkpoint_dir())(inputs)["sequence_output"]
+    )
     mask = np.asarray(inputs["padding_mask"], "float32")[..., None]
     pooled = (states * mask).sum(1) / mask.sum(1)
     ours = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)

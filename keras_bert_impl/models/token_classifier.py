@@ -178,7 +178,9 @@ class BertTokenClassifier(BertDenseHeadTask):
             pending = [i for i, w in enumerate(words) if start[i] < len(w)]
             if not pending:
                 return
-            windows = self._tag_batches([words[i][start[i] :] for i in pending], batch_size)
+            windows = self._tag_batches(
+                [words[i][start[i] :] for i in pending], batch_size
+            )
             for i, (found, _) in zip(pending, windows):
                 for index, tag in found.items():
                     tags[i][start[i] + index] = tag

@@ -85,9 +85,7 @@ def run_pipeline(settings, report=print):
     """
     run = RunDirectory(settings.run_dir, restart=settings.restart)
     wanted = [s for s in STAGES if s in settings.stages]
-    pending = [
-        s for s in wanted if s in ALWAYS_RUN or run.finished(s) is None
-    ]
+    pending = [s for s in wanted if s in ALWAYS_RUN or run.finished(s) is None]
     context = _Context(settings)
     context.prepare(pending)
     report(f"Run folder: {run.root}")
@@ -97,7 +95,9 @@ def run_pipeline(settings, report=print):
         heading = f"[{number}/{len(wanted)}] {stage}"
         if stage not in pending:
             summaries[stage] = run.finished(stage)
-            report(f"{heading}: finished earlier ({summaries[stage]['finished_at']}), skipped")
+            report(
+                f"{heading}: finished earlier ({summaries[stage]['finished_at']}), skipped"
+            )
             continue
         report(f"{heading}: {_first_line(getattr(stage_functions, stage).__doc__)}")
         stage_began = time.perf_counter()

@@ -46,7 +46,9 @@ class RunDirectory:
 
     def record(self, stage, summary):
         """Marks `stage` done with its `summary` (a JSON-able dict)."""
-        record = dict(summary, stage=stage, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        record = dict(
+            summary, stage=stage, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S")
+        )
         temporary = self._record_path(stage) + ".tmp"
         with open(temporary, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=2, sort_keys=True)

