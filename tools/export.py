@@ -3,6 +3,8 @@ r"""kbi-export: writes a model as a raw-text SavedModel for TF Serving.
   kbi-export --init_checkpoint=runs/sst2/model.keras --task=classifier \
       --export_dir=saved_models/sst2 [--version=N]
   kbi-export --init_checkpoint=$MINILM_DIR --task=embeddings --export_dir=saved_models/minilm
+  kbi-export --init_checkpoint=runs/sst2/model.keras --task=classifier \
+      --export_dir=saved_models/sst2_int8 --precision=int8
   kbi-export --init_checkpoint=runs/ner/model.keras --task=token_classifier \
       --export_dir=saved_models/ner
   kbi-export --init_checkpoint=runs/squad/model.keras --task=question_answerer \
@@ -95,6 +97,13 @@ def define_flags():
     flags.DEFINE_string(
         "warmup_file", None, "UTF-8 text file, one example text per line, for warmup."
     )
+    flags.DEFINE_string(
+        "precision",
+        None,
+        "Inference precision: float32, bfloat16 (mixed_bfloat16 compute) or int8 "
+        "(Keras int8 weight quantization), see keras_bert_impl.compression "
+        "(default: the model's own).",
+    )
 
 
 def parse_bucket_lengths(value):
@@ -176,9 +185,20 @@ def main(argv):
             if FLAGS.warmup_file
             else {}
         )
+        from keras_bert_impl import compression
+
+        if FLAGS.precision is not None:
+            try:
+                compression.check_precision(FLAGS.precision)
+            except ValueError as error:
+                raise ValueError(f"--precision={FLAGS.precision}: {error}") from None
         model = load_model(
             FLAGS.init_checkpoint, FLAGS.task, FLAGS.labels, FLAGS.max_seq_length
         )
+        precision = compression.model_precision(model)
+        if FLAGS.precision not in (None, precision):
+            model = compression.with_precision(model, FLAGS.precision)
+            precision = FLAGS.precision
         tokenizer = None
         if getattr(model, "preprocessor", None) is None:
             from keras_bert_impl.preprocessing import checkpoint_vocabulary
@@ -192,6 +212,7 @@ def main(argv):
             bucket_lengths=bucket_lengths,
             version=FLAGS.version,
             source_checkpoint=os.path.abspath(FLAGS.init_checkpoint),
+            extra_card={"precision": precision},
             **warmup,
         )
         if FLAGS.task == "fill_mask":

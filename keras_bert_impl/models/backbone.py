@@ -9,6 +9,7 @@ from keras_bert_impl.config import BertConfig
 from keras_bert_impl.layers import BertEmbeddings
 from keras_bert_impl.layers import TransformerEncoderBlock
 from keras_bert_impl.layers.activations import truncated_normal
+from keras_bert_impl.models import quantization
 from keras_bert_impl.models.inputs import validate_inputs
 from keras_bert_impl.models.summary import InformativeSummary
 
@@ -147,16 +148,24 @@ class BertBackbone(InformativeSummary, keras.Model):
         return outputs
 
     def get_config(self):
-        return {
+        config = {
             "name": self.name,
             "trainable": self.trainable,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
             "config": self.config.to_dict(),
             "output_hidden_states": self.output_hidden_states,
         }
+        if self.built:
+            quantized = quantization.quantized_layers(self)
+            if quantized:
+                config[quantization.CONFIG_KEY] = quantized
+        return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        quantized = config.pop(quantization.CONFIG_KEY, None)
+        backbone = cls(**config)
+        quantization.requantize(backbone, quantized)
+        return backbone

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_bert_impl.layers.activations import truncated_normal
+from keras_bert_impl.models import quantization
 from keras_bert_impl.models import text_inputs
 from keras_bert_impl.models.backbone import BertBackbone
 from keras_bert_impl.models.summary import InformativeSummary
@@ -191,6 +192,11 @@ class BertTask(InformativeSummary, keras.Model):
             config["preprocessor"] = keras.saving.serialize_keras_object(
                 self.preprocessor
             )
+        if self.built:
+            # The backbone's config lists its own quantized layers.
+            quantized = quantization.quantized_layers(self, exclude=[self.backbone])
+            if quantized:
+                config[quantization.CONFIG_KEY] = quantized
         return config
 
     @classmethod
@@ -203,7 +209,10 @@ class BertTask(InformativeSummary, keras.Model):
             config["preprocessor"] = keras.saving.deserialize_keras_object(
                 config["preprocessor"]
             )
-        return cls(**config)
+        quantized = config.pop(quantization.CONFIG_KEY, None)
+        model = cls(**config)
+        quantization.requantize(model, quantized)
+        return model
 
 
 class BertDenseHeadTask(BertTask):

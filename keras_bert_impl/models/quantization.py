@@ -1,0 +1,74 @@
+"""Saving and restoring which sub-layers of a model are weight-quantized.
+
+`keras.Model.quantize` swaps a built `Dense` / `EinsumDense` / `Embedding` for its
+int8 (or int4, float8) form in place, and the layer's dtype policy records it. A
+functional model rebuilds each layer from its own config, so Keras reloads that. Our
+models are subclassed: a sub-layer is built by its parent's `__init__` with the
+parent's float policy, so a reloaded model would expect float kernels where the file
+holds int8 ones. The model's config therefore lists its quantized sub-layers by path
+(`quantized_layers`) and `from_config` quantizes the same layers again before the
+weights are read, which recreates the variables the file holds.
+"""
+
+CONFIG_KEY = "quantized_layers"
+
+
+def named_layers(layer, prefix=""):
+    """(path, layer) of every sub-layer, paths made of the stable layer names
+    (`transformer_layer_0/self_attention/query`), parents before children."""
+    # `_flatten_layers` is how Keras itself walks a layer's children (Model.quantize).
+    for child in layer._flatten_layers(include_self=False, recursive=False):
+        path = f"{prefix}{child.name}"
+        yield path, child
+        yield from named_layers(child, path + "/")
+
+
+def quantized_layers(model, exclude=()):
+    """{path: quantization mode} of `model`'s quantized sub-layers.
+
+    Args:
+        model: a built model.
+        exclude: layers left out (with their children), e.g. a task's backbone,
+            which records its own.
+    """
+    excluded = {id(layer) for layer in exclude}
+    found = {}
+
+    def walk(layer, prefix):
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            if id(child) in excluded:
+                continue
+            path = f"{prefix}{child.name}"
+            if child.quantization_mode is not None:
+                found[path] = child.quantization_mode
+            walk(child, path + "/")
+
+    walk(model, "")
+    return found
+
+
+def requantize(model, layers):
+    """Quantizes the sub-layers named in `layers` ({path: mode}) of a freshly built
+    model, so that its variables match those of the saved quantized model.
+
+    Raises:
+        ValueError: a path names no layer of the model.
+    """
+    if not layers:
+        return
+    model.build()
+    by_path = dict(named_layers(model))
+    for path, mode in sorted(layers.items()):
+        layer = by_path.get(path)
+        if layer is None:
+            raise ValueError(
+                f"{type(model).__name__}: the saved config lists quantized layer "
+                f"{path!r}, which this model does not have."
+            )
+        if layer.quantization_mode is None:
+            layer.quantize(mode)
+        elif layer.quantization_mode != mode:
+            raise ValueError(
+                f"{type(model).__name__}: layer {path!r} is {layer.quantization_mode}, "
+                f"the saved config says {mode}."
+            )
