@@ -3,20 +3,18 @@
 import contextlib
 import json
 import os
-import re
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import numpy as np
 
+from keras_bert_impl.serving.local_process import local_server
+
 TF_SERVING_DATA = os.path.join(os.path.dirname(__file__), "data", "tf_serving")
-_GRPC_LINE = re.compile(r"Running gRPC ModelServer at [^:]+:(\d+)")
 
 
 def free_port():
@@ -28,16 +26,16 @@ def free_port():
 class ServerProcess:
     """A running kbi-serve: `grpc_target`, `rest_url`, its log so far (`log()`)."""
 
-    def __init__(self, process, grpc_port, rest_port):
-        self.process = process
-        self.grpc_port = grpc_port
+    def __init__(self, server, rest_port):
+        self.process = server.process
+        self.grpc_port = server.grpc_port
         self.rest_port = rest_port
-        self.grpc_target = f"127.0.0.1:{grpc_port}"
+        self.grpc_target = server.target
         self.rest_url = f"http://127.0.0.1:{rest_port}" if rest_port else None
-        self._lines = []
+        self._server = server
 
     def log(self):
-        return "".join(self._lines)
+        return self._server.log
 
     def rest(self, path, body=None, raw=None):
         """(HTTP status, parsed JSON) of a GET (body None) or POST."""
@@ -58,46 +56,15 @@ def _command(args):
 def kbi_serve(*args, rest=True, timeout=900):
     """Runs `kbi-serve ARGS --port=0 [--rest_api_port=free]`; yields a ServerProcess."""
     rest_port = free_port() if rest else 0
-    command = _command([*args, "--port=0", f"--rest_api_port={rest_port}"])
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        command, stderr=subprocess.STDOUT, stdout=subprocess.PIPE, text=True, env=env
-    )
-    server = None
-    lines = []
-    try:
-        deadline = time.monotonic() + timeout
-        grpc_port = None
-        while grpc_port is None:
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError(
-                    f"kbi-serve exited with {process.wait()}:\n" + "".join(lines)
-                )
-            lines.append(line)
-            match = _GRPC_LINE.search(line)
-            if match:
-                grpc_port = int(match.group(1))
-            if time.monotonic() > deadline:
-                raise TimeoutError("kbi-serve did not start:\n" + "".join(lines))
-        server = ServerProcess(process, grpc_port, rest_port)
-        server._lines = lines
-        # Keep draining the log so the server never blocks on a full pipe.
-        drain = threading.Thread(
-            target=lambda: [lines.append(line) for line in process.stdout], daemon=True
-        )
-        drain.start()
+    with local_server(
+        *args,
+        f"--rest_api_port={rest_port}",
+        timeout=timeout,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+    ) as server:
         if rest:
             _wait_for_rest(rest_port)
-        yield server
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        yield ServerProcess(server, rest_port)
 
 
 def _wait_for_rest(port):

@@ -84,15 +84,16 @@ def _read_grpc_port(process, lines, timeout):
 
 
 @contextlib.contextmanager
-def local_server(*args, timeout=300):
+def local_server(*args, timeout=300, env=None):
     """Runs `kbi-serve ARGS --port=0` and yields a `LocalServer` once it listens.
 
     Args:
         *args: kbi-serve flags (`--model_name=...`, `--model_base_path=...`,
             `--rest_api_port=...`); `--port=0` (a free port) is added.
         timeout: seconds to wait for the gRPC port.
+        env: extra environment variables of the child.
     """
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     process = subprocess.Popen(
         [*kbi_serve_command(), *args, "--port=0"],
         stdout=subprocess.PIPE,
