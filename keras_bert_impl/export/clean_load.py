@@ -167,7 +167,8 @@ def run_many_in_clean_subprocess(jobs, timeout=600):
                         os.path.join(workdir, f"outputs_{job}_{index}.npz"),
                     ]
                 )
-            manifest.append([os.fspath(path), entries])
+            # Absolute: the child runs in `workdir`.
+            manifest.append([os.path.abspath(os.fspath(path)), entries])
         manifest_file = os.path.join(workdir, "calls.json")
         report_file = os.path.join(workdir, "report.json")
         with open(manifest_file, "w") as f:
