@@ -36,7 +36,7 @@ def test_entities_follow_conlleval_on_hand_cases():
         ["B-PER", "B-PER", "I-PER", "O"],
         # IOBES: E- ends, S- is one word, a bare type reads as I-.
         ["B-LOC", "E-LOC", "I-LOC", "S-MISC", "S-MISC", "ORG", "ORG", "B-PER"],
-        # A word without a tag (past the sequence length) is outside.
+        # A word without a tag (-1) is outside.
         ["B-PER", None, "I-PER"],
         [],
     ]

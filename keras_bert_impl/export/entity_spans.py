@@ -6,7 +6,7 @@ CoNLL files). An entity starts at B- or S-, and at an I- or E- that follows O,
 an E-, an S- or a tag of another type (so an I- after O starts a new entity,
 as conlleval counts it); it goes on over the following I-/E- words of its type
 until one of those starts a new one. Tags with another prefix, and words
-without a tag (-1, past the model's sequence length), are outside every
+without a tag (-1, padding), are outside every
 entity. The decoding works on tag ids, with the prefix and type of every label
 worked out once, in Python, at export time.
 """
