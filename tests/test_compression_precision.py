@@ -23,9 +23,17 @@ from model_helpers import tiny_config, tiny_inputs
 # keeps 7 bits per weight row and per activation row.
 LOGIT_ATOL = 0.05
 TEXTS = ["good film", "bad film , bad", "w1 w2 w3 good"]
-VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film", ","] + [
-    f"w{i}" for i in range(55)
-]
+VOCABULARY = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "good",
+    "bad",
+    "film",
+    ",",
+] + [f"w{i}" for i in range(55)]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +43,9 @@ def float_model():
     model = BertClassifier(
         tiny_config(initializer_range=0.2),
         label_names=["negative", "positive"],
-        preprocessor=BertTextClassifierPreprocessor(vocabulary=VOCABULARY, sequence_length=16),
+        preprocessor=BertTextClassifierPreprocessor(
+            vocabulary=VOCABULARY, sequence_length=16
+        ),
     )
     model.build()
     return model
@@ -61,7 +71,10 @@ def test_outputs_close_to_float32_and_the_float_model_unchanged(
 ):
     before = _logits(float_model)
     model = int8_model if precision == "int8" else bf16_model
-    assert model_precision(model) == precision and model_precision(float_model) == "float32"
+    assert (
+        model_precision(model) == precision
+        and model_precision(float_model) == "float32"
+    )
     logits = _logits(model)
     assert logits.dtype == np.float32
     assert np.abs(before).max() > 0.3  # the tolerance is small against the logits
@@ -74,7 +87,11 @@ def test_outputs_close_to_float32_and_the_float_model_unchanged(
 def test_int8_quantizes_every_matmul_weight_and_keeps_layer_norm_float(int8_model):
     backbone = int8_model.backbone
     block = backbone.transformer_layers[0]
-    for dense in (block.self_attention.query, block.intermediate_dense, backbone.pooled_dense):
+    for dense in (
+        block.self_attention.query,
+        block.intermediate_dense,
+        backbone.pooled_dense,
+    ):
         assert dense.quantization_mode == "int8"
         assert dense._kernel.dtype == "int8"
     assert backbone.token_embedding.quantization_mode == "int8"
@@ -122,7 +139,9 @@ def test_int8_pretrainer_keeps_the_tied_token_table_float():
 def test_unknown_or_repeated_precision_is_refused_naming_the_valid_ones(
     float_model, int8_model
 ):
-    with pytest.raises(ValueError, match="'fp16'; expected one of float32, bfloat16, int8"):
+    with pytest.raises(
+        ValueError, match="'fp16'; expected one of float32, bfloat16, int8"
+    ):
         with_precision(float_model, "fp16")
     assert PRECISIONS == ("float32", "bfloat16", "int8")
     with pytest.raises(ValueError, match="already int8-quantized"):
@@ -143,7 +162,10 @@ def test_bfloat16_export_passes_the_op_check(bf16_model, tmp_path):
 def _kbi_export(*args):
     return subprocess.run(
         [sys.executable, "-m", "keras_bert_impl_tools.export", *args],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
@@ -152,8 +174,11 @@ def test_kbi_export_precision_int8_writes_a_servable_export(float_model, tmp_pat
     float_model.save(saved)
     export_dir = str(tmp_path / "int8")
     result = _kbi_export(
-        f"--init_checkpoint={saved}", "--task=classifier", f"--export_dir={export_dir}",
-        "--precision=int8", "--bucket_lengths=none",
+        f"--init_checkpoint={saved}",
+        "--task=classifier",
+        f"--export_dir={export_dir}",
+        "--precision=int8",
+        "--bucket_lengths=none",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     path = os.path.join(export_dir, "1")
@@ -163,10 +188,28 @@ def test_kbi_export_precision_int8_writes_a_servable_export(float_model, tmp_pat
         assert b"BatchMatMulV3" in f.read()  # the int8 x int8 -> int32 matmul
 
     result = _kbi_export(
-        f"--init_checkpoint={saved}", "--task=classifier", f"--export_dir={export_dir}",
+        f"--init_checkpoint={saved}",
+        "--task=classifier",
+        f"--export_dir={export_dir}",
         "--precision=fp16",
     )
     assert result.returncode == 1
     assert "--precision=fp16" in result.stderr
     assert "float32, bfloat16, int8" in result.stderr
     assert sorted(os.listdir(export_dir)) == ["1"]  # nothing half-written
+
+
+def test_benchmark_times_every_precision_on_the_same_batches(
+    float_model, bf16_model, int8_model
+):
+    from keras_bert_impl_tools.benchmark_precision import report_markdown, time_precisions
+
+    models = {"float32": float_model, "bfloat16": bf16_model, "int8": int8_model}
+    results = time_precisions(models, TEXTS, batch_sizes=[2], rounds=2)
+    assert [r.precision for r in results] == list(PRECISIONS)
+    assert results[0].speedups == [1.0, 1.0] and results[0].max_abs_logit_diff == 0
+    for result in results[1:]:
+        assert 0 < result.max_abs_logit_diff < LOGIT_ATOL
+        assert len(result.sentences_per_second) == 2 and min(result.speedups) > 0
+    report = report_markdown(results, {"int8": 0.5}, "kbi-benchmark-precision ...", "")
+    assert "| int8 | 2 |" in report and report.rstrip().endswith("| 0.5000 |")

@@ -40,7 +40,9 @@ def define_flags():
         required=True,
     )
     flags.DEFINE_string(
-        "input_file", None, "GLUE-style TSV with a `sentence` column (and `label`).",
+        "input_file",
+        None,
+        "GLUE-style TSV with a `sentence` column (and `label`).",
         required=True,
     )
     flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes to time.")
@@ -53,7 +55,9 @@ def define_flags():
         "accuracy", False, "Also classify the whole file with every precision."
     )
     flags.DEFINE_string(
-        "write_to", "", f"Markdown file whose '{SECTION_HEADING}' section gets the report."
+        "write_to",
+        "",
+        f"Markdown file whose '{SECTION_HEADING}' section gets the report.",
     )
 
 
@@ -223,12 +227,16 @@ def main(argv):
     try:
         texts, labels, vocabulary = read_sentences(FLAGS.input_file)
         if not os.path.exists(FLAGS.init_checkpoint):
-            raise FileNotFoundError(f"--init_checkpoint={FLAGS.init_checkpoint} does not exist")
+            raise FileNotFoundError(
+                f"--init_checkpoint={FLAGS.init_checkpoint} does not exist"
+            )
         kwargs = {"sequence_length": FLAGS.max_seq_length}
         if not FLAGS.init_checkpoint.endswith(".keras"):
             kwargs["num_classes"] = 2
         model = BertClassifier.from_preset(FLAGS.init_checkpoint, **kwargs)
-        if FLAGS.accuracy and (labels is None or not FLAGS.init_checkpoint.endswith(".keras")):
+        if FLAGS.accuracy and (
+            labels is None or not FLAGS.init_checkpoint.endswith(".keras")
+        ):
             raise ValueError(
                 "--accuracy needs a fine-tuned .keras classifier and a labelled --input_file"
             )
@@ -239,11 +247,17 @@ def main(argv):
     for precision in PRECISIONS[1:]:
         models[precision] = with_precision(model, precision)
     timed_texts = texts[: FLAGS.sentences]
-    print(f"Timing {len(timed_texts)} sentences, batches {batch_sizes}, {FLAGS.rounds} rounds")
+    print(
+        f"Timing {len(timed_texts)} sentences, batches {batch_sizes}, {FLAGS.rounds} rounds"
+    )
     results = time_precisions(models, timed_texts, batch_sizes, FLAGS.rounds)
     accuracies = {}
     if FLAGS.accuracy:
-        if model.label_names and vocabulary and set(vocabulary) <= set(model.label_names):
+        if (
+            model.label_names
+            and vocabulary
+            and set(vocabulary) <= set(model.label_names)
+        ):
             labels = [model.label_names.index(vocabulary[i]) for i in labels]
         for precision, m in models.items():
             accuracies[precision] = accuracy(m, texts, labels)
