@@ -143,7 +143,7 @@ def test_unknown_or_repeated_precision_is_refused_naming_the_valid_ones(
         ValueError, match="'fp16'; expected one of float32, bfloat16, int8"
     ):
         with_precision(float_model, "fp16")
-    assert PRECISIONS == ("float32", "bfloat16", "int8")
+    assert PRECISIONS == ("float32", "bfloat16", "int8", "int8_weight_only")
     with pytest.raises(ValueError, match="already int8-quantized"):
         with_precision(int8_model, "bfloat16")
 
@@ -202,14 +202,53 @@ def test_kbi_export_precision_int8_writes_a_servable_export(float_model, tmp_pat
 def test_benchmark_times_every_precision_on_the_same_batches(
     float_model, bf16_model, int8_model
 ):
-    from keras_bert_impl_tools.benchmark_precision import report_markdown, time_precisions
+    from keras_bert_impl_tools.benchmark_precision import (
+        report_markdown,
+        time_precisions,
+    )
 
     models = {"float32": float_model, "bfloat16": bf16_model, "int8": int8_model}
     results = time_precisions(models, TEXTS, batch_sizes=[2], rounds=2)
-    assert [r.precision for r in results] == list(PRECISIONS)
+    assert [r.precision for r in results] == list(models)
     assert results[0].speedups == [1.0, 1.0] and results[0].max_abs_logit_diff == 0
     for result in results[1:]:
         assert 0 < result.max_abs_logit_diff < LOGIT_ATOL
         assert len(result.sentences_per_second) == 2 and min(result.speedups) > 0
     report = report_markdown(results, {"int8": 0.5}, "kbi-benchmark-precision ...", "")
     assert "| int8 | 2 |" in report and report.rstrip().endswith("| 0.5000 |")
+
+
+def test_int8_weight_only_dequantizes_then_matmuls_in_float(float_model, tmp_path):
+    """No int8 x int8 -> int32 BatchMatMulV3 in the graph: it serves wherever the
+    float model does."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = with_precision(float_model, "int8_weight_only")
+    dense = model.backbone.transformer_layers[0].intermediate_dense
+    assert dense._kernel.dtype == "int8" and dense.inputs_quantizer is None
+    np.testing.assert_allclose(_logits(model), _logits(float_model), atol=LOGIT_ATOL)
+    path = str(tmp_path / "weight_only.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert model_precision(loaded) == "int8_weight_only"
+    np.testing.assert_array_equal(_logits(loaded), _logits(model))
+
+    export = export_classifier(model, str(tmp_path / "export"), bucket_lengths=None)
+    _assert_serves_on_2_10_and_2_20(export)
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(export, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    graph = saved_model.meta_graphs[0].graph_def
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    int8_matmuls = [
+        n.name
+        for n in nodes
+        if "MatMul" in n.op
+        and tf.int8.as_datatype_enum in (n.attr["Ta"].type, n.attr["T"].type)
+    ]
+    assert not int8_matmuls
+    assert any(
+        n.op == "Cast" and n.attr["SrcT"].type == tf.int8.as_datatype_enum
+        for n in nodes
+    )

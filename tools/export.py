@@ -100,8 +100,9 @@ def define_flags():
     flags.DEFINE_string(
         "precision",
         None,
-        "Inference precision: float32, bfloat16 (mixed_bfloat16 compute) or int8 "
-        "(Keras int8 weight quantization), see keras_bert_impl.compression "
+        "Inference precision: float32, bfloat16 (mixed_bfloat16 compute), int8 "
+        "(Keras int8 quantization: int8 weights and activations) or int8_weight_only "
+        "(int8 weights, float matmul), see keras_bert_impl.compression "
         "(default: the model's own).",
     )
 

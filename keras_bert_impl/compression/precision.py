@@ -9,6 +9,10 @@
   int8 with a per-row scale. Kept in float: LayerNorm, the learned position table
   (`PositionEmbedding`, a lookup, not a matmul) and, in a `BertPretrainer`, the token
   table, which the masked-LM head also reads as its (tied) output matrix.
+- `"int8_weight_only"`: the same int8 weights, but no activation quantizer: each call
+  casts the int8 kernel to float32 and runs a float matmul (dequantize, then matmul).
+  The graph needs no int8 x int8 -> int32 `BatchMatMulV3` kernel, whose CPU
+  registration older TensorFlow (and TF Serving) releases may lack.
 
 The copy keeps the preprocessor and label names, so it predicts on raw text, saves and
 reloads as `.keras`, and exports like the float model.
@@ -16,9 +20,14 @@ reloads as `.keras`, and exports like the float model.
 
 import keras
 
-PRECISIONS = ("float32", "bfloat16", "int8")
+PRECISIONS = ("float32", "bfloat16", "int8", "int8_weight_only")
 
-_POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "int8": "float32"}
+_POLICY = {
+    "float32": "float32",
+    "bfloat16": "mixed_bfloat16",
+    "int8": "float32",
+    "int8_weight_only": "float32",
+}
 
 # Layers `keras.Model.quantize` knows; it refuses their subclasses.
 _QUANTIZABLE = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Embedding)
@@ -36,8 +45,17 @@ def check_precision(precision):
 def model_precision(model):
     """The precision of a model built by `with_precision` (or any of ours)."""
     model.build()
-    if any(layer.quantization_mode for layer in model._flatten_layers()):
-        return "int8"
+    quantized = [layer for layer in model._flatten_layers() if layer.quantization_mode]
+    if quantized:
+        weight_only = all(
+            getattr(
+                getattr(layer, "quantization_config", None), "activation_quantizer", 1
+            )
+            is None
+            for layer in quantized
+            if isinstance(layer, keras.layers.Dense)
+        )
+        return "int8_weight_only" if weight_only else "int8"
     if model.dtype_policy.compute_dtype == "bfloat16":
         return "bfloat16"
     return "float32"
@@ -67,7 +85,8 @@ def with_precision(model, precision):
     Args:
         model: a float32 `BertBackbone` or task model (`BertClassifier`,
             `BertTokenClassifier`, `BertQuestionAnswerer`, `BertPretrainer`).
-        precision: one of `PRECISIONS`: "float32", "bfloat16", "int8".
+        precision: one of `PRECISIONS`: "float32", "bfloat16", "int8",
+            "int8_weight_only".
 
     Returns:
         A new model with the same weights (int8: quantized from them) and the same
@@ -77,7 +96,7 @@ def with_precision(model, precision):
         ValueError: an unknown precision, or a model already quantized.
     """
     check_precision(precision)
-    if model_precision(model) == "int8":
+    if model_precision(model).startswith("int8"):
         raise ValueError(
             f"{type(model).__name__} {model.name!r} is already int8-quantized; start from "
             "the float model."
@@ -86,10 +105,14 @@ def with_precision(model, precision):
     copy = type(model).from_config(config)
     copy.build()
     copy.set_weights(model.get_weights())
-    if precision == "int8":
+    if precision.startswith("int8"):
         tied = _tied_layers(copy)
+        config = None
+        if precision == "int8_weight_only":
+            config = keras.quantizers.Int8QuantizationConfig(activation_quantizer=None)
         copy.quantize(
             "int8",
+            config=config,
             filters=lambda layer: type(layer) in _QUANTIZABLE and id(layer) not in tied,
         )
     return copy

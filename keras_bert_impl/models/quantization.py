@@ -10,6 +10,8 @@ holds int8 ones. The model's config therefore lists its quantized sub-layers by 
 weights are read, which recreates the variables the file holds.
 """
 
+import keras
+
 CONFIG_KEY = "quantized_layers"
 
 
@@ -23,8 +25,21 @@ def named_layers(layer, prefix=""):
         yield from named_layers(child, path + "/")
 
 
+def _entry(layer):
+    """A quantized layer's mode, with its quantization config when it has one (e.g.
+    weight-only int8: no activation quantizer), as the model's config stores it."""
+    config = getattr(layer, "quantization_config", None)
+    if config is None:
+        return layer.quantization_mode
+    return {
+        "mode": layer.quantization_mode,
+        "config": keras.saving.serialize_keras_object(config),
+    }
+
+
 def quantized_layers(model, exclude=()):
-    """{path: quantization mode} of `model`'s quantized sub-layers.
+    """{path: quantization mode or {"mode", "config"}} of `model`'s quantized
+    sub-layers.
 
     Args:
         model: a built model.
@@ -40,7 +55,7 @@ def quantized_layers(model, exclude=()):
                 continue
             path = f"{prefix}{child.name}"
             if child.quantization_mode is not None:
-                found[path] = child.quantization_mode
+                found[path] = _entry(child)
             walk(child, path + "/")
 
     walk(model, "")
@@ -58,7 +73,11 @@ def requantize(model, layers):
         return
     model.build()
     by_path = dict(named_layers(model))
-    for path, mode in sorted(layers.items()):
+    for path, entry in sorted(layers.items()):
+        mode, config = entry, None
+        if isinstance(entry, dict):
+            mode = entry["mode"]
+            config = keras.saving.deserialize_keras_object(entry["config"])
         layer = by_path.get(path)
         if layer is None:
             raise ValueError(
@@ -66,7 +85,7 @@ def requantize(model, layers):
                 f"{path!r}, which this model does not have."
             )
         if layer.quantization_mode is None:
-            layer.quantize(mode)
+            layer.quantize(mode, config=config)
         elif layer.quantization_mode != mode:
             raise ValueError(
                 f"{type(model).__name__}: layer {path!r} is {layer.quantization_mode}, "
