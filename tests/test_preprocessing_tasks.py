@@ -272,7 +272,9 @@ def test_strings_train_on_the_jax_backend(vocab_file):
 def _readme_example():
     readme = (REPO_DIR / "README.md").read_text(encoding="utf-8")
     match = re.search(
-        r"<!-- run by tests/test_preprocessing_tasks\.py[^>]*-->\s*```python\n(.*?)```", readme, re.DOTALL
+        r"<!-- run by tests/test_preprocessing_tasks\.py[^>]*-->\s*```python\n(.*?)```",
+        readme,
+        re.DOTALL,
     )
     assert match, "README.md lost its five-line example"
     return match.group(1)
@@ -309,3 +311,30 @@ def test_readme_five_line_example_runs(monkeypatch, capsys):
     exec(compile(_readme_example(), "README.md", "exec"), {})
     accuracy = float(re.search(r"dev accuracy: ([0-9.]+)", capsys.readouterr().out)[1])
     assert 0.0 <= accuracy <= 1.0
+
+
+def test_text_classifier_preprocessor_pads_each_batch_to_its_bucket(vocab_file):
+    fixed = BertTextClassifierPreprocessor(vocabulary=vocab_file, sequence_length=64)
+    bucketed = BertTextClassifierPreprocessor(
+        vocabulary=vocab_file, sequence_length=64, bucket_lengths="auto"
+    )
+    short = bucketed(TEXTS)
+    assert short["token_ids"].shape == (4, 16)  # longest text: 8 pieces
+    full = fixed(TEXTS)
+    for name in short:
+        np.testing.assert_array_equal(short[name], full[name][:, :16])
+    long_text = " ".join(["film"] * 40)
+    assert bucketed([long_text])["token_ids"].shape == (1, 64)
+    clone = BertTextClassifierPreprocessor.from_config(bucketed.get_config())
+    assert clone.bucket_lengths == "auto"
+    assert clone(TEXTS)["token_ids"].shape == (4, 16)
+    model = BertClassifier(
+        tiny(max_position_embeddings=64),
+        label_names=["negative", "positive"],
+        preprocessor=bucketed,
+    )
+    model.compile(jit_compile=False)
+    history = model.fit(
+        TEXTS + [long_text], LABELS + ["positive"], batch_size=4, verbose=0
+    )
+    assert np.isfinite(history.history["loss"][0])

@@ -38,7 +38,7 @@ ACCURACY_HEADING = "## Fine-tuning on strings vs token dicts (SST-2, accuracy)"
 THROUGHPUT_HEADING = (
     "## Fine-tuning on strings vs token dicts vs keras-hub (throughput)"
 )
-PATHS = ("strings", "token_dicts", "keras_hub")
+PATHS = ("strings", "strings_bucketed", "token_dicts", "keras_hub")
 
 FLAGS = flags.FLAGS
 
@@ -265,6 +265,14 @@ def run_throughput(settings):
         sequence_length=settings.max_seq_length,
     )
     strings.compile()
+    # The same strings, each batch padded only to its length bucket (16, 32, ...).
+    bucketed = BertClassifier.from_preset(
+        settings.checkpoint_dir,
+        label_names=names,
+        sequence_length=settings.max_seq_length,
+        preprocessor_kwargs={"bucket_lengths": "auto"},
+    )
+    bucketed.compile()
     hub = _keras_hub_classifier(settings, strings.config, len(names))
     count = (
         settings.steps_per_round + settings.warmup_steps
@@ -274,6 +282,9 @@ def run_throughput(settings):
     dicts = _token_dicts(strings.preprocessor, texts)
     fits = {
         "strings": lambda cb: strings.fit(
+            texts, labels, batch_size=settings.train_batch_size, callbacks=cb, verbose=0
+        ),
+        "strings_bucketed": lambda cb: bucketed.fit(
             texts, labels, batch_size=settings.train_batch_size, callbacks=cb, verbose=0
         ),
         "token_dicts": lambda cb: tokens.fit(
@@ -394,7 +405,10 @@ all-MiniLM-L6-v2 size (6 layers, hidden 384), sequence length {settings.max_seq_
 each one `fit` call of {settings.warmup_steps} untimed + {settings.steps_per_round} timed steps per path, the path going first
 rotating from round to round; medians, and ratios as the median of the per-round ratios.
 Strings and token dicts: one `BertClassifier.from_preset(checkpoint)`, fit on the strings
-(preprocessor in tf.data) or on the same strings tokenized up front into numpy dicts.
+(preprocessor in tf.data) or on the same strings tokenized up front into numpy dicts, all
+padded to the sequence length; strings bucketed: the same with the preprocessor's
+`bucket_lengths="auto"` (each batch padded to the smallest of 16, 32, ... that holds it;
+the outputs are the same, only padding is saved).
 keras-hub: `keras_hub.models.BertTextClassifier` with its `BertTextClassifierPreprocessor`
 (same vocabulary and sequence length), fit on the same strings.
 
@@ -402,8 +416,8 @@ keras-hub: `keras_hub.models.BertTextClassifier` with its `BertTextClassifierPre
 |---|---|---|---|
 {rows}
 
-Strings / token dicts: **{ratios["strings"]:.2f}x**; strings / keras-hub strings:
-**{ratios["strings_vs_keras_hub"]:.2f}x**.
+Strings / token dicts: **{ratios["strings"]:.2f}x** (bucketed: **{ratios["strings_bucketed"]:.2f}x**);
+strings / keras-hub strings: **{ratios["strings_vs_keras_hub"]:.2f}x**.
 
 The strings path's tf.data pipeline alone (tokenize + pack + batch, the same dataset `fit` gets,
 no model): {pipeline["batches_per_second"]:.0f} batches/s, {pipeline["cpu_ms_per_batch"]:.1f} ms of CPU per batch,
