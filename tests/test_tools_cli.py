@@ -145,3 +145,22 @@ def test_bad_input_ends_a_tool_with_one_line_naming_it(tmp_path):
     assert misused.stderr.strip().splitlines() == [
         "kbi-build-vocab: error: Unexpected arguments: extra (--help lists the flags)"
     ]
+
+
+def test_a_registry_tool_exits_zero_when_its_result_is_not_an_exit_code(monkeypatch):
+    """Training tools return their results to tests; from the command line
+    the console script exits with the return value, so only ints pass."""
+    from absl import flags
+
+    from keras_bert_impl_tools import cli
+
+    def define(registry):
+        flags.DEFINE_integer("steps", 1, "Steps.", flag_values=registry)
+
+    def main(registry):
+        return {"steps": registry.steps}
+
+    assert cli.run_with_registry(main, define, ["kbi-x", "--steps=3"]) == {"steps": 3}
+    monkeypatch.setattr(sys, "argv", ["kbi-x", "--steps=3"])
+    assert cli.run_with_registry(main, define) is None  # sys.exit(None): code 0
+    assert cli.run_with_registry(lambda registry: 4, define) == 4

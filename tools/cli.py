@@ -183,8 +183,11 @@ def run_with_registry(main, define_flags, argv=None):
         argv: the command line, program name first (default: `sys.argv`).
 
     Returns:
-        What `main` returns.
+        What `main` returns when `argv` is given (a test's call); from the
+        command line (`argv` None) only an int exit code, since the console
+        script exits with what this returns (a dict would mean exit 1).
     """
+    from_command_line = argv is None
     registry = flags.FlagValues()
     define_flags(registry)
     argv = list(sys.argv if argv is None else argv)
@@ -202,4 +205,7 @@ def run_with_registry(main, define_flags, argv=None):
             raise app.UsageError(f"Unexpected arguments: {' '.join(extra)}")
         return main(registry)
 
-    return _with_one_line_errors(parse_then_run)(argv)
+    result = _with_one_line_errors(parse_then_run)(argv)
+    if from_command_line and not isinstance(result, int):
+        return None
+    return result
