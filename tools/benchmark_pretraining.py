@@ -69,17 +69,9 @@ def _keras_hub_masked_lm(config, optimizer, jit_compile):
     import keras
     import keras_hub
 
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=config.vocab_size,
-        num_layers=config.num_layers,
-        num_heads=config.num_heads,
-        hidden_dim=config.hidden_size,
-        intermediate_dim=config.intermediate_size,
-        dropout=config.hidden_dropout,
-        max_sequence_length=config.max_position_embeddings,
-        num_segments=config.type_vocab_size,
-    )
-    model = keras_hub.models.BertMaskedLM(backbone, preprocessor=None)
+    from keras_bert_impl_tools.benchmark import keras_hub_backbone
+
+    model = keras_hub.models.BertMaskedLM(keras_hub_backbone(config), preprocessor=None)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -27,6 +27,8 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     """Defined when the tool runs, so importing this module adds no flags."""
+    from keras_bert_impl.export.exporter import TASKS
+
     flags.DEFINE_string(
         "init_checkpoint",
         None,
@@ -37,14 +39,7 @@ def define_flags():
     flags.DEFINE_enum(
         "task",
         None,
-        [
-            "classifier",
-            "regression",
-            "embeddings",
-            "fill_mask",
-            "token_classifier",
-            "question_answerer",
-        ],
+        list(TASKS),
         "What to export.",
         required=True,
     )
