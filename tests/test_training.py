@@ -353,6 +353,68 @@ def test_finetune_ner_end_to_end_and_malformed_conll(tmp_path):
         run_finetuning(dataclasses_replace(settings, do_train=False))
 
 
+def _squad_file(path, answer_override=None):
+    """SQuAD v2.0 JSON: contexts of tiny-vocabulary words, one question
+    without an answer."""
+    rng = np.random.default_rng(1)
+    paragraphs = []
+    for i in range(6):
+        words = [str(w) for w in rng.choice(WORDS, size=20)]
+        context = " ".join(words)
+        answer = " ".join(words[5:7])
+        qas = [
+            {
+                "id": f"q{i}",
+                "question": f"{words[4]} {words[7]}",
+                "answers": [
+                    {
+                        "text": answer_override or answer,
+                        "answer_start": context.index(answer),
+                    }
+                ],
+                "is_impossible": False,
+            },
+            {
+                "id": f"n{i}",
+                "question": "word39 word38",
+                "answers": [],
+                "is_impossible": True,
+            },
+        ]
+        paragraphs.append({"context": context, "qas": qas})
+    data = {"version": "v2.0", "data": [{"title": "t", "paragraphs": paragraphs}]}
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_finetune_squad_v2_end_to_end_and_a_mismatched_answer(tmp_path):
+    checkpoint = _tiny_checkpoint(tmp_path)
+    squad = _squad_file(tmp_path / "train.json")
+    settings = _settings(
+        tmp_path,
+        None,
+        checkpoint,
+        task_name="squad_v2",
+        train_file=squad,
+        predict_file=squad,
+        max_seq_length=24,
+        doc_stride=8,
+        max_query_length=6,
+    )
+    result = run_finetuning(settings)
+    scores = result["eval_results"]
+    assert 0.0 <= scores["exact_match"] <= scores["f1"] <= 100.0
+    predictions = json.loads(open(result["predictions_path"]).read())
+    assert set(predictions) == {f"q{i}" for i in range(6)} | {f"n{i}" for i in range(6)}
+    bad = _squad_file(tmp_path / "bad.json", answer_override="word0 word0 word0")
+    with pytest.raises(ValueError, match=r"bad.json.*does not match the context"):
+        run_finetuning(
+            dataclasses_replace(
+                settings, train_file=bad, do_eval=False, do_predict=False
+            )
+        )
+
+
 def dataclasses_replace(settings, **changes):
     import dataclasses
 

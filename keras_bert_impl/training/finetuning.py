@@ -219,9 +219,9 @@ class _TaskData:
             return tasks.squad_features(
                 examples,
                 self.tokenizer,
-                s.max_seq_length,
-                s.doc_stride,
-                s.max_query_length,
+                max_seq_length=s.max_seq_length,
+                doc_stride=s.doc_stride,
+                max_query_length=s.max_query_length,
             )
         return examples
 
