@@ -10,6 +10,7 @@ import pytest
 
 from keras_bert_impl import BertClassifier, BertTokenClassifier
 from keras_bert_impl.compression import with_precision
+from keras_bert_impl.preprocessing import BertTextClassifierPreprocessor
 from model_helpers import max_abs_diff, tiny_config, tiny_inputs
 
 onnx = pytest.importorskip("onnx")
@@ -19,12 +20,22 @@ from keras_bert_impl_tools import onnx_peer  # noqa: E402
 
 # Exported with a 2 x 8 example; these differ in both dimensions.
 BATCH, LENGTH = 6, 13
+VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"] + [
+    f"w{i}" for i in range(56)
+]
+TEXTS = ["good film", "bad film bad", "w1 w2 w3 good w4", "film"]
 
 
 @pytest.fixture(scope="module")
 def classifier():
     # initializer_range 0.2 (not BERT's 0.02): logits of size ~1, so tolerances bite.
-    model = BertClassifier(tiny_config(initializer_range=0.2), num_classes=3)
+    model = BertClassifier(
+        tiny_config(initializer_range=0.2),
+        num_classes=3,
+        preprocessor=BertTextClassifierPreprocessor(
+            vocabulary=VOCABULARY, sequence_length=16
+        ),
+    )
     model.build()
     return model
 
@@ -104,7 +115,9 @@ def test_export_accepts_only_float32_classifiers(classifier, kind, tmp_path):
         model = BertTokenClassifier(tiny_config(), num_classes=3)
         model.build()
     else:
-        model = with_precision(classifier, kind)
+        # One layer: Keras' quantize runs a gc.collect per quantized layer.
+        model = BertClassifier(tiny_config(num_layers=1), num_classes=3)
+        model = with_precision(model, kind)
     with pytest.raises(ValueError, match="float32 BertClassifier"):
         onnx_peer.export_classifier(model, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -157,3 +170,28 @@ def test_predict_rejects_bad_token_dicts(exported):
         peer.predict({**inputs, "token_ids": inputs["token_ids"].astype("float32")})
     with pytest.raises(ValueError, match="differ in shape"):
         peer.predict({**inputs, "segment_ids": inputs["segment_ids"][:, :5]})
+
+
+def test_precision_benchmark_times_onnx_runtime_in_the_same_rounds(
+    classifier, exported
+):
+    from keras_bert_impl_tools.benchmark_precision import accuracy, time_precisions
+
+    directory, quantized = exported
+    models = {
+        "float32": classifier,
+        "ort float32": onnx_peer.OnnxRuntimeClassifier(
+            os.path.join(directory, "model.onnx"), num_threads=1
+        ),
+        "ort int8": onnx_peer.OnnxRuntimeClassifier(quantized, num_threads=1),
+    }
+    results = time_precisions(models, TEXTS, batch_sizes=[2], rounds=2)
+    assert [r.precision for r in results] == list(models)
+    assert results[1].max_abs_logit_diff < 1e-4
+    assert 0 < results[2].max_abs_logit_diff < 0.1
+    assert all(len(r.speedups) == 2 and min(r.speedups) > 0 for r in results)
+    labels = np.asarray(classifier.predict(TEXTS, verbose=0)).argmax(-1)
+    peer_accuracy = accuracy(
+        models["ort float32"], TEXTS, labels, batch_size=3, preprocessed_by=classifier
+    )
+    assert peer_accuracy == accuracy(classifier, TEXTS, labels) == 1.0

@@ -3,6 +3,7 @@ r"""kbi-benchmark-precision: a BERT classifier in float32, bfloat16 and int8, in
   kbi-benchmark-precision --init_checkpoint=$MINILM_DIR \
       --input_file=../shared/data/sst2/dev.tsv --write_to=BENCHMARKS.md
   kbi-benchmark-precision --init_checkpoint=runs/sst2/model.keras --accuracy ...
+  kbi-benchmark-precision ... --precisions=float32 --onnx_dir=runs/onnx
 
 Builds the three precisions from one model (`keras_bert_impl.compression.with_precision`),
 encodes real sentences with the model's own preprocessor in consecutive batches (each
@@ -11,7 +12,10 @@ forward pass (a tf.function over token ids, no XLA) in interleaved rounds: every
 runs all precisions on the same batches, in a rotating order, so the load of a shared
 machine reaches all of them alike. Speed is quoted as the median over rounds of each
 round's throughput ratio to float32. With --accuracy (a fine-tuned model), every
-precision also classifies the whole file and its accuracy is reported.
+precision also classifies the whole file and its accuracy is reported. With --onnx_dir,
+ONNX Runtime runs the same model in the same rounds, as exported through transformers
+and in its dynamic int8 quantization (`keras_bert_impl_tools.onnx_peer`), with
+TensorFlow's number of intra-op threads.
 """
 
 import dataclasses
@@ -46,6 +50,17 @@ def define_flags():
         required=True,
     )
     flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes to time.")
+    flags.DEFINE_list(
+        "precisions",
+        ["float32", "bfloat16", "int8", "int8_weight_only"],
+        "Keras precisions to run; float32 (the reference) is always run.",
+    )
+    flags.DEFINE_string(
+        "onnx_dir",
+        "",
+        "If set, the classifier is exported here (model.onnx, model_quantized.onnx) "
+        "and ONNX Runtime float32 and dynamic int8 join the comparison.",
+    )
     flags.DEFINE_integer(
         "sentences", 128, "Sentences (from the top of the file) each round runs."
     )
@@ -66,7 +81,7 @@ class PrecisionResult:
     """One precision at one batch size.
 
     Attributes:
-        precision: "float32", "bfloat16" or "int8".
+        precision: "float32", "bfloat16", "int8", ... or a peer's name.
         batch_size: sentences per call.
         sentences_per_second: one entry per round.
         speedups: per round, this precision's throughput over float32's.
@@ -121,22 +136,34 @@ def forward_function(model):
     return forward
 
 
+def token_dict_forward(model):
+    """token dict -> numpy logits: a Keras model's traced forward pass, or a peer's
+    own `predict` on token dicts (`onnx_peer.OnnxRuntimeClassifier`)."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        return model.predict
+    forward = forward_function(model)
+    return lambda b: forward(
+        b["token_ids"], b["segment_ids"], b["padding_mask"]
+    ).numpy()
+
+
 def _run(forward, batches):
-    return [
-        forward(b["token_ids"], b["segment_ids"], b["padding_mask"]).numpy()
-        for b in batches
-    ]
+    return [forward(b) for b in batches]
 
 
 def time_precisions(models, texts, batch_sizes, rounds):
-    """Interleaved timing of `models` ({precision: model}, float32 first).
+    """Interleaved timing of `models` ({name: model}, the float32 Keras model first,
+    whose preprocessor encodes the batches; later ones may be peers that predict on
+    token dicts).
 
     Returns:
         list of `PrecisionResult`, per batch size in `models` order.
     """
     import numpy as np
 
-    forwards = {name: forward_function(model) for name, model in models.items()}
+    forwards = {name: token_dict_forward(model) for name, model in models.items()}
     names = list(models)
     results = []
     for batch_size in batch_sizes:
@@ -169,13 +196,43 @@ def time_precisions(models, texts, batch_sizes, rounds):
     return results
 
 
-def accuracy(model, texts, labels, batch_size=32):
-    """Share of `texts` whose most probable class index equals `labels`."""
+def accuracy(model, texts, labels, batch_size=32, preprocessed_by=None):
+    """Share of `texts` whose most probable class index equals `labels`.
+
+    `preprocessed_by`: the Keras model whose preprocessor encodes the texts for a
+    peer that has none (default: `model` itself).
+    """
     import numpy as np
 
-    forward = forward_function(model)
-    logits = np.concatenate(_run(forward, encode_batches(model, texts, batch_size)))
+    forward = token_dict_forward(model)
+    batches = encode_batches(preprocessed_by or model, texts, batch_size)
+    logits = np.concatenate(_run(forward, batches))
     return float(np.mean(logits.argmax(axis=-1) == np.asarray(labels)))
+
+
+ONNX_RUNTIME_FLOAT32 = "onnxruntime float32"
+ONNX_RUNTIME_INT8 = "onnxruntime int8 (dynamic)"
+
+
+def onnx_runtime_peers(model, directory):
+    """{name: OnnxRuntimeClassifier} of `model` exported to `directory`, float32 and
+    dynamic int8, each with as many intra-op threads as TensorFlow uses."""
+    import tensorflow as tf
+
+    from keras_bert_impl_tools.onnx_peer import (
+        FLOAT_FILE,
+        OnnxRuntimeClassifier,
+        export_classifier,
+    )
+
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    quantized = export_classifier(model, directory, quantize=True)
+    return {
+        ONNX_RUNTIME_FLOAT32: OnnxRuntimeClassifier(
+            os.path.join(directory, FLOAT_FILE), num_threads=threads
+        ),
+        ONNX_RUNTIME_INT8: OnnxRuntimeClassifier(quantized, num_threads=threads),
+    }
 
 
 def _checkpoint_name(path):
@@ -222,6 +279,15 @@ def main(argv):
         return 1
     from keras_bert_impl import BertClassifier
     from keras_bert_impl.compression import PRECISIONS, with_precision
+
+    unknown = sorted(set(FLAGS.precisions) - set(PRECISIONS))
+    if unknown:
+        print(
+            f"kbi-benchmark-precision: --precisions={','.join(FLAGS.precisions)}: "
+            f"unknown {', '.join(unknown)}; expected some of {', '.join(PRECISIONS)}",
+            file=sys.stderr,
+        )
+        return 1
     from keras_bert_impl_tools.benchmarks_file import replace_section
 
     try:
@@ -245,7 +311,14 @@ def main(argv):
         return 1
     models = {"float32": model}
     for precision in PRECISIONS[1:]:
-        models[precision] = with_precision(model, precision)
+        if precision in FLAGS.precisions:
+            models[precision] = with_precision(model, precision)
+    if FLAGS.onnx_dir:
+        try:
+            models.update(onnx_runtime_peers(model, FLAGS.onnx_dir))
+        except (OSError, ValueError) as error:
+            print(f"kbi-benchmark-precision: --onnx_dir: {error}", file=sys.stderr)
+            return 1
     timed_texts = texts[: FLAGS.sentences]
     print(
         f"Timing {len(timed_texts)} sentences, batches {batch_sizes}, {FLAGS.rounds} rounds"
@@ -260,7 +333,7 @@ def main(argv):
         ):
             labels = [model.label_names.index(vocabulary[i]) for i in labels]
         for precision, m in models.items():
-            accuracies[precision] = accuracy(m, texts, labels)
+            accuracies[precision] = accuracy(m, texts, labels, preprocessed_by=model)
     command = shlex.join(["kbi-benchmark-precision"] + sys.argv[1:])
     settings = (
         f"{_checkpoint_name(FLAGS.init_checkpoint)}; the first "
@@ -268,6 +341,16 @@ def main(argv):
         f"cut to its longest sentence (max {FLAGS.max_seq_length}); {FLAGS.rounds} "
         f"interleaved rounds; {os.cpu_count()} CPU cores, shared with other jobs."
     )
+    if FLAGS.onnx_dir:
+        import onnxruntime
+
+        threads = models[ONNX_RUNTIME_INT8].session.get_session_options()
+        settings += (
+            f" ONNX Runtime {onnxruntime.__version__} (CPU provider, "
+            f"{threads.intra_op_num_threads} intra-op threads) on the classifier "
+            "exported through transformers and torch.onnx, and on its dynamic int8 "
+            "quantization (quant_pre_process, quantize_dynamic QInt8)."
+        )
     if accuracies:
         settings += f" Accuracy over all {len(texts)} sentences."
     report = report_markdown(results, accuracies, command, settings)
