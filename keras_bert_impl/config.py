@@ -42,6 +42,11 @@ class BertConfig:
         type_vocab_size: number of segment ids.
         initializer_range: stddev of the truncated-normal initializer.
         layer_norm_epsilon: epsilon of every LayerNorm.
+        pruned_heads: the attention heads removed from each layer, as Hugging
+            Face's `pruned_heads`: `{layer: heads}` with the heads' ORIGINAL
+            indices in `[0, num_heads)`. Stored as `{int: sorted tuple}`;
+            string layer keys (JSON) are accepted. Every layer keeps at least
+            one head. Empty (the default) for an unpruned model.
     """
 
     vocab_size: int = 30522
@@ -56,6 +61,7 @@ class BertConfig:
     type_vocab_size: int = 2
     initializer_range: float = 0.02
     layer_norm_epsilon: float = 1e-12
+    pruned_heads: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         for name in (
@@ -94,23 +100,56 @@ class BertConfig:
                 raise ValueError(
                     f"BertConfig.{name} must be a positive float, got {value!r}."
                 )
+        # Frozen: the normalised value goes in through object.__setattr__.
+        object.__setattr__(
+            self,
+            "pruned_heads",
+            _normalize_pruned_heads(self.pruned_heads, self.num_layers, self.num_heads),
+        )
+
+    def __hash__(self):
+        # The dataclass hash would fail on the pruned_heads dict.
+        values = self.to_dict()
+        values["pruned_heads"] = tuple(self.pruned_heads.items())
+        return hash(tuple(sorted(values.items())))
 
     @property
     def head_size(self):
         return self.hidden_size // self.num_heads
 
+    def layer_num_heads(self, layer):
+        """The number of attention heads layer `layer` keeps after pruning."""
+        return self.num_heads - len(self.pruned_heads.get(layer, ()))
+
+    def remaining_heads(self, layer):
+        """The ORIGINAL indices of the heads layer `layer` keeps, in order (the
+        order of their slices in the pruned weight matrices)."""
+        pruned = set(self.pruned_heads.get(layer, ()))
+        return tuple(h for h in range(self.num_heads) if h not in pruned)
+
     def replace(self, **changes):
         """Returns a copy with `changes` applied (validated like the original)."""
-        unknown = sorted(set(changes) - set(self.to_dict()))
+        fields = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(fields))
         if unknown:
             raise ValueError(
                 f"Unknown BertConfig field(s) {unknown}; valid fields are "
-                f"{sorted(self.to_dict())}."
+                f"{sorted(fields)}."
             )
         return dataclasses.replace(self, **changes)
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        """The fields as a dict; `pruned_heads` only when some are pruned (so an
+        unpruned model's saved config is what it always was), with lists as
+        values."""
+        values = dataclasses.asdict(self)
+        if self.pruned_heads:
+            values["pruned_heads"] = {
+                layer: list(heads) for layer, heads in self.pruned_heads.items()
+            }
+        else:
+            del values["pruned_heads"]
+        return values
 
     @classmethod
     def from_dict(cls, values):
@@ -137,6 +176,12 @@ class BertConfig:
 
     def to_google_dict(self):
         """The fields of google-research/bert's `bert_config.json`."""
+        if self.pruned_heads:
+            raise ValueError(
+                "BertConfig.pruned_heads (a pruned model) has no bert_config.json "
+                "field: Google's format assumes num_heads heads in every layer. "
+                "Write a Hugging Face config.json instead."
+            )
         if self.hidden_act == "gelu":
             # Google's format has no name for exact GELU.
             raise ValueError(
@@ -179,6 +224,17 @@ class BertConfig:
             "vocab_size": self.vocab_size,
             "position_embedding_type": "absolute",
             "pad_token_id": 0,
+            # transformers' convention: JSON object keys are strings.
+            **(
+                {
+                    "pruned_heads": {
+                        str(layer): list(heads)
+                        for layer, heads in self.pruned_heads.items()
+                    }
+                }
+                if self.pruned_heads
+                else {}
+            ),
         }
 
     @classmethod
@@ -235,6 +291,7 @@ class BertConfig:
             layer_norm_epsilon=values.get(
                 "layer_norm_eps", defaults.layer_norm_epsilon
             ),
+            pruned_heads=values.get("pruned_heads") or {},
         )
 
     @classmethod
@@ -266,6 +323,48 @@ class BertConfig:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(values, f, indent=2, sort_keys=True)
             f.write("\n")
+
+
+def _as_index(value, what, limit):
+    """An int index in [0, limit) from an int or a string of one (JSON keys)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
+        raise ValueError(
+            f"BertConfig.pruned_heads: {what} {value!r} is not an integer in "
+            f"[0, {limit})."
+        )
+    return value
+
+
+def _normalize_pruned_heads(pruned_heads, num_layers, num_heads):
+    """{layer: head indices} → {int layer: sorted tuple of distinct heads}, layers
+    in order and without empty entries; raises ValueError naming what is wrong."""
+    if pruned_heads is None:
+        return {}
+    if not isinstance(pruned_heads, dict):
+        raise ValueError(
+            "BertConfig.pruned_heads must be a dict {layer: [head, ...]} of the "
+            f"heads removed per layer, got {type(pruned_heads).__name__}."
+        )
+    normalized = {}
+    for key, heads in pruned_heads.items():
+        layer = _as_index(key, "layer", num_layers)
+        if isinstance(heads, (str, bytes)) or not hasattr(heads, "__iter__"):
+            raise ValueError(
+                f"BertConfig.pruned_heads[{layer}] must be a list of head indices, "
+                f"got {heads!r}."
+            )
+        found = {_as_index(h, f"layer {layer}'s head", num_heads) for h in heads}
+        found |= set(normalized.get(layer, ()))  # "1" and 1 both given
+        if len(found) >= num_heads:
+            raise ValueError(
+                f"BertConfig.pruned_heads[{layer}] removes all {num_heads} heads of "
+                "the layer; at least one head must remain in every layer."
+            )
+        if found:
+            normalized[layer] = tuple(sorted(found))
+    return dict(sorted(normalized.items()))
 
 
 def _preset(num_layers, hidden_size):

@@ -144,7 +144,37 @@ def from_huggingface(directory, model_cls=BertBackbone, **kwargs):
     return model
 
 
-def to_huggingface(model, directory, vocab_file=None):
+PRUNED_HEADS = ("shrink", "pad")
+
+
+def _padded_heads(canonical, value, config):
+    """A pruned layer's attention tensor at full size, the pruned heads' slices
+    zero: such a head attends uniformly to a zero value and adds nothing, so
+    the outputs stay the same."""
+    match = re.match(
+        r"encoder/layer_(\d+)/attention/(self/\w+|output/dense)/(\w+)$", canonical
+    )
+    if not match or match.group(3) not in ("kernel", "bias"):
+        return value
+    layer, part, kind = int(match.group(1)), match.group(2), match.group(3)
+    if layer not in config.pruned_heads or (part == "output/dense" and kind == "bias"):
+        return value
+    size = config.head_size
+    columns = np.concatenate(
+        [np.arange(h * size, (h + 1) * size) for h in config.remaining_heads(layer)]
+    )
+    axis = 0 if part == "output/dense" or kind == "bias" else 1
+    shape = list(value.shape)
+    shape[axis] = config.num_heads * size
+    full = np.zeros(shape, value.dtype)
+    if axis == 0:
+        full[columns] = value
+    else:
+        full[:, columns] = value
+    return full
+
+
+def to_huggingface(model, directory, vocab_file=None, pruned_heads="shrink"):
     """Writes `model` as a Hugging Face checkpoint `transformers` loads.
 
     Args:
@@ -153,6 +183,13 @@ def to_huggingface(model, directory, vocab_file=None):
             are written into it.
         vocab_file: optional `vocab.txt` copied alongside, so
             `BertTokenizerFast.from_pretrained(directory)` works too.
+        pruned_heads: for a model with pruned heads: "shrink" writes the
+            smaller attention matrices and `pruned_heads` in `config.json`
+            (what transformers 4.x loads: it prunes the heads when it builds
+            the model); "pad" writes full-size matrices whose pruned heads are
+            zero and no `pruned_heads`, with the same outputs: transformers
+            5.x, which dropped head pruning, loads that (and so does
+            `from_huggingface`, as an unpruned model).
     """
     from safetensors.numpy import save_file
 
@@ -161,12 +198,20 @@ def to_huggingface(model, directory, vocab_file=None):
             f"to_huggingface takes one of {[c.__name__ for c in _ARCHITECTURES]}, "
             f"got {type(model).__name__}."
         )
+    if pruned_heads not in PRUNED_HEADS:
+        raise ValueError(
+            f"pruned_heads must be one of {PRUNED_HEADS}, got {pruned_heads!r}."
+        )
+    config = model.config
+    pad = pruned_heads == "pad" and bool(config.pruned_heads)
     os.makedirs(directory, exist_ok=True)
     is_backbone = isinstance(model, BertBackbone)
     state = {}
     for canonical, variable in model_weights(model).items():
         value = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
         value = value.astype(np.float32)
+        if pad:
+            value = _padded_heads(canonical, value, config)
         if _is_transposed(canonical):
             value = value.T
         name = hf_name(canonical)
@@ -186,7 +231,9 @@ def to_huggingface(model, directory, vocab_file=None):
         state, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"}
     )
 
-    values = model.config.to_huggingface_dict()
+    if pad:
+        config = config.replace(pruned_heads={})
+    values = config.to_huggingface_dict()
     values["architectures"] = [_ARCHITECTURES[type(model)]]
     num_labels = getattr(model, "num_classes", None)
     if num_labels is not None:

@@ -22,11 +22,18 @@ class TransformerEncoderBlock(keras.layers.Layer):
         attention_dropout: dropout on the attention probabilities.
         layer_norm_epsilon: LayerNorm epsilon.
         initializer_range: stddev of the truncated-normal initializer.
+        head_size: width of each attention head; None: `hidden_size //
+            num_heads`. A layer with pruned heads has fewer heads of the
+            original size, so `num_heads * head_size < hidden_size`.
 
     Call args:
         inputs: `[batch, seq_length, hidden_size]`.
         padding_mask: `[batch, seq_length]`, true/1 for real tokens.
         training: whether dropout is active.
+        head_mask: optional float `[num_heads]`, multiplies each head's
+            attention probabilities (see `MultiHeadSelfAttention`).
+        ffn_mask: optional float `[intermediate_size]`, multiplies each
+            feed-forward neuron's activation (0 silences the neuron).
     """
 
     def __init__(
@@ -39,9 +46,13 @@ class TransformerEncoderBlock(keras.layers.Layer):
         attention_dropout=0.1,
         layer_norm_epsilon=1e-12,
         initializer_range=0.02,
+        head_size=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if head_size is None:
+            head_size = hidden_size // num_heads
+        self.head_size = head_size
         self.num_heads = num_heads
         self.hidden_size = hidden_size
         self.intermediate_size = intermediate_size
@@ -53,9 +64,10 @@ class TransformerEncoderBlock(keras.layers.Layer):
 
         self.self_attention = MultiHeadSelfAttention(
             num_heads,
-            hidden_size // num_heads,
+            head_size,
             dropout=attention_dropout,
             initializer_range=initializer_range,
+            output_size=hidden_size,
             dtype=self.dtype_policy,
             name="self_attention",
         )
@@ -98,8 +110,12 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.output_layer_norm.build(hidden_shape)
         self.built = True
 
-    def call(self, inputs, padding_mask=None, training=None):
-        attention = self.self_attention(inputs, padding_mask, training=training)
+    def call(
+        self, inputs, padding_mask=None, training=None, head_mask=None, ffn_mask=None
+    ):
+        attention = self.self_attention(
+            inputs, padding_mask, training=training, head_mask=head_mask
+        )
         attention = self.attention_dropout_layer(attention, training=training)
         x = self.attention_layer_norm(ops.add(inputs, attention))
 
@@ -108,7 +124,10 @@ class TransformerEncoderBlock(keras.layers.Layer):
         # activation into one oneDNN kernel; a 3-D Dense matmuls through a
         # reshape (tensordot) that breaks that fusion.
         rows = ops.reshape(x, (-1, self.hidden_size))
-        ffn = self.output_dense(self.intermediate_dense(rows))
+        intermediate = self.intermediate_dense(rows)
+        if ffn_mask is not None:
+            intermediate = intermediate * ops.cast(ffn_mask, intermediate.dtype)
+        ffn = self.output_dense(intermediate)
         ffn = ops.reshape(ffn, ops.shape(x))
         ffn = self.output_dropout(ffn, training=training)
         return self.output_layer_norm(ops.add(x, ffn))
@@ -128,6 +147,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
                 "attention_dropout": self.attention_dropout,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "initializer_range": self.initializer_range,
+                "head_size": self.head_size,
             }
         )
         return config

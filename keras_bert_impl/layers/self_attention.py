@@ -23,9 +23,13 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     Args:
         num_heads: number of heads.
-        head_size: width of each head; the layer's width is their product.
+        head_size: width of each head; the attention width (query, key,
+            value) is their product.
         dropout: dropout rate on the attention probabilities.
         initializer_range: stddev of the truncated-normal initializer.
+        output_size: width of the output projection; None: the attention
+            width. A model with pruned heads keeps its residual width while
+            its attention width shrinks, so the two differ.
 
     Call args:
         inputs: `[batch, seq_length, hidden_size]`.
@@ -33,30 +37,41 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             keys receive no attention; padded queries still produce (unused)
             outputs.
         training: whether dropout is active.
+        head_mask: optional float `[num_heads]` multiplying each head's
+            attention probabilities (after dropout, as Hugging Face's
+            `head_mask`): 0 silences a head, and the gradient of a loss with
+            respect to it measures the head's importance.
     """
 
     def __init__(
-        self, num_heads, head_size, dropout=0.1, initializer_range=0.02, **kwargs
+        self,
+        num_heads,
+        head_size,
+        dropout=0.1,
+        initializer_range=0.02,
+        output_size=None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.head_size = head_size
         self.dropout = dropout
         self.initializer_range = initializer_range
-        hidden_size = num_heads * head_size
+        self.output_size = output_size
+        attention_size = num_heads * head_size
 
-        def dense(name):
+        def dense(name, width):
             return keras.layers.Dense(
-                hidden_size,
+                width,
                 kernel_initializer=truncated_normal(initializer_range),
                 dtype=self.dtype_policy,
                 name=name,
             )
 
-        self.query = dense("query")
-        self.key = dense("key")
-        self.value = dense("value")
-        self.output_dense = dense("output_dense")
+        self.query = dense("query", attention_size)
+        self.key = dense("key", attention_size)
+        self.value = dense("value", attention_size)
+        self.output_dense = dense("output_dense", output_size or attention_size)
         self.probs_dropout = keras.layers.Dropout(
             dropout, dtype=self.dtype_policy, name="probs_dropout"
         )
@@ -73,7 +88,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
         return ops.reshape(x, (batch, length, self.num_heads, self.head_size))
 
-    def call(self, inputs, padding_mask=None, training=None):
+    def call(self, inputs, padding_mask=None, training=None, head_mask=None):
         # Scale before the product: under mixed_float16 an unscaled QKᵀ
         # overflows to inf long before the scaled scores get large.
         query = self._split_heads(self.query(inputs))
@@ -90,6 +105,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         probs = self.probs_dropout(
             ops.cast(probs, self.compute_dtype), training=training
         )
+        if head_mask is not None:
+            probs = probs * ops.cast(head_mask, probs.dtype)[None, :, None, None]
 
         context = ops.einsum("bnqk,bknh->bqnh", probs, value)
         batch, length = ops.shape(context)[0], ops.shape(context)[1]
@@ -97,7 +114,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         return self.output_dense(context)
 
     def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
-        return tuple(inputs_shape[:-1]) + (self.num_heads * self.head_size,)
+        width = self.output_size or self.num_heads * self.head_size
+        return tuple(inputs_shape[:-1]) + (width,)
 
     def get_config(self):
         config = super().get_config()
@@ -107,6 +125,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                 "head_size": self.head_size,
                 "dropout": self.dropout,
                 "initializer_range": self.initializer_range,
+                "output_size": self.output_size,
             }
         )
         return config

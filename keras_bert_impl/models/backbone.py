@@ -44,6 +44,13 @@ class BertBackbone(InformativeSummary, keras.Model):
             optionally `segment_ids` (default zeros) and `padding_mask`
             (default `token_ids != 0`).
         training: whether dropout is active.
+        head_mask: optional list of `num_layers` float vectors (or None),
+            layer i's of length `config.layer_num_heads(i)`, multiplying the
+            heads' attention probabilities; gradients with respect to them
+            measure head importance
+            (`keras_bert_impl.compression.head_importance`).
+        ffn_mask: optional list of `num_layers` float `[intermediate_size]`
+            vectors (or None) multiplying the feed-forward activations.
 
     Returns:
         dict with `sequence_output` `[batch, seq_length, hidden_size]` and
@@ -74,7 +81,9 @@ class BertBackbone(InformativeSummary, keras.Model):
         )
         self.transformer_layers = [
             TransformerEncoderBlock(
-                num_heads=cfg.num_heads,
+                # Pruned layers keep fewer heads of the original size.
+                num_heads=cfg.layer_num_heads(i),
+                head_size=cfg.head_size,
                 hidden_size=cfg.hidden_size,
                 intermediate_size=cfg.intermediate_size,
                 hidden_act=cfg.hidden_act,
@@ -124,8 +133,10 @@ class BertBackbone(InformativeSummary, keras.Model):
         self.pooled_dense.build((None, self.config.hidden_size))
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, head_mask=None, ffn_mask=None):
         validate_inputs(inputs, self.config)
+        head_mask = self._per_layer("head_mask", head_mask)
+        ffn_mask = self._per_layer("ffn_mask", ffn_mask)
         token_ids = inputs["token_ids"]
         segment_ids = inputs.get("segment_ids")
         if segment_ids is None:
@@ -136,8 +147,14 @@ class BertBackbone(InformativeSummary, keras.Model):
 
         x = self.embeddings(token_ids, segment_ids, training=training)
         hidden_states = [x]
-        for layer in self.transformer_layers:
-            x = layer(x, padding_mask, training=training)
+        for i, layer in enumerate(self.transformer_layers):
+            x = layer(
+                x,
+                padding_mask,
+                training=training,
+                head_mask=head_mask[i],
+                ffn_mask=ffn_mask[i],
+            )
             hidden_states.append(x)
         outputs = {
             "sequence_output": x,
@@ -146,6 +163,24 @@ class BertBackbone(InformativeSummary, keras.Model):
         if self.output_hidden_states:
             outputs["hidden_states"] = hidden_states
         return outputs
+
+    def _per_layer(self, name, masks):
+        """`masks` as one entry per layer (all None when not given)."""
+        num_layers = self.config.num_layers
+        if masks is None:
+            return [None] * num_layers
+        if not isinstance(masks, (list, tuple)) or len(masks) != num_layers:
+            raise ValueError(
+                f"{name} must be a list of {num_layers} per-layer vectors (or "
+                f"None entries), got {type(masks).__name__}"
+                + (
+                    f" of length {len(masks)}"
+                    if isinstance(masks, (list, tuple))
+                    else ""
+                )
+                + "."
+            )
+        return list(masks)
 
     def get_config(self):
         config = {

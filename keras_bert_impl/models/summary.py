@@ -7,10 +7,17 @@ preprocessor.
 """
 
 
+def _heads(config):
+    if not config.pruned_heads:
+        return f"{config.num_heads} heads"
+    kept = [config.layer_num_heads(i) for i in range(config.num_layers)]
+    return f"heads per layer {kept} of {config.num_heads} (pruned)"
+
+
 def _config_line(config):
     return (
         f"{config.num_layers} layers, hidden {config.hidden_size}, "
-        f"{config.num_heads} heads, intermediate {config.intermediate_size}, "
+        f"{_heads(config)}, intermediate {config.intermediate_size}, "
         f"vocabulary {config.vocab_size:,}, up to {config.max_position_embeddings} "
         f"positions, {config.hidden_act}"
     )
