@@ -1,0 +1,241 @@
+"""Prune a fine-tuned classifier on a GLUE-style TSV file, then recover: the pure
+function behind `kbi-prune`.
+
+1. Head (and optionally feed-forward) importance on the first `importance_examples`
+   training examples; the least important removed (`pruning.prune`).
+2. A short recovery fine-tune: one pass of plain `fit` on hard labels over the first
+   `recovery_examples` training examples, with the model's own preprocessor.
+3. `model.keras` and `pruning_report.json` written into `output_dir` atomically; with
+   an `eval_file`, the report also holds accuracy before pruning, after pruning and
+   after recovery.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_bert_impl.compression import pruning
+from keras_bert_impl.data.glue import read_tsv_examples
+from keras_bert_impl.models import BertClassifier
+from keras_bert_impl.training.finetuning import save_model
+from keras_bert_impl.training.history import write_atomically
+
+REPORT_FILE = "pruning_report.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneSettings:
+    """What `kbi-prune` does (its flags, by the same names)."""
+
+    init_checkpoint: str
+    train_file: str
+    output_dir: str
+    head_fraction: float = 0.5
+    ffn_fraction: float = 0.0
+    importance_examples: int = 2000
+    recovery_examples: int = 0
+    learning_rate: float = 2e-5
+    train_batch_size: int = 32
+    max_seq_length: int | None = None
+    eval_file: str | None = None
+    text_columns: tuple = ("sentence",)
+    label_column: str = "label"
+    seed: int = 12345
+
+
+def _check_file(flag, path):
+    if not path:
+        raise ValueError(f"--{flag} is required.")
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+        raise ValueError(f"--{flag}={path}: no such file.")
+
+
+def check_settings(s):
+    """Raises ValueError naming the first bad setting (as its flag)."""
+    _check_file("init_checkpoint", s.init_checkpoint)
+    if not s.init_checkpoint.endswith(".keras"):
+        raise ValueError(
+            f"--init_checkpoint={s.init_checkpoint}: expected a fine-tuned "
+            "classifier saved as .keras (kbi-finetune's model.keras)."
+        )
+    _check_file("train_file", s.train_file)
+    if s.eval_file is not None:
+        _check_file("eval_file", s.eval_file)
+    if not s.output_dir:
+        raise ValueError("--output_dir is required.")
+    for name in ("head_fraction", "ffn_fraction"):
+        value = getattr(s, name)
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"--{name}={value}: must be in [0, 1).")
+    if s.importance_examples < 1:
+        raise ValueError(
+            f"--importance_examples={s.importance_examples}: must be at least 1."
+        )
+    if s.recovery_examples < 0:
+        raise ValueError(
+            f"--recovery_examples={s.recovery_examples}: must be 0 (no recovery) "
+            "or more."
+        )
+    if s.train_batch_size < 1:
+        raise ValueError(f"--train_batch_size={s.train_batch_size}: must be >= 1.")
+    if s.learning_rate <= 0:
+        raise ValueError(f"--learning_rate={s.learning_rate}: must be positive.")
+    if s.max_seq_length is not None and s.max_seq_length < 3:
+        raise ValueError(f"--max_seq_length={s.max_seq_length}: must be at least 3.")
+
+
+def _load_classifier(path):
+    import keras_bert_impl.preprocessing  # noqa: F401  registers the preprocessors
+
+    model = keras.saving.load_model(path, compile=False)
+    if not isinstance(model, BertClassifier) or model.num_classes == 1:
+        raise ValueError(
+            f"--init_checkpoint={path} holds a {type(model).__name__}"
+            + (" (regression)" if isinstance(model, BertClassifier) else "")
+            + "; kbi-prune takes a BertClassifier of classes."
+        )
+    if model.preprocessor is None:
+        raise ValueError(
+            f"--init_checkpoint={path} has no preprocessor; save the classifier "
+            "with one (kbi-finetune's model.keras has it)."
+        )
+    return model
+
+
+def _with_sequence_length(model, sequence_length):
+    """`model`, or a copy whose preprocessor packs `sequence_length` tokens (a
+    built model takes no new preprocessor, so the copy comes from its config)."""
+    if sequence_length is None or sequence_length == model.preprocessor.sequence_length:
+        return model
+    values = model.get_config()
+    preprocessor = dict(values["preprocessor"])
+    preprocessor["config"] = dict(
+        preprocessor["config"], sequence_length=sequence_length
+    )
+    values["preprocessor"] = preprocessor
+    copy = type(model).from_config(values)
+    copy.build()
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _read(settings, path, model):
+    examples = read_tsv_examples(
+        path,
+        text_columns=settings.text_columns,
+        label_column=settings.label_column,
+        label_vocabulary=model.label_names,
+    )
+    if examples.label_vocabulary and len(examples.label_vocabulary) != (
+        model.num_classes
+    ):
+        raise ValueError(
+            f"{path} has labels {list(examples.label_vocabulary)} but the "
+            f"classifier has {model.num_classes} classes."
+        )
+    return examples
+
+
+def _texts(examples, count=None):
+    columns = [list(column[:count]) for column in examples.texts]
+    return columns[0] if len(columns) == 1 else tuple(columns)
+
+
+def _labels(examples, count=None):
+    return np.asarray(examples.labels[:count], "int32")
+
+
+def accuracy(model, examples, batch_size=64):
+    """Accuracy of `model` on labelled `TextExamples`."""
+    logits = model.predict(_texts(examples), batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(logits, -1) == _labels(examples)))
+
+
+def _structure(model):
+    config = model.config
+    return {
+        "heads_per_layer": [
+            config.layer_num_heads(i) for i in range(config.num_layers)
+        ],
+        "intermediate_size": config.intermediate_size,
+        "parameters": int(model.count_params()),
+        "encoder_parameters": int(
+            sum(layer.count_params() for layer in model.backbone.transformer_layers)
+        ),
+    }
+
+
+def run_pruning(settings, verbose=1):
+    """Prunes, optionally recovers and evaluates, and writes the results.
+
+    Returns:
+        The report (also written to `output_dir/pruning_report.json`): the
+        pruned heads per layer (original indices), heads per layer, intermediate
+        size and parameter counts before and after, examples used, seconds, and
+        with an `eval_file` the accuracies.
+    """
+    check_settings(settings)
+    keras.utils.set_random_seed(settings.seed)
+    started = time.time()
+    model = _with_sequence_length(
+        _load_classifier(settings.init_checkpoint), settings.max_seq_length
+    )
+    train = _read(settings, settings.train_file, model)
+    evaluation = None
+    if settings.eval_file is not None:
+        evaluation = _read(settings, settings.eval_file, model)
+    report = {
+        "init_checkpoint": settings.init_checkpoint,
+        "head_fraction": settings.head_fraction,
+        "ffn_fraction": settings.ffn_fraction,
+        "before": _structure(model),
+    }
+    if evaluation is not None:
+        report["eval_accuracy_before"] = accuracy(model, evaluation)
+
+    count = min(settings.importance_examples, len(train))
+    pruned = pruning.prune(
+        model,
+        _texts(train, count),
+        _labels(train, count),
+        head_fraction=settings.head_fraction,
+        ffn_fraction=settings.ffn_fraction,
+        batch_size=settings.train_batch_size,
+    )
+    report["importance_examples"] = count
+    report["pruned_heads"] = {
+        str(layer): list(heads) for layer, heads in pruned.config.pruned_heads.items()
+    }
+    report["after"] = _structure(pruned)
+    if evaluation is not None:
+        report["eval_accuracy_after_pruning"] = accuracy(pruned, evaluation)
+
+    recovery = min(settings.recovery_examples, len(train))
+    report["recovery_examples"] = recovery
+    if recovery:
+        pruned.compile(
+            optimizer=keras.optimizers.AdamW(settings.learning_rate, weight_decay=0.01)
+        )
+        pruned.fit(
+            _texts(train, recovery),
+            _labels(train, recovery),
+            batch_size=settings.train_batch_size,
+            epochs=1,
+            verbose=verbose,
+        )
+        if evaluation is not None:
+            report["eval_accuracy_after_recovery"] = accuracy(pruned, evaluation)
+    report["seconds"] = round(time.time() - started, 1)
+
+    tf.io.gfile.makedirs(settings.output_dir)
+    save_model(pruned, os.path.join(settings.output_dir, "model.keras"))
+    write_atomically(
+        os.path.join(settings.output_dir, REPORT_FILE),
+        json.dumps(report, indent=1, sort_keys=True) + "\n",
+    )
+    return report
