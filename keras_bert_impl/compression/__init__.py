@@ -1,5 +1,11 @@
 """Smaller and faster models for inference."""
 
+from keras_bert_impl.compression.distillation import (
+    DistillationLoss,
+    distill,
+    student_from_teacher,
+    teacher_logits,
+)
 from keras_bert_impl.compression.precision import (
     PRECISIONS,
     check_precision,
@@ -16,12 +22,16 @@ from keras_bert_impl.compression.pruning import (
 
 __all__ = [
     "PRECISIONS",
+    "DistillationLoss",
     "check_precision",
+    "distill",
     "ffn_importance",
     "head_importance",
     "model_precision",
     "prune",
     "prune_ffn",
     "prune_heads",
+    "student_from_teacher",
+    "teacher_logits",
     "with_precision",
 ]
