@@ -390,14 +390,16 @@ def _write_tsv(path, texts, labels):
 def test_kbi_prune_end_to_end_and_bad_input(classifier, tmp_path, capsys):
     from keras_bert_impl_tools import prune as prune_tool
 
-    # Labelled as kbi-finetune labels SST-2: the TSV's "0" / "1".
-    model = BertClassifier(
-        tiny_config(), label_names=["0", "1"], preprocessor=classifier.preprocessor
-    )
+    # As older kbi-finetune runs saved it: no preprocessor, no label names (the
+    # classes are the TSV's sorted labels "0" / "1").
+    model = BertClassifier(tiny_config(), num_classes=2)
     model.build()
     model.set_weights(classifier.get_weights())
     checkpoint = str(tmp_path / "classifier.keras")
     model.save(checkpoint)
+    vocab_file = str(tmp_path / "vocab.txt")
+    with open(vocab_file, "w", encoding="utf-8") as f:
+        f.write("\n".join(VOCABULARY) + "\n")
     train = str(tmp_path / "train.tsv")
     labels = ["1" if label == "positive" else "0" for label in LABELS]
     _write_tsv(train, TEXTS * 3, labels * 3)
@@ -414,6 +416,8 @@ def test_kbi_prune_end_to_end_and_bad_input(classifier, tmp_path, capsys):
             "--recovery_examples=8",
             "--train_batch_size=4",
             "--max_seq_length=12",
+            "--bucket_lengths=4,8",
+            f"--vocab_file={vocab_file}",
             f"--output_dir={output_dir}",
         ]
     )
@@ -429,6 +433,8 @@ def test_kbi_prune_end_to_end_and_bad_input(classifier, tmp_path, capsys):
     assert 0 <= report["eval_accuracy_after_recovery"] <= 1
     loaded = keras.saving.load_model(os.path.join(output_dir, "model.keras"))
     assert loaded.preprocessor.sequence_length == 12
+    assert loaded.preprocessor.bucket_lengths == [4, 8]
+    assert loaded.label_names == ("0", "1")
     assert {str(k): list(v) for k, v in loaded.config.pruned_heads.items()} == (
         report["pruned_heads"]
     )
@@ -437,14 +443,17 @@ def test_kbi_prune_end_to_end_and_bad_input(classifier, tmp_path, capsys):
     bad = str(tmp_path / "bad.tsv")
     _write_tsv(bad, ["good film"], ["maybe"])
     for flag, message in [
-        (f"--train_file={bad}", "label 'maybe' is not one of ['0', '1']"),
+        (f"--train_file={bad}", "has labels ['maybe'] but the classifier has 2 classes"),
         (f"--train_file={tmp_path / 'missing.tsv'}", "missing.tsv: no such file"),
         ("--head_fraction=1.5", "--head_fraction=1.5: must be in [0, 1)"),
+        ("--vocab_file=", "has no preprocessor; give --vocab_file"),
+        ("--bucket_lengths=4,x", "--bucket_lengths='4,x' must be 'none', 'auto'"),
     ]:
         args = [
             "kbi-prune",
             f"--init_checkpoint={checkpoint}",
             f"--train_file={train}",
+            f"--vocab_file={vocab_file}",
             f"--output_dir={tmp_path / 'failed'}",
             flag,
         ]
@@ -504,3 +513,14 @@ def test_importance_and_pruning_on_jax(classifier, pruned, tmp_path):
     expected = head_importance(classifier, _inputs(), np.array([0, 1, 1, 0]))
     np.testing.assert_allclose(out["scores"], np.stack(expected), atol=1e-4)
     np.testing.assert_allclose(out["logits"], pruned(_inputs()), atol=1e-5)
+
+
+def test_kbi_prune_sets_the_sequence_length_of_a_saved_preprocessor(classifier):
+    from keras_bert_impl.compression.pruning_run import PruneSettings, _prepared
+
+    settings = PruneSettings("c.keras", "t.tsv", "out", max_seq_length=8)
+    copy = _prepared(classifier, settings, None)
+    assert copy.preprocessor.sequence_length == 8
+    assert classifier.preprocessor.sequence_length == 16  # the input is unchanged
+    np.testing.assert_array_equal(copy(_inputs()), classifier(_inputs()))
+    assert _prepared(classifier, PruneSettings("c", "t", "o"), None) is classifier

@@ -80,7 +80,28 @@ def define_flags(flag_values):
     flags.DEFINE_integer(
         "max_seq_length",
         None,
-        "Tokens per sequence (default: the model's preprocessor's).",
+        "Tokens per sequence (default: the model's preprocessor's, else 128).",
+        flag_values=f,
+    )
+    flags.DEFINE_string(
+        "bucket_lengths",
+        None,
+        "Pad each batch only to its longest text rounded up to a bucket ('auto': "
+        "16, 32, 64, ... max_seq_length; a comma list; 'none'); default: the "
+        "model's preprocessor's. Same results, less work on short texts.",
+        flag_values=f,
+    )
+    flags.DEFINE_string(
+        "vocab_file",
+        None,
+        "vocab.txt for a classifier saved without a preprocessor (one is then "
+        "built and saved with the pruned model).",
+        flag_values=f,
+    )
+    flags.DEFINE_bool(
+        "do_lower_case",
+        True,
+        "With --vocab_file: lower-case input (uncased models).",
         flag_values=f,
     )
     flags.DEFINE_list(

@@ -123,6 +123,8 @@ def _gradient_function(model):
 
 
 def _new_gradient_function(model, loss):
+    # A weak reference: the cache must not keep its own key alive.
+    model = weakref.ref(model)
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -131,7 +133,7 @@ def _new_gradient_function(model, loss):
         def gradients(inputs, labels, weights, masks):
             with tf.GradientTape() as tape:
                 tape.watch(masks)
-                value = _masked_loss(model, loss, inputs, labels, weights, masks)
+                value = _masked_loss(model(), loss, inputs, labels, weights, masks)
             return tape.gradient(value, masks)
 
         return gradients
@@ -140,7 +142,7 @@ def _new_gradient_function(model, loss):
 
         def gradients(inputs, labels, weights, masks):
             return jax.grad(
-                lambda m: _masked_loss(model, loss, inputs, labels, weights, m)
+                lambda m: _masked_loss(model(), loss, inputs, labels, weights, m)
             )(masks)
 
         return gradients

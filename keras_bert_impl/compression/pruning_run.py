@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras_bert_impl.compression import pruning
 from keras_bert_impl.data.glue import read_tsv_examples
 from keras_bert_impl.models import BertClassifier
+from keras_bert_impl.training.finetuning import _buckets as bucket_lengths_of
 from keras_bert_impl.training.finetuning import save_model
 from keras_bert_impl.training.history import write_atomically
 
@@ -42,6 +43,9 @@ class PruneSettings:
     learning_rate: float = 2e-5
     train_batch_size: int = 32
     max_seq_length: int | None = None
+    bucket_lengths: str | None = None
+    vocab_file: str | None = None
+    do_lower_case: bool = True
     eval_file: str | None = None
     text_columns: tuple = ("sentence",)
     label_column: str = "label"
@@ -64,7 +68,9 @@ def check_settings(s):
             "classifier saved as .keras (kbi-finetune's model.keras)."
         )
     _check_file("train_file", s.train_file)
-    if s.eval_file is not None:
+    if s.vocab_file:
+        _check_file("vocab_file", s.vocab_file)
+    if s.eval_file:
         _check_file("eval_file", s.eval_file)
     if not s.output_dir:
         raise ValueError("--output_dir is required.")
@@ -87,11 +93,13 @@ def check_settings(s):
         raise ValueError(f"--learning_rate={s.learning_rate}: must be positive.")
     if s.max_seq_length is not None and s.max_seq_length < 3:
         raise ValueError(f"--max_seq_length={s.max_seq_length}: must be at least 3.")
+    bucket_lengths_of(s)  # raises on a malformed --bucket_lengths
 
 
-def _load_classifier(path):
+def _load_classifier(settings):
     import keras_bert_impl.preprocessing  # noqa: F401  registers the preprocessors
 
+    path = settings.init_checkpoint
     model = keras.saving.load_model(path, compile=False)
     if not isinstance(model, BertClassifier) or model.num_classes == 1:
         raise ValueError(
@@ -99,25 +107,49 @@ def _load_classifier(path):
             + (" (regression)" if isinstance(model, BertClassifier) else "")
             + "; kbi-prune takes a BertClassifier of classes."
         )
-    if model.preprocessor is None:
+    if model.preprocessor is None and not settings.vocab_file:
         raise ValueError(
-            f"--init_checkpoint={path} has no preprocessor; save the classifier "
-            "with one (kbi-finetune's model.keras has it)."
+            f"--init_checkpoint={path} has no preprocessor; give --vocab_file "
+            "(and --do_lower_case, --max_seq_length) to build one."
         )
     return model
 
 
-def _with_sequence_length(model, sequence_length):
-    """`model`, or a copy whose preprocessor packs `sequence_length` tokens (a
-    built model takes no new preprocessor, so the copy comes from its config)."""
-    if sequence_length is None or sequence_length == model.preprocessor.sequence_length:
+def _preprocessor_config(model, settings):
+    """The serialised preprocessor `model` should have, or None to keep its own."""
+    from keras_bert_impl.preprocessing import BertTextClassifierPreprocessor
+    from keras_bert_impl.text import Tokenizer
+
+    old = model.preprocessor
+    changes = {}
+    if settings.max_seq_length is not None:
+        changes["sequence_length"] = settings.max_seq_length
+    if settings.bucket_lengths is not None:
+        changes["bucket_lengths"] = bucket_lengths_of(settings)
+    if settings.vocab_file:
+        tokenizer = Tokenizer(settings.vocab_file, lowercase=settings.do_lower_case)
+        changes.setdefault("sequence_length", old.sequence_length if old else 128)
+        new = BertTextClassifierPreprocessor(tokenizer, **changes)
+        return keras.saving.serialize_keras_object(new)
+    values = keras.saving.serialize_keras_object(old)
+    if all(values["config"].get(k) == v for k, v in changes.items()):
+        return None
+    values["config"] = dict(values["config"], **changes)
+    return values
+
+
+def _prepared(model, settings, label_names):
+    """`model`, or a copy with the preprocessor the settings ask for and the
+    label names of the training file when it has none (a built model takes no
+    new preprocessor, so the copy comes from its config)."""
+    preprocessor = _preprocessor_config(model, settings)
+    if preprocessor is None and model.label_names is not None:
         return model
     values = model.get_config()
-    preprocessor = dict(values["preprocessor"])
-    preprocessor["config"] = dict(
-        preprocessor["config"], sequence_length=sequence_length
-    )
-    values["preprocessor"] = preprocessor
+    if preprocessor is not None:
+        values["preprocessor"] = preprocessor
+    if model.label_names is None:
+        values["label_names"] = list(label_names)
     copy = type(model).from_config(values)
     copy.build()
     copy.set_weights(model.get_weights())
@@ -182,12 +214,18 @@ def run_pruning(settings, verbose=1):
     check_settings(settings)
     keras.utils.set_random_seed(settings.seed)
     started = time.time()
-    model = _with_sequence_length(
-        _load_classifier(settings.init_checkpoint), settings.max_seq_length
-    )
+
+    def progress(message):
+        if verbose:
+            print(f"[{time.time() - started:6.0f}s] {message}", flush=True)
+
+    model = _load_classifier(settings)
+    # Without label names, the classes are the file's sorted labels, as
+    # kbi-finetune numbers them.
     train = _read(settings, settings.train_file, model)
+    model = _prepared(model, settings, train.label_vocabulary)
     evaluation = None
-    if settings.eval_file is not None:
+    if settings.eval_file:
         evaluation = _read(settings, settings.eval_file, model)
     report = {
         "init_checkpoint": settings.init_checkpoint,
@@ -196,9 +234,12 @@ def run_pruning(settings, verbose=1):
         "before": _structure(model),
     }
     if evaluation is not None:
+        progress(f"evaluating on {len(evaluation)} examples of {settings.eval_file}")
         report["eval_accuracy_before"] = accuracy(model, evaluation)
+        progress(f"accuracy before pruning {report['eval_accuracy_before']:.4f}")
 
     count = min(settings.importance_examples, len(train))
+    progress(f"scoring heads and neurons on {count} examples")
     pruned = pruning.prune(
         model,
         _texts(train, count),
@@ -212,12 +253,19 @@ def run_pruning(settings, verbose=1):
         str(layer): list(heads) for layer, heads in pruned.config.pruned_heads.items()
     }
     report["after"] = _structure(pruned)
+    progress(
+        f"pruned heads {report['pruned_heads']}; heads per layer "
+        f"{report['after']['heads_per_layer']}, intermediate size "
+        f"{report['after']['intermediate_size']}"
+    )
     if evaluation is not None:
         report["eval_accuracy_after_pruning"] = accuracy(pruned, evaluation)
+        progress(f"accuracy after pruning {report['eval_accuracy_after_pruning']:.4f}")
 
     recovery = min(settings.recovery_examples, len(train))
     report["recovery_examples"] = recovery
     if recovery:
+        progress(f"recovery fine-tune on {recovery} examples")
         pruned.compile(
             optimizer=keras.optimizers.AdamW(settings.learning_rate, weight_decay=0.01)
         )
@@ -230,6 +278,9 @@ def run_pruning(settings, verbose=1):
         )
         if evaluation is not None:
             report["eval_accuracy_after_recovery"] = accuracy(pruned, evaluation)
+            progress(
+                f"accuracy after recovery {report['eval_accuracy_after_recovery']:.4f}"
+            )
     report["seconds"] = round(time.time() - started, 1)
 
     tf.io.gfile.makedirs(settings.output_dir)
