@@ -82,8 +82,11 @@ def test_float_logits_equal_keras_at_other_shapes_with_padding(classifier, expor
 def test_padded_positions_do_not_change_logits(exported):
     directory, _ = exported
     peer = onnx_peer.OnnxRuntimeClassifier(
-        os.path.join(directory, "model.onnx"), num_threads=1
+        os.path.join(directory, "model.onnx"), num_threads=1, allow_spinning=False
     )
+    options = peer.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     inputs = _inputs()
     noisy = dict(inputs)
     noisy["token_ids"] = np.where(inputs["padding_mask"] == 1, inputs["token_ids"], 7)
@@ -190,8 +193,28 @@ def test_precision_benchmark_times_onnx_runtime_in_the_same_rounds(
     assert results[1].max_abs_logit_diff < 1e-4
     assert 0 < results[2].max_abs_logit_diff < 0.1
     assert all(len(r.speedups) == 2 and min(r.speedups) > 0 for r in results)
-    labels = np.asarray(classifier.predict(TEXTS, verbose=0)).argmax(-1)
+    labels = np.asarray(classifier(classifier.preprocessor(TEXTS))).argmax(-1)
     peer_accuracy = accuracy(
         models["ort float32"], TEXTS, labels, batch_size=3, preprocessed_by=classifier
     )
     assert peer_accuracy == accuracy(classifier, TEXTS, labels) == 1.0
+
+
+def test_precision_benchmark_gives_a_bare_classifier_a_preprocessor(
+    classifier, tmp_path
+):
+    """A .keras classifier saved without a preprocessor runs on text with
+    --vocab_file: same weights, the vocabulary's tokens."""
+    from keras_bert_impl_tools.benchmark_precision import with_preprocessor
+
+    bare = BertClassifier(classifier.backbone, num_classes=3)
+    bare.build()
+    bare.head.set_weights(classifier.head.get_weights())
+    vocab_file = tmp_path / "vocab.txt"
+    vocab_file.write_text("\n".join(VOCABULARY) + "\n", encoding="utf-8")
+    model = with_preprocessor(bare, str(vocab_file), 16)
+    assert bare.preprocessor is None and model.preprocessor.sequence_length == 16
+    inputs = model.preprocessor(TEXTS)
+    expected = classifier.preprocessor(TEXTS)
+    np.testing.assert_array_equal(inputs["token_ids"], expected["token_ids"])
+    assert max_abs_diff(model(inputs), classifier(expected)) == 0

@@ -49,6 +49,12 @@ def define_flags():
         "GLUE-style TSV with a `sentence` column (and `label`).",
         required=True,
     )
+    flags.DEFINE_string(
+        "vocab_file",
+        "",
+        "Vocabulary (vocab.txt or the checkpoint directory) for a .keras classifier "
+        "saved without its preprocessor; a saved preprocessor takes precedence.",
+    )
     flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes to time.")
     flags.DEFINE_list(
         "precisions",
@@ -60,6 +66,12 @@ def define_flags():
         "",
         "If set, the classifier is exported here (model.onnx, model_quantized.onnx) "
         "and ONNX Runtime float32 and dynamic int8 join the comparison.",
+    )
+    flags.DEFINE_bool(
+        "onnx_allow_spinning",
+        False,
+        "Let ONNX Runtime's idle threads spin (its default; fastest on cores of its "
+        "own, slow on cores shared with other busy jobs).",
     )
     flags.DEFINE_integer(
         "sentences", 128, "Sentences (from the top of the file) each round runs."
@@ -214,7 +226,7 @@ ONNX_RUNTIME_FLOAT32 = "onnxruntime float32"
 ONNX_RUNTIME_INT8 = "onnxruntime int8 (dynamic)"
 
 
-def onnx_runtime_peers(model, directory):
+def onnx_runtime_peers(model, directory, allow_spinning=False):
     """{name: OnnxRuntimeClassifier} of `model` exported to `directory`, float32 and
     dynamic int8, each with as many intra-op threads as TensorFlow uses."""
     import tensorflow as tf
@@ -228,11 +240,32 @@ def onnx_runtime_peers(model, directory):
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     quantized = export_classifier(model, directory, quantize=True)
     return {
-        ONNX_RUNTIME_FLOAT32: OnnxRuntimeClassifier(
-            os.path.join(directory, FLOAT_FILE), num_threads=threads
-        ),
-        ONNX_RUNTIME_INT8: OnnxRuntimeClassifier(quantized, num_threads=threads),
+        name: OnnxRuntimeClassifier(
+            path, num_threads=threads, allow_spinning=allow_spinning
+        )
+        for name, path in [
+            (ONNX_RUNTIME_FLOAT32, os.path.join(directory, FLOAT_FILE)),
+            (ONNX_RUNTIME_INT8, quantized),
+        ]
     }
+
+
+def with_preprocessor(model, vocabulary, sequence_length):
+    """A copy of `model` (a task model saved without a preprocessor) that has one,
+    built from `vocabulary` (a vocab.txt or checkpoint directory); same weights."""
+    import keras
+
+    preprocessor = (
+        type(model)
+        .preprocessor_class()
+        .from_preset(vocabulary, sequence_length=sequence_length)
+    )
+    config = model.get_config()
+    config["preprocessor"] = keras.saving.serialize_keras_object(preprocessor)
+    copy = type(model).from_config(config)
+    copy.build()
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _checkpoint_name(path):
@@ -299,7 +332,17 @@ def main(argv):
         kwargs = {"sequence_length": FLAGS.max_seq_length}
         if not FLAGS.init_checkpoint.endswith(".keras"):
             kwargs["num_classes"] = 2
+        if FLAGS.vocab_file:
+            kwargs["vocabulary"] = FLAGS.vocab_file
         model = BertClassifier.from_preset(FLAGS.init_checkpoint, **kwargs)
+        if model.preprocessor is None and FLAGS.vocab_file:
+            model = with_preprocessor(model, FLAGS.vocab_file, FLAGS.max_seq_length)
+        if model.preprocessor is None:
+            raise ValueError(
+                f"--init_checkpoint={FLAGS.init_checkpoint} has no preprocessor (a "
+                ".keras file saved without one); pass --vocab_file=VOCAB.txt or the "
+                "checkpoint directory it was fine-tuned from"
+            )
         if FLAGS.accuracy and (
             labels is None or not FLAGS.init_checkpoint.endswith(".keras")
         ):
@@ -315,7 +358,11 @@ def main(argv):
             models[precision] = with_precision(model, precision)
     if FLAGS.onnx_dir:
         try:
-            models.update(onnx_runtime_peers(model, FLAGS.onnx_dir))
+            models.update(
+                onnx_runtime_peers(
+                    model, FLAGS.onnx_dir, allow_spinning=FLAGS.onnx_allow_spinning
+                )
+            )
         except (OSError, ValueError) as error:
             print(f"kbi-benchmark-precision: --onnx_dir: {error}", file=sys.stderr)
             return 1
@@ -347,7 +394,8 @@ def main(argv):
         threads = models[ONNX_RUNTIME_INT8].session.get_session_options()
         settings += (
             f" ONNX Runtime {onnxruntime.__version__} (CPU provider, "
-            f"{threads.intra_op_num_threads} intra-op threads) on the classifier "
+            f"{threads.intra_op_num_threads} intra-op threads, spinning "
+            f"{'on' if FLAGS.onnx_allow_spinning else 'off'}) on the classifier "
             "exported through transformers and torch.onnx, and on its dynamic int8 "
             "quantization (quant_pre_process, quantize_dynamic QInt8)."
         )

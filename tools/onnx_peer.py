@@ -14,6 +14,7 @@ The package never imports onnx, onnxruntime or torch; this module does (the `pee
 extra).
 """
 
+import logging
 import os
 import shutil
 import tempfile
@@ -115,8 +116,15 @@ def _quantize(float_path, path, scratch):
     # ORT's recommended pre-processing (shape inference, graph optimization); its
     # symbolic shape inference needs auto_merge for BERT's dynamic batch x sequence.
     prepared = os.path.join(scratch, "prepared.onnx")
-    quant_pre_process(float_path, prepared, auto_merge=True)
-    quantize_dynamic(prepared, path, weight_type=QuantType.QInt8)
+    # Both log a line per tensor at INFO on the root logger (which absl tools show).
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        quant_pre_process(float_path, prepared, auto_merge=True)
+        quantize_dynamic(prepared, path, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
 
 
 def export_classifier(model, directory, *, quantize=False):
@@ -166,6 +174,9 @@ class OnnxRuntimeClassifier:
         num_threads: intra-op threads (ORT's `intra_op_num_threads`); None keeps
             ORT's default (one per physical core). Give TensorFlow's count to
             compare the two on equal terms.
+        allow_spinning: ORT's default (True) keeps idle intra-op threads spinning
+            for the next piece of work, which is fastest on cores of its own; on
+            cores shared with other busy processes, False avoids fighting them.
 
     Raises:
         FileNotFoundError: no file at `path`.
@@ -173,7 +184,7 @@ class OnnxRuntimeClassifier:
             output `export_classifier` writes.
     """
 
-    def __init__(self, path, num_threads=None):
+    def __init__(self, path, num_threads=None, allow_spinning=True):
         import onnxruntime
 
         self.path = os.fspath(path)
@@ -182,6 +193,9 @@ class OnnxRuntimeClassifier:
         options = onnxruntime.SessionOptions()
         if num_threads is not None:
             options.intra_op_num_threads = int(num_threads)
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+        )
         try:
             self.session = onnxruntime.InferenceSession(
                 self.path, options, providers=["CPUExecutionProvider"]
