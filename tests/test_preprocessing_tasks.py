@@ -338,3 +338,25 @@ def test_text_classifier_preprocessor_pads_each_batch_to_its_bucket(vocab_file):
         TEXTS + [long_text], LABELS + ["positive"], batch_size=4, verbose=0
     )
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_fixed_length_text_is_tokenized_in_blocks_yet_batched_the_same(vocab_file):
+    from keras_bert_impl.models import text_inputs
+
+    texts = [f"{TEXTS[i % 4]} {i}" for i in range(75)]
+    labels = np.arange(75) % 2
+    fixed = BertTextClassifierPreprocessor(vocabulary=vocab_file, sequence_length=16)
+    bucketed = BertTextClassifierPreprocessor(
+        vocabulary=vocab_file, sequence_length=16, bucket_lengths="auto"
+    )
+    assert fixed.independent_rows and not bucketed.independent_rows
+    dataset = text_inputs.text_dataset(fixed, texts, labels, batch_size=4)
+    assert int(dataset.cardinality()) == 19  # Keras ends epochs on it
+    batches = list(dataset.as_numpy_iterator())
+    # 75 texts: 8-batch blocks of 32, split back into batches of 4, the last of 3.
+    assert [len(y) for _, y in batches] == [4] * 18 + [3]
+    for i, (x, y) in enumerate(batches):
+        expected = fixed(texts[4 * i : 4 * i + 4])
+        np.testing.assert_array_equal(y, labels[4 * i : 4 * i + 4])
+        for name in expected:
+            np.testing.assert_array_equal(x[name], expected[name])

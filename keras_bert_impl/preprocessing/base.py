@@ -143,6 +143,14 @@ class BertPreprocessor(keras.layers.Layer):
         self.sequence_length = sequence_length
         self.built = True
 
+    @property
+    def independent_rows(self):
+        """Whether every input becomes exactly one row of `sequence_length`
+        that does not depend on the other inputs of its batch. Then a text
+        pipeline may preprocess several batches at once and split them again
+        (`models.text_inputs`): the same batches for less per-call overhead."""
+        return False
+
     @classmethod
     def from_preset(cls, source, sequence_length=128, **kwargs):
         """Builds the preprocessor from a checkpoint's vocabulary and casing.

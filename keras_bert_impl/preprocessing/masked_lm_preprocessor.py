@@ -113,6 +113,12 @@ class BertMaskedLMPreprocessor(BertTextClassifierPreprocessor):
         inputs, targets = self.mask(inputs, seed, y)
         return inputs, targets, scalar
 
+    @property
+    def independent_rows(self):
+        # Each batch draws its masks from one seed: splitting a block of
+        # batches would change which positions a given seed masks.
+        return False
+
     def call(self, x, y=None, sample_weight=None, seed=None):
         with tf.device("cpu"):
             inputs, targets, scalar = self.pack_and_mask(x, y, seed)

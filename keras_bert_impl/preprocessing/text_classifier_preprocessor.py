@@ -66,6 +66,11 @@ class BertTextClassifierPreprocessor(BertPreprocessor):
             bucket_lengths=self.bucket_lengths,
         )
 
+    @property
+    def independent_rows(self):
+        # Length buckets pad each row to its batch's longest text.
+        return self.bucket_lengths is None
+
     def segments(self, x):
         """`x` as a tuple of one or two tf.string tensors."""
         if isinstance(x, tuple):

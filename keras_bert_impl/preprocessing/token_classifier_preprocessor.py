@@ -60,6 +60,10 @@ class BertTokenClassifierPreprocessor(BertPreprocessor):
         super().__init__(tokenizer, sequence_length, **kwargs)
         self.packer = Packer.from_tokenizer(self.tokenizer, sequence_length)
 
+    @property
+    def independent_rows(self):
+        return True
+
     def word_input(self, x):
         """(words as RaggedTensor tf.string [batch, (words)], or raw text as
         tf.string [batch]; whether it was raw text)."""
