@@ -416,7 +416,6 @@ def test_kbi_prune_end_to_end_and_bad_input(classifier, tmp_path, capsys):
             "--recovery_examples=8",
             "--train_batch_size=4",
             "--max_seq_length=12",
-            "--bucket_lengths=4,8",
             f"--vocab_file={vocab_file}",
             f"--output_dir={output_dir}",
         ]
@@ -433,7 +432,6 @@ def test_kbi_prune_end_to_end_and_bad_input(classifier, tmp_path, capsys):
     assert 0 <= report["eval_accuracy_after_recovery"] <= 1
     loaded = keras.saving.load_model(os.path.join(output_dir, "model.keras"))
     assert loaded.preprocessor.sequence_length == 12
-    assert loaded.preprocessor.bucket_lengths == [4, 8]
     assert loaded.label_names == ("0", "1")
     assert {str(k): list(v) for k, v in loaded.config.pruned_heads.items()} == (
         report["pruned_heads"]
@@ -443,7 +441,10 @@ def test_kbi_prune_end_to_end_and_bad_input(classifier, tmp_path, capsys):
     bad = str(tmp_path / "bad.tsv")
     _write_tsv(bad, ["good film"], ["maybe"])
     for flag, message in [
-        (f"--train_file={bad}", "has labels ['maybe'] but the classifier has 2 classes"),
+        (
+            f"--train_file={bad}",
+            "has labels ['maybe'] but the classifier has 2 classes",
+        ),
         (f"--train_file={tmp_path / 'missing.tsv'}", "missing.tsv: no such file"),
         ("--head_fraction=1.5", "--head_fraction=1.5: must be in [0, 1)"),
         ("--vocab_file=", "has no preprocessor; give --vocab_file"),
@@ -474,23 +475,23 @@ _JAX_SCRIPT = textwrap.dedent(
     import keras
     import numpy as np
     assert keras.backend.backend() == "jax", keras.backend.backend()
-    from keras_bert_impl.compression import head_importance, prune_heads
-    model = keras.saving.load_model(sys.argv[1])
+    from keras_bert_impl.compression import head_importance
+    pruned = keras.saving.load_model(sys.argv[1])
     inputs = dict(np.load(sys.argv[2]))
-    labels = np.array([0, 1, 1, 0])
-    scores = head_importance(model, inputs, labels)
-    pruned = prune_heads(model, {0: [1, 3], 1: [2]})
-    np.savez(sys.argv[3], scores=np.stack(scores), logits=np.asarray(pruned(inputs)))
+    scores = head_importance(pruned, inputs, np.array([0, 1, 1, 0]))
+    np.savez(
+        sys.argv[3], scores=np.concatenate(scores), logits=np.asarray(pruned(inputs))
+    )
     """
 )
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="no jax")
-def test_importance_and_pruning_on_jax(classifier, pruned, tmp_path):
-    # Without the preprocessor: the JAX process must not need TensorFlow.
-    plain = BertClassifier(tiny_config(initializer_range=0.2), num_classes=2)
+def test_pruned_model_and_its_importance_on_jax(pruned, tmp_path):
+    # Without the preprocessor: the JAX process needs no text processing.
+    plain = BertClassifier(pruned.config, num_classes=2)
     plain.build()
-    plain.set_weights(classifier.get_weights())
+    plain.set_weights(pruned.get_weights())
     plain.save(str(tmp_path / "plain.keras"))
     np.savez(tmp_path / "inputs.npz", **_inputs())
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
@@ -510,17 +511,21 @@ def test_importance_and_pruning_on_jax(classifier, pruned, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = np.load(tmp_path / "jax.npz")
-    expected = head_importance(classifier, _inputs(), np.array([0, 1, 1, 0]))
-    np.testing.assert_allclose(out["scores"], np.stack(expected), atol=1e-4)
+    expected = head_importance(pruned, _inputs(), np.array([0, 1, 1, 0]))
+    assert out["scores"].shape == (5,)  # 2 + 3 heads left
+    np.testing.assert_allclose(out["scores"], np.concatenate(expected), atol=1e-4)
     np.testing.assert_allclose(out["logits"], pruned(_inputs()), atol=1e-5)
 
 
-def test_kbi_prune_sets_the_sequence_length_of_a_saved_preprocessor(classifier):
+def test_kbi_prune_sets_the_lengths_of_a_saved_preprocessor(classifier):
     from keras_bert_impl.compression.pruning_run import PruneSettings, _prepared
 
-    settings = PruneSettings("c.keras", "t.tsv", "out", max_seq_length=8)
+    settings = PruneSettings(
+        "c.keras", "t.tsv", "out", max_seq_length=8, bucket_lengths="4,6"
+    )
     copy = _prepared(classifier, settings, None)
     assert copy.preprocessor.sequence_length == 8
+    assert copy.preprocessor.bucket_lengths == [4, 6]
     assert classifier.preprocessor.sequence_length == 16  # the input is unchanged
     np.testing.assert_array_equal(copy(_inputs()), classifier(_inputs()))
     assert _prepared(classifier, PruneSettings("c", "t", "o"), None) is classifier

@@ -138,17 +138,48 @@ def _new_gradient_function(model, loss):
 
         return gradients
     if backend == "jax":
-        import jax
-
-        def gradients(inputs, labels, weights, masks):
-            return jax.grad(
-                lambda m: _masked_loss(model(), loss, inputs, labels, weights, m)
-            )(masks)
-
-        return gradients
+        return _jax_gradient_function(model, loss)
     raise ValueError(
         f"Importance scores need the tensorflow or jax backend, not {backend!r}."
     )
+
+
+def _jax_gradient_function(model, loss):
+    """The gradient step compiled with `jax.jit`, the weights passed in (as
+    `stateless_call` takes them) rather than baked into the program."""
+    import jax
+
+    @jax.jit
+    def step(masks, weights_of, inputs, labels, weights):
+        task = model()
+
+        def loss_of(m):
+            out, _ = task.backbone.stateless_call(
+                *weights_of["backbone"],
+                inputs,
+                training=False,
+                head_mask=m.get("head"),
+                ffn_mask=m.get("ffn"),
+            )
+            logits, _ = task.head.stateless_call(
+                *weights_of["head"], out[task.head_input]
+            )
+            return loss(labels, logits, sample_weight=weights)
+
+        return jax.grad(loss_of)(masks)
+
+    def gradients(inputs, labels, weights, masks):
+        task = model()
+        weights_of = {
+            name: (
+                [v.value for v in layer.trainable_variables],
+                [v.value for v in layer.non_trainable_variables],
+            )
+            for name, layer in (("backbone", task.backbone), ("head", task.head))
+        }
+        return step(masks, weights_of, inputs, labels, weights)
+
+    return gradients
 
 
 def _take(tree, count):

@@ -267,7 +267,9 @@ def run_pruning(settings, verbose=1):
     if recovery:
         progress(f"recovery fine-tune on {recovery} examples")
         pruned.compile(
-            optimizer=keras.optimizers.AdamW(settings.learning_rate, weight_decay=0.01)
+            optimizer=keras.optimizers.AdamW(settings.learning_rate, weight_decay=0.01),
+            # As kbi-finetune's default: no XLA compile of the train step.
+            jit_compile=False,
         )
         pruned.fit(
             _texts(train, recovery),
