@@ -76,6 +76,9 @@ def define_flags(registry):
     flags.DEFINE_integer(
         "recovery_examples", 4000, "kbi-prune --recovery_examples.", flag_values=registry
     )
+    flags.DEFINE_float(
+        "recovery_learning_rate", 3e-5, "kbi-prune --learning_rate.", flag_values=registry
+    )
     flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes timed.", flag_values=registry)
     flags.DEFINE_integer(
         "sentences", 128, "Sentences (top of --eval_file) each timed round runs.",
@@ -179,6 +182,7 @@ def pruned(registry):
         f"--head_fraction={registry.head_fraction}",
         f"--importance_examples={registry.importance_examples}",
         f"--recovery_examples={registry.recovery_examples}",
+        f"--learning_rate={registry.recovery_learning_rate}",
         "--bucket_lengths=auto",
         f"--output_dir={out}",
     ]
