@@ -22,6 +22,42 @@ def tiny_config(**overrides):
     return BertConfig(**values)
 
 
+# A word-level vocabulary for tiny models that read text: whole words, no pieces.
+TINY_VOCABULARY = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "good",
+    "bad",
+    "film",
+    ",",
+] + [f"w{i}" for i in range(55)]
+
+
+def tiny_text_model(
+    cls=None, label_names=("negative", "positive"), sequence_length=16, **overrides
+):
+    """A built task model (default `BertClassifier`) on `tiny_config(**overrides)` with
+    a preprocessor over `TINY_VOCABULARY`. Weights use initializer_range 0.2 (not
+    BERT's 0.02) unless overridden, so logits are of size ~1 and tolerances mean
+    something."""
+    from keras_bert_impl import BertClassifier
+
+    cls = cls or BertClassifier
+    overrides.setdefault("initializer_range", 0.2)
+    model = cls(
+        tiny_config(**overrides),
+        label_names=list(label_names),
+        preprocessor=cls.preprocessor_class()(
+            vocabulary=TINY_VOCABULARY, sequence_length=sequence_length
+        ),
+    )
+    model.build()
+    return model
+
+
 def tiny_inputs(batch=3, length=10, vocab_size=64, seed=0, mask_positions=0):
     """A padded batch: row i has `length - i` real tokens, [CLS]=2, [SEP]=3."""
     rng = np.random.default_rng(seed)

@@ -24,7 +24,9 @@ def _timing(name, batch, speedups):
 def test_table_rows_and_the_best_combination_keeping_97_percent():
     variants = [
         tool.Variant(tool.TEACHER, _Model(22_700_000)),
-        tool.Variant("distilled 3-layer student", _Model(17_400_000), True, "kbi-distill a"),
+        tool.Variant(
+            "distilled 3-layer student", _Model(17_400_000), True, "kbi-distill a"
+        ),
         tool.Variant("3-layer student, labels only", _Model(17_400_000), False),
         tool.Variant("distilled 3-layer student + bfloat16", _Model(17_400_000)),
         tool.Variant("distilled 2-layer student + bfloat16", _Model(15_600_000)),
@@ -52,8 +54,14 @@ def test_table_rows_and_the_best_combination_keeping_97_percent():
     table = tool.report_markdown(
         variants, timings, accuracies, serving, "settings", ["kbi-distill a"]
     )
-    assert "| 3-layer student, labels only | 17.4 M | 0.9000 | 96.8% | as its distilled" in table
-    assert "| distilled 3-layer student | 17.4 M | 0.9150 | 98.4% | 2.00x (1.90-2.10)" in table
+    assert (
+        "| 3-layer student, labels only | 17.4 M | 0.9000 | 96.8% | as its distilled"
+        in table
+    )
+    assert (
+        "| distilled 3-layer student | 17.4 M | 0.9150 | 98.4% | 2.00x (1.90-2.10)"
+        in table
+    )
     assert "yes (2e-07)" in table
     assert "**distilled 3-layer student + bfloat16**" in table
     assert "- `kbi-distill a`" in table
@@ -104,6 +112,14 @@ def test_bad_flags_are_named(tmp_path, capsys):
     assert exit_info.value.code == 1
     assert "--teacher=" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        tool.run(["kbi-benchmark-compression", "--batch_sizes=1,x", "--teacher=a",
-                  "--train_file=b", "--eval_file=c", "--work_dir=d"])
+        tool.run(
+            [
+                "kbi-benchmark-compression",
+                "--batch_sizes=1,x",
+                "--teacher=a",
+                "--train_file=b",
+                "--eval_file=c",
+                "--work_dir=d",
+            ]
+        )
     assert "--batch_sizes=1,x" in capsys.readouterr().err

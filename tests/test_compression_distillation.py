@@ -17,32 +17,17 @@ from keras_bert_impl.compression import (
     teacher_logits,
 )
 from keras_bert_impl.constants import IGNORE_LABEL
-from keras_bert_impl.preprocessing import (
-    BertTextClassifierPreprocessor,
-    BertTokenClassifierPreprocessor,
-)
 from keras_bert_impl.training.finetuning import save_model
 from keras_bert_impl_tools import distill as distill_tool
-from model_helpers import tiny_config, tiny_inputs
+from model_helpers import tiny_config, tiny_inputs, tiny_text_model
 
-VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"] + [
-    f"w{i}" for i in range(56)
-]
 TEXTS = ["good film", "bad film bad", "w1 w2 good", "w3 bad w4", "good good", "bad"] * 4
 LABELS = [1, 0, 1, 0, 1, 0] * 4
 
 
 def _classifier(num_layers=3, seed=0):
     keras.utils.set_random_seed(seed)
-    model = BertClassifier(
-        tiny_config(num_layers=num_layers, initializer_range=0.2),
-        label_names=["negative", "positive"],
-        preprocessor=BertTextClassifierPreprocessor(
-            vocabulary=VOCABULARY, sequence_length=12
-        ),
-    )
-    model.build()
-    return model
+    return tiny_text_model(num_layers=num_layers, sequence_length=12)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +53,9 @@ def test_loss_is_hinton_kl_plus_hard_cross_entropy(alpha):
     teacher, student = rng.normal(size=(8, 3)) * 3, rng.normal(size=(8, 3)) * 3
     y_true = np.concatenate([labels[:, None], teacher], -1).astype("float32")
     got = float(DistillationLoss(2.5, alpha)(y_true, student.astype("float32")))
-    assert got == pytest.approx(_reference_loss(labels, teacher, student, 2.5, alpha), rel=1e-5)
+    assert got == pytest.approx(
+        _reference_loss(labels, teacher, student, 2.5, alpha), rel=1e-5
+    )
 
 
 def test_loss_averages_over_labelled_positions_only():
@@ -108,7 +95,9 @@ def test_teacher_logits_are_cached_for_the_same_inputs(teacher, tmp_path, monkey
         raise AssertionError("the teacher ran again")
 
     monkeypatch.setattr(teacher, "predict", refuse)
-    np.testing.assert_array_equal(teacher_logits(teacher, TEXTS, cache_file=cache), first)
+    np.testing.assert_array_equal(
+        teacher_logits(teacher, TEXTS, cache_file=cache), first
+    )
     with pytest.raises(AssertionError, match="ran again"):
         teacher_logits(teacher, TEXTS[:-1] + ["other text"], cache_file=cache)
 
@@ -144,18 +133,9 @@ def test_distillation_moves_the_student_toward_the_teacher(teacher):
 def test_token_classifier_distils_on_words():
     tags = ["O", "B-X", "I-X"]
 
-    def tagger(num_layers):
-        model = BertTokenClassifier(
-            tiny_config(num_layers=num_layers),
-            label_names=tags,
-            preprocessor=BertTokenClassifierPreprocessor(
-                vocabulary=VOCABULARY, sequence_length=12
-            ),
-        )
-        model.build()
-        return model
-
-    teacher = tagger(2)
+    teacher = tiny_text_model(
+        BertTokenClassifier, tags, sequence_length=12, initializer_range=0.02
+    )
     student = student_from_teacher(teacher, [1])
     words = [["good", "film"], ["bad", "w1", "w2"], ["w3"]] * 4
     labels = [["B-X", "I-X"], ["O", "B-X", "O"], ["O"]] * 4
@@ -164,9 +144,7 @@ def test_token_classifier_distils_on_words():
         student, words, labels, teacher=teacher, epochs=1, batch_size=6, verbose=0
     )
     assert np.isfinite(history.history["loss"][0])
-    assert any(
-        not np.array_equal(a, b) for a, b in zip(before, student.get_weights())
-    )
+    assert any(not np.array_equal(a, b) for a, b in zip(before, student.get_weights()))
 
 
 @pytest.mark.parametrize(
@@ -200,7 +178,9 @@ def test_kbi_distill_writes_a_student_and_both_evaluations(teacher, tmp_path):
     data = tmp_path / "train.tsv"
     data.write_text(
         "sentence\tlabel\n"
-        + "".join(f"{t}\t{'positive' if y else 'negative'}\n" for t, y in zip(TEXTS, LABELS))
+        + "".join(
+            f"{t}\t{'positive' if y else 'negative'}\n" for t, y in zip(TEXTS, LABELS)
+        )
     )
     out = tmp_path / "student"
     args = [
@@ -225,7 +205,9 @@ def test_kbi_distill_writes_a_student_and_both_evaluations(teacher, tmp_path):
 def test_kbi_distill_bucket_lengths_reach_the_students_preprocessor(teacher):
     preprocessor = distill_tool._preprocessor(teacher, "auto")
     assert preprocessor.bucket_lengths == "auto"
-    assert preprocessor.tokenizer.vocabulary == teacher.preprocessor.tokenizer.vocabulary
+    assert (
+        preprocessor.tokenizer.vocabulary == teacher.preprocessor.tokenizer.vocabulary
+    )
     assert distill_tool._preprocessor(teacher, None) is teacher.preprocessor
 
 

@@ -10,45 +10,23 @@ import keras
 import numpy as np
 import pytest
 
-from keras_bert_impl import BertClassifier, BertPretrainer
+from keras_bert_impl import BertPretrainer
 from keras_bert_impl.compression import PRECISIONS, model_precision, with_precision
 from keras_bert_impl.export import export_classifier
 from keras_bert_impl.export.check import check_servable
 from keras_bert_impl.export.exporter import read_model_card
-from keras_bert_impl.preprocessing import BertTextClassifierPreprocessor
-from model_helpers import tiny_config, tiny_inputs
+from model_helpers import tiny_config, tiny_inputs, tiny_text_model
 
 # Largest |logit difference| from float32 allowed, for logits of size ~1 (measured on
 # this model: bfloat16 0.011, int8 0.017). bfloat16 keeps 8 bits of mantissa; int8
 # keeps 7 bits per weight row and per activation row.
 LOGIT_ATOL = 0.05
 TEXTS = ["good film", "bad film , bad", "w1 w2 w3 good"]
-VOCABULARY = [
-    "[PAD]",
-    "[UNK]",
-    "[CLS]",
-    "[SEP]",
-    "[MASK]",
-    "good",
-    "bad",
-    "film",
-    ",",
-] + [f"w{i}" for i in range(55)]
 
 
 @pytest.fixture(scope="module")
 def float_model():
-    # initializer_range 0.2 (not BERT's 0.02) gives logits of size ~1, so the tolerance
-    # means something.
-    model = BertClassifier(
-        tiny_config(initializer_range=0.2),
-        label_names=["negative", "positive"],
-        preprocessor=BertTextClassifierPreprocessor(
-            vocabulary=VOCABULARY, sequence_length=16
-        ),
-    )
-    model.build()
-    return model
+    return tiny_text_model()
 
 
 @pytest.fixture(scope="module")

@@ -26,20 +26,8 @@ from keras_bert_impl.compression import pruning
 from keras_bert_impl.convert import from_huggingface, to_huggingface
 from keras_bert_impl.models import BertQuestionAnswerer
 from keras_bert_impl.models.summary import describe
-from keras_bert_impl.preprocessing import BertTextClassifierPreprocessor
-from model_helpers import tiny_config, tiny_inputs
+from model_helpers import TINY_VOCABULARY, tiny_config, tiny_inputs, tiny_text_model
 
-VOCABULARY = [
-    "[PAD]",
-    "[UNK]",
-    "[CLS]",
-    "[SEP]",
-    "[MASK]",
-    "good",
-    "bad",
-    "film",
-    ",",
-] + [f"w{i}" for i in range(55)]
 TEXTS = ["good film", "bad film , bad", "w1 w2 w3 good", "w4 bad w5", "film w6", "good"]
 LABELS = ["positive", "negative", "positive", "negative", "negative", "positive"]
 HEADS = {0: [1, 3], 1: [2]}  # pruned in the fixtures (original indices)
@@ -47,16 +35,7 @@ HEADS = {0: [1, 3], 1: [2]}  # pruned in the fixtures (original indices)
 
 @pytest.fixture(scope="module")
 def classifier():
-    # initializer_range 0.2 gives logits of size ~1, so the tolerances mean something.
-    model = BertClassifier(
-        tiny_config(initializer_range=0.2),
-        label_names=["negative", "positive"],
-        preprocessor=BertTextClassifierPreprocessor(
-            vocabulary=VOCABULARY, sequence_length=16
-        ),
-    )
-    model.build()
-    return model
+    return tiny_text_model()
 
 
 @pytest.fixture(scope="module")
@@ -183,16 +162,7 @@ def test_importance_averages_batches_and_normalises_each_layer(classifier):
 
 
 def test_token_classifier_pruned_on_words():
-    from keras_bert_impl.preprocessing import BertTokenClassifierPreprocessor
-
-    model = BertTokenClassifier(
-        tiny_config(initializer_range=0.2),
-        label_names=["O", "B-X"],
-        preprocessor=BertTokenClassifierPreprocessor(
-            vocabulary=VOCABULARY, sequence_length=16
-        ),
-    )
-    model.build()
+    model = tiny_text_model(BertTokenClassifier, label_names=["O", "B-X"])
     words = [["good", "film"], ["bad", "w1", "w2"], ["w3"]]
     tags = [["B-X", "O"], ["O", "O", "B-X"], ["O"]]
     smaller = prune(model, words, tags, head_fraction=0.25)
@@ -399,7 +369,7 @@ def test_kbi_prune_end_to_end_and_bad_input(classifier, tmp_path, capsys):
     model.save(checkpoint)
     vocab_file = str(tmp_path / "vocab.txt")
     with open(vocab_file, "w", encoding="utf-8") as f:
-        f.write("\n".join(VOCABULARY) + "\n")
+        f.write("\n".join(TINY_VOCABULARY) + "\n")
     train = str(tmp_path / "train.tsv")
     labels = ["1" if label == "positive" else "0" for label in LABELS]
     _write_tsv(train, TEXTS * 3, labels * 3)

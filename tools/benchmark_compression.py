@@ -49,7 +49,11 @@ def define_flags(registry):
     def string(name, default, help_text):
         flags.DEFINE_string(name, default, help_text, flag_values=registry)
 
-    string("teacher", None, "A fine-tuned BertClassifier .keras file with its preprocessor.")
+    string(
+        "teacher",
+        None,
+        "A fine-tuned BertClassifier .keras file with its preprocessor.",
+    )
     string("train_file", None, "GLUE-style TSV the students and the pruning train on.")
     string("eval_file", None, "GLUE-style TSV for accuracy and timing sentences.")
     string("work_dir", None, "Where students, pruned models and exports go.")
@@ -60,10 +64,15 @@ def define_flags(registry):
         flag_values=registry,
     )
     flags.DEFINE_integer(
-        "distill_examples", 24000, "Training sentences per student.", flag_values=registry
+        "distill_examples",
+        24000,
+        "Training sentences per student.",
+        flag_values=registry,
     )
     flags.DEFINE_float("alpha", 0.5, "kbi-distill --alpha.", flag_values=registry)
-    flags.DEFINE_float("temperature", 2.0, "kbi-distill --temperature.", flag_values=registry)
+    flags.DEFINE_float(
+        "temperature", 2.0, "kbi-distill --temperature.", flag_values=registry
+    )
     flags.DEFINE_float(
         "learning_rate", 5e-5, "Students' peak learning rate.", flag_values=registry
     )
@@ -71,26 +80,48 @@ def define_flags(registry):
         "head_fraction", 0.5, "Share of attention heads pruned.", flag_values=registry
     )
     flags.DEFINE_integer(
-        "importance_examples", 2000, "kbi-prune --importance_examples.", flag_values=registry
+        "importance_examples",
+        2000,
+        "kbi-prune --importance_examples.",
+        flag_values=registry,
     )
     flags.DEFINE_integer(
-        "recovery_examples", 4000, "kbi-prune --recovery_examples.", flag_values=registry
+        "recovery_examples",
+        4000,
+        "kbi-prune --recovery_examples.",
+        flag_values=registry,
     )
     flags.DEFINE_float(
-        "recovery_learning_rate", 3e-5, "kbi-prune --learning_rate.", flag_values=registry
+        "recovery_learning_rate",
+        3e-5,
+        "kbi-prune --learning_rate.",
+        flag_values=registry,
     )
-    flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes timed.", flag_values=registry)
+    flags.DEFINE_list(
+        "batch_sizes", ["1", "32"], "Batch sizes timed.", flag_values=registry
+    )
     flags.DEFINE_integer(
-        "sentences", 128, "Sentences (top of --eval_file) each timed round runs.",
+        "sentences",
+        128,
+        "Sentences (top of --eval_file) each timed round runs.",
         flag_values=registry,
     )
     flags.DEFINE_integer("rounds", 5, "Timed rounds.", flag_values=registry)
-    flags.DEFINE_bool("onnx", True, "Include the ONNX Runtime peer.", flag_values=registry)
     flags.DEFINE_bool(
-        "serve", True, "Export, check and serve every Keras variant.", flag_values=registry
+        "onnx", True, "Include the ONNX Runtime peer.", flag_values=registry
+    )
+    flags.DEFINE_bool(
+        "serve",
+        True,
+        "Export, check and serve every Keras variant.",
+        flag_values=registry,
     )
     string("server_version", "2.10", "TF Serving release the exports must load on.")
-    string("write_to", "", f"Markdown file whose '{SECTION_HEADING}' section gets the table.")
+    string(
+        "write_to",
+        "",
+        f"Markdown file whose '{SECTION_HEADING}' section gets the table.",
+    )
 
 
 @dataclasses.dataclass
@@ -173,7 +204,9 @@ def pruned(registry):
     """(directory, command) of the pruned teacher, made by kbi-prune unless there."""
     from keras_bert_impl_tools import prune
 
-    out = os.path.join(registry.work_dir, f"pruned_{round(registry.head_fraction * 100)}")
+    out = os.path.join(
+        registry.work_dir, f"pruned_{round(registry.head_fraction * 100)}"
+    )
     argv = [
         "kbi-prune",
         f"--init_checkpoint={registry.teacher}",
@@ -211,10 +244,19 @@ def make_variants(registry, teacher):
     for layers in registry.student_layers:
         n = len(layers.split(","))
         path, command = student(registry, layers, registry.alpha)
-        smaller.append(Variant(f"distilled {n}-layer student", _load(_model_file(path)), True, command))
+        smaller.append(
+            Variant(
+                f"distilled {n}-layer student", _load(_model_file(path)), True, command
+            )
+        )
         path, command = student(registry, layers, 0.0)
         variants.append(
-            Variant(f"{n}-layer student, labels only", _load(_model_file(path)), False, command)
+            Variant(
+                f"{n}-layer student, labels only",
+                _load(_model_file(path)),
+                False,
+                command,
+            )
         )
     path, command = pruned(registry)
     share = f"{round(registry.head_fraction * 100)}% heads pruned"
@@ -251,7 +293,9 @@ def serve_variants(variants, texts, work_dir, server_version):
     from keras_bert_impl.serving import Client
     from keras_bert_impl.serving.local_process import local_server, wait_until_available
 
-    keras_variants = [v for v in variants if isinstance(v.model, keras.Model) and v.timed]
+    keras_variants = [
+        v for v in variants if isinstance(v.model, keras.Model) and v.timed
+    ]
     exports = {}
     for variant in keras_variants:
         base = os.path.join(work_dir, "saved_models", _slug(variant.name))
@@ -261,7 +305,10 @@ def serve_variants(variants, texts, work_dir, server_version):
             export_classifier(variant.model, base, warmup_texts=texts[:4]),
         )
     reports = check_servables(
-        [(version, v.model) for v, (_, version) in zip(keras_variants, exports.values())],
+        [
+            (version, v.model)
+            for v, (_, version) in zip(keras_variants, exports.values())
+        ],
         server_version=server_version,
         atol=1e-4,
     )
@@ -306,7 +353,11 @@ def report_markdown(variants, timings, accuracies, serving, settings, commands):
         "|---|---|---|---|" + "---|" * len(batch_sizes) + "---|",
     ]
     for v in variants:
-        params = f"{v.model.count_params() / 1e6:.1f} M" if hasattr(v.model, "count_params") else "-"
+        params = (
+            f"{v.model.count_params() / 1e6:.1f} M"
+            if hasattr(v.model, "count_params")
+            else "-"
+        )
         speeds = []
         for b in batch_sizes:
             r = by_key.get((v.name, b))
@@ -326,8 +377,11 @@ def report_markdown(variants, timings, accuracies, serving, settings, commands):
         )
     best = best_combination(variants, timings, accuracies, batch_sizes[-1])
     if best:
-        lines += ["", f"Best combination (fastest at batch {batch_sizes[-1]} keeping "
-                  f"≥ {KEEP_SHARE:.0%} of the teacher's accuracy): **{best}**."]
+        lines += [
+            "",
+            f"Best combination (fastest at batch {batch_sizes[-1]} keeping "
+            f"≥ {KEEP_SHARE:.0%} of the teacher's accuracy): **{best}**.",
+        ]
     lines += ["", "Made with:", ""] + [f"- `{c}`" for c in commands]
     return "\n".join(lines) + "\n"
 
@@ -366,7 +420,9 @@ def main(registry):
     teacher = _load(registry.teacher)
     if teacher.preprocessor is None:
         raise ValueError(f"--teacher={registry.teacher} has no preprocessor.")
-    examples = read_tsv_examples(registry.eval_file, label_vocabulary=teacher.label_names)
+    examples = read_tsv_examples(
+        registry.eval_file, label_vocabulary=teacher.label_names
+    )
     texts, labels = list(examples.texts[0]), list(examples.labels)
     os.makedirs(registry.work_dir, exist_ok=True)
 
@@ -375,11 +431,14 @@ def main(registry):
         variants += onnx_variants(teacher, registry.work_dir)
     print(f"Accuracy of {len(variants)} variants on {len(texts)} sentences", flush=True)
     accuracies = {
-        v.name: accuracy(v.model, texts, labels, preprocessed_by=teacher) for v in variants
+        v.name: accuracy(v.model, texts, labels, preprocessed_by=teacher)
+        for v in variants
     }
     timed = {v.name: v.model for v in variants if v.timed}
     print(f"Timing {len(timed)} variants, batches {batch_sizes}", flush=True)
-    timings = time_precisions(timed, texts[: registry.sentences], batch_sizes, registry.rounds)
+    timings = time_precisions(
+        timed, texts[: registry.sentences], batch_sizes, registry.rounds
+    )
     serving = {}
     if registry.serve:
         serving = serve_variants(

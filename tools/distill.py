@@ -35,7 +35,9 @@ def define_flags(registry):
     def string(name, default, help_text):
         flags.DEFINE_string(name, default, help_text, flag_values=registry)
 
-    string("teacher", None, "The fine-tuned teacher, a .keras file with its preprocessor.")
+    string(
+        "teacher", None, "The fine-tuned teacher, a .keras file with its preprocessor."
+    )
     flags.DEFINE_list(
         "student_layers",
         [],
@@ -56,15 +58,21 @@ def define_flags(registry):
     )
     flags.DEFINE_float("temperature", 2.0, "Softmax temperature.", flag_values=registry)
     flags.DEFINE_float(
-        "alpha", 0.5, "Weight of the teacher's soft targets (0: labels only).",
+        "alpha",
+        0.5,
+        "Weight of the teacher's soft targets (0: labels only).",
         flag_values=registry,
     )
     flags.DEFINE_integer(
-        "max_train_examples", 0, "Use the first N training examples (0: all).",
+        "max_train_examples",
+        0,
+        "Use the first N training examples (0: all).",
         flag_values=registry,
     )
     flags.DEFINE_float("num_train_epochs", 1.0, "Epochs (whole).", flag_values=registry)
-    flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.", flag_values=registry)
+    flags.DEFINE_float(
+        "learning_rate", 5e-5, "Peak learning rate.", flag_values=registry
+    )
     flags.DEFINE_float(
         "warmup_proportion", 0.1, "Share of steps warming up.", flag_values=registry
     )
@@ -75,7 +83,9 @@ def define_flags(registry):
         "Pad each batch only to its length bucket: auto, none or comma-separated "
         "lengths (classifier only; default: the teacher preprocessor's).",
     )
-    string("teacher_logits_cache", None, "Where the teacher's logits are cached (.npz).")
+    string(
+        "teacher_logits_cache", None, "Where the teacher's logits are cached (.npz)."
+    )
     string("output_dir", None, "Where model.keras and eval_results.json go.")
 
 
@@ -227,7 +237,10 @@ def main(registry):
         teacher.compile()
         results["student"] = student_eval
         results["teacher"] = teacher.evaluate(
-            *evaluation, batch_size=registry.train_batch_size, return_dict=True, verbose=0
+            *evaluation,
+            batch_size=registry.train_batch_size,
+            return_dict=True,
+            verbose=0,
         )
     path = os.path.join(registry.output_dir, "eval_results.json")
     with open(path + ".tmp", "w") as f:

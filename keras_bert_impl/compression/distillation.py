@@ -172,9 +172,7 @@ def student_from_teacher(teacher, layers, preprocessor=None):
     _check_task(teacher, "teacher")
     teacher.build()
     layers = _layer_map(teacher.config.num_layers, layers)
-    student = type(teacher).from_config(
-        _student_config(teacher, layers, preprocessor)
-    )
+    student = type(teacher).from_config(_student_config(teacher, layers, preprocessor))
     student.build()
     pairs = [
         (student.backbone.embeddings, teacher.backbone.embeddings),
@@ -343,9 +341,7 @@ def distill(
         )
     steps = epochs * -(-_num_examples(inputs) // batch_size)
     student.compile(
-        optimizer=create_optimizer(
-            learning_rate, steps, int(warmup_fraction * steps)
-        ),
+        optimizer=create_optimizer(learning_rate, steps, int(warmup_fraction * steps)),
         loss=DistillationLoss(temperature, alpha),
         metrics=[HardLabelAccuracy()],
     )

@@ -231,7 +231,11 @@ def _as_tensor(value):
     ):
         # Word lists (token classification) or per-word labels: ragged rows.
         return tf.ragged.constant([list(row) for row in value])
-    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (str, bytes)):
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and isinstance(value[0], (str, bytes))
+    ):
         return tf.constant([_utf8(item) for item in value], tf.string)
     if isinstance(value, np.ndarray) and value.dtype.kind in "UO":
         return tf.constant([_utf8(item) for item in value.tolist()], tf.string)
