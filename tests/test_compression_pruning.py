@@ -5,8 +5,6 @@ export, Hugging Face transformers parity, `kbi-prune`, and JAX."""
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -26,7 +24,13 @@ from keras_bert_impl.compression import pruning
 from keras_bert_impl.convert import from_huggingface, to_huggingface
 from keras_bert_impl.models import BertQuestionAnswerer
 from keras_bert_impl.models.summary import describe
-from model_helpers import TINY_VOCABULARY, tiny_config, tiny_inputs, tiny_text_model
+from model_helpers import (
+    TINY_VOCABULARY,
+    run_on_jax,
+    tiny_config,
+    tiny_inputs,
+    tiny_text_model,
+)
 
 TEXTS = ["good film", "bad film , bad", "w1 w2 w3 good", "w4 bad w5", "film w6", "good"]
 LABELS = ["positive", "negative", "positive", "negative", "negative", "positive"]
@@ -464,22 +468,12 @@ def test_pruned_model_and_its_importance_on_jax(pruned, tmp_path):
     plain.set_weights(pruned.get_weights())
     plain.save(str(tmp_path / "plain.keras"))
     np.savez(tmp_path / "inputs.npz", **_inputs())
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _JAX_SCRIPT,
-            str(tmp_path / "plain.keras"),
-            str(tmp_path / "inputs.npz"),
-            str(tmp_path / "jax.npz"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run_on_jax(
+        _JAX_SCRIPT,
+        tmp_path / "plain.keras",
+        tmp_path / "inputs.npz",
+        tmp_path / "jax.npz",
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     out = np.load(tmp_path / "jax.npz")
     expected = head_importance(pruned, _inputs(), np.array([0, 1, 1, 0]))
     assert out["scores"].shape == (5,)  # 2 + 3 heads left

@@ -1,9 +1,6 @@
 """The layers and models use keras.ops only: the same checkpoint must give the
 same outputs on the JAX backend (how the model runs on JAX-only machines)."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -12,6 +9,7 @@ import pytest
 from keras_bert_impl.convert import from_huggingface
 from tests.model_helpers import max_abs_diff
 from tests.model_helpers import real_checkpoint_dir
+from tests.model_helpers import run_on_jax
 from tests.model_helpers import tiny_inputs
 
 pytest.importorskip("jax", reason="jax (test extra) is not installed")
@@ -36,22 +34,7 @@ def test_backbone_matches_between_jax_and_tensorflow(tmp_path):
     checkpoint = real_checkpoint_dir()
     inputs = tiny_inputs(batch=4, length=24, vocab_size=30522, seed=7)
     np.savez(tmp_path / "inputs.npz", **inputs)
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _JAX_SCRIPT,
-            checkpoint,
-            str(tmp_path / "inputs.npz"),
-            str(tmp_path / "jax.npz"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_on_jax(_JAX_SCRIPT, checkpoint, tmp_path / "inputs.npz", tmp_path / "jax.npz")
     jax_out = np.load(tmp_path / "jax.npz")
     tf_out = from_huggingface(checkpoint)(inputs)
     mask = inputs["padding_mask"]

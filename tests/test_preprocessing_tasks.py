@@ -4,8 +4,6 @@ JAX backend, and the README's five-line example."""
 
 import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -20,6 +18,7 @@ from keras_bert_impl.preprocessing import BertQuestionAnswererPreprocessor
 from keras_bert_impl.preprocessing import BertTextClassifierPreprocessor
 from keras_bert_impl.preprocessing import BertTokenClassifierPreprocessor
 from tests.model_helpers import real_checkpoint_dir
+from tests.model_helpers import run_on_jax
 from tests.model_helpers import tiny_config
 from tests.test_preprocessing import HOSTILE
 from tests.text_helpers import REPO_DIR
@@ -257,16 +256,8 @@ _JAX_SCRIPT = textwrap.dedent(
 
 def test_strings_train_on_the_jax_backend(vocab_file):
     pytest.importorskip("jax", reason="jax (test extra) is not installed")
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    result = subprocess.run(
-        [sys.executable, "-c", _JAX_SCRIPT, vocab_file],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(r"\['(negative|positive)', '(negative|positive)'\]", result.stdout)
+    stdout = run_on_jax(_JAX_SCRIPT, vocab_file)
+    assert re.search(r"\['(negative|positive)', '(negative|positive)'\]", stdout)
 
 
 def _readme_example():
