@@ -123,3 +123,12 @@ def test_bad_flags_are_named(tmp_path, capsys):
             ]
         )
     assert "--batch_sizes=1,x" in capsys.readouterr().err
+
+
+def test_servability_tolerance_follows_the_precision():
+    from keras_bert_impl.compression import with_precision
+    from model_helpers import tiny_text_model
+
+    model = tiny_text_model()
+    assert tool.servable_tolerance(model) == 1e-4
+    assert tool.servable_tolerance(with_precision(model, "bfloat16")) == 1e-2
