@@ -460,7 +460,9 @@ _JAX_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="no jax")
+@pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="jax (test extra) is not installed"
+)
 def test_pruned_model_and_its_importance_on_jax(pruned, tmp_path):
     # Without the preprocessor: the JAX process needs no text processing.
     plain = BertClassifier(pruned.config, num_classes=2)

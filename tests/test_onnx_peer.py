@@ -13,9 +13,9 @@ from keras_bert_impl.compression import with_precision
 from keras_bert_impl.preprocessing import BertTextClassifierPreprocessor
 from model_helpers import max_abs_diff, tiny_config, tiny_inputs
 
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-pytest.importorskip("transformers")
+onnx = pytest.importorskip("onnx", reason="onnx (test extra) is not installed")
+pytest.importorskip("onnxruntime", reason="onnxruntime (test extra) is not installed")
+pytest.importorskip("transformers", reason="transformers (test extra) is not installed")
 from keras_bert_impl_tools import onnx_peer  # noqa: E402
 
 # Exported with a 2 x 8 example; these differ in both dimensions.
