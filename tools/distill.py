@@ -112,8 +112,9 @@ def _load_teacher(path):
     return teacher
 
 
-def _read(path, teacher, text_columns, flag):
-    """(inputs, labels) of a TSV (classifier) or CoNLL file (token classifier)."""
+def _read(path, teacher, text_columns, flag, limit=None):
+    """(inputs, labels) of the first `limit` (default all) examples of a TSV
+    (classifier) or CoNLL file (token classifier)."""
     from keras_bert_impl import BertTokenClassifier
     from keras_bert_impl.data.conll import read_conll
     from keras_bert_impl.data.glue import read_tsv_examples
@@ -127,21 +128,14 @@ def _read(path, teacher, text_columns, flag):
                 f"matched to its {teacher.num_classes} classes."
             )
         sentences = read_conll(path, label_vocabulary=teacher.label_names)
-        return [list(w) for w in sentences.words], [list(t) for t in sentences.tags]
+        return (
+            [list(w) for w in sentences.words[:limit]],
+            [list(t) for t in sentences.tags[:limit]],
+        )
     examples = read_tsv_examples(
         path, text_columns=text_columns, label_vocabulary=teacher.label_names
     )
-    texts = examples.texts[0] if len(examples.texts) == 1 else examples.texts
-    texts = list(texts) if len(examples.texts) == 1 else tuple(map(list, texts))
-    return texts, list(examples.labels)
-
-
-def _head(texts, labels, limit):
-    if not limit:
-        return texts, labels
-    if isinstance(texts, tuple):
-        return tuple(t[:limit] for t in texts), labels[:limit]
-    return texts[:limit], labels[:limit]
+    return examples.model_inputs(limit), list(examples.labels[:limit])
 
 
 def _student(teacher, registry):
@@ -192,9 +186,12 @@ def main(registry):
         raise ValueError(f"--num_train_epochs={epochs} must be a whole number >= 1.")
     teacher = _load_teacher(registry.teacher)
     texts, labels = _read(
-        registry.train_file, teacher, registry.text_columns, "train_file"
+        registry.train_file,
+        teacher,
+        registry.text_columns,
+        "train_file",
+        registry.max_train_examples or None,
     )
-    texts, labels = _head(texts, labels, registry.max_train_examples)
     evaluation = None
     if registry.eval_file:
         evaluation = _read(

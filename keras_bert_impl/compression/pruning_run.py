@@ -173,18 +173,13 @@ def _read(settings, path, model):
     return examples
 
 
-def _texts(examples, count=None):
-    columns = [list(column[:count]) for column in examples.texts]
-    return columns[0] if len(columns) == 1 else tuple(columns)
-
-
 def _labels(examples, count=None):
     return np.asarray(examples.labels[:count], "int32")
 
 
 def accuracy(model, examples, batch_size=64):
     """Accuracy of `model` on labelled `TextExamples`."""
-    logits = model.predict(_texts(examples), batch_size=batch_size, verbose=0)
+    logits = model.predict(examples.model_inputs(), batch_size=batch_size, verbose=0)
     return float(np.mean(np.argmax(logits, -1) == _labels(examples)))
 
 
@@ -242,7 +237,7 @@ def run_pruning(settings, verbose=1):
     progress(f"scoring heads and neurons on {count} examples")
     pruned = pruning.prune(
         model,
-        _texts(train, count),
+        train.model_inputs(count),
         _labels(train, count),
         head_fraction=settings.head_fraction,
         ffn_fraction=settings.ffn_fraction,
@@ -272,7 +267,7 @@ def run_pruning(settings, verbose=1):
             jit_compile=False,
         )
         pruned.fit(
-            _texts(train, recovery),
+            train.model_inputs(recovery),
             _labels(train, recovery),
             batch_size=settings.train_batch_size,
             epochs=1,

@@ -44,6 +44,12 @@ class TextExamples:
     def __len__(self):
         return len(self.texts[0])
 
+    def model_inputs(self, count=None):
+        """The first `count` (default all) texts as the task models take
+        them: a list of texts, or a `(texts, text_pairs)` tuple of lists."""
+        columns = [list(column[:count]) for column in self.texts]
+        return columns[0] if len(columns) == 1 else tuple(columns)
+
 
 def _sort_labels(labels):
     # Numeric class names sort as numbers ("2" before "10").
