@@ -102,6 +102,22 @@ def test_teacher_logits_are_cached_for_the_same_inputs(teacher, tmp_path, monkey
         teacher_logits(teacher, TEXTS[:-1] + ["other text"], cache_file=cache)
 
 
+def test_teacher_logits_pad_each_batch_to_its_length_bucket(monkeypatch):
+    keras.utils.set_random_seed(0)
+    teacher = tiny_text_model(num_layers=2, sequence_length=32)
+    padded_to = []
+    predict = teacher.predict
+
+    def recording_predict(x, **kwargs):
+        padded_to.extend(batch["token_ids"].shape[1] for batch in x)
+        return predict(x, **kwargs)
+
+    monkeypatch.setattr(teacher, "predict", recording_predict)
+    logits = teacher_logits(teacher, TEXTS, batch_size=8)
+    assert padded_to and max(padded_to) < 32
+    np.testing.assert_allclose(logits, predict(TEXTS, verbose=0), atol=1e-5)
+
+
 def _kl_to_teacher(teacher, student):
     t = keras.ops.softmax(teacher.predict(TEXTS, verbose=0))
     s = keras.ops.log_softmax(student.predict(TEXTS, verbose=0))

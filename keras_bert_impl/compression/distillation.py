@@ -198,12 +198,24 @@ def _fingerprint(teacher, x):
     return digest.hexdigest()
 
 
+def _length_bucketed(preprocessor):
+    """The classifier preprocessor padding each batch only to its length
+    bucket: the same tokens, so the same logits, for less padding (a text
+    classifier's logits do not depend on padding)."""
+    if preprocessor is None or preprocessor.bucket_lengths is not None:
+        return preprocessor
+    config = preprocessor.get_config()
+    config["bucket_lengths"] = "auto"
+    return type(preprocessor).from_config(config)
+
+
 def teacher_logits(teacher, x, *, batch_size=32, cache_file=None, verbose=0):
     """The teacher's logits on `x`, in order, computed once.
 
     Args:
         teacher: the fine-tuned task model.
-        x: texts (classifier) or token dicts.
+        x: texts (classifier; each batch padded only to its length
+            bucket) or token dicts.
         batch_size: examples per teacher batch.
         cache_file: optional `.npz` path. When it holds logits of the same
             teacher on the same inputs they are read back; otherwise they are
@@ -218,6 +230,14 @@ def teacher_logits(teacher, x, *, batch_size=32, cache_file=None, verbose=0):
         with np.load(cache_file) as cached:
             if str(cached["fingerprint"]) == fingerprint:
                 return cached["logits"]
+    if isinstance(teacher, BertClassifier) and text_inputs.is_text(x):
+        x = text_inputs.text_dataset(
+            _length_bucketed(teacher.preprocessor),
+            x,
+            batch_size=batch_size,
+            owner="teacher",
+        )
+        batch_size = None
     logits = np.asarray(
         teacher.predict(x, batch_size=batch_size, verbose=verbose), np.float32
     )
