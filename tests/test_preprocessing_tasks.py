@@ -351,3 +351,42 @@ def test_fixed_length_text_is_tokenized_in_blocks_yet_batched_the_same(vocab_fil
         np.testing.assert_array_equal(y, labels[4 * i : 4 * i + 4])
         for name in expected:
             np.testing.assert_array_equal(x[name], expected[name])
+
+
+def test_bucketed_training_batches_are_grouped_by_length(vocab_file):
+    from keras_bert_impl.models import text_inputs
+
+    rng = np.random.default_rng(0)
+    texts = [" ".join(["film"] * int(n)) for n in rng.integers(1, 13, 130)]
+    pairs = [f"{i}" for i in range(130)]
+    labels = np.arange(130)
+    bucketed = BertTextClassifierPreprocessor(
+        vocabulary=vocab_file, sequence_length=16, bucket_lengths=[4, 8, 12, 16]
+    )
+    dataset = text_inputs.text_dataset(
+        bucketed, (texts, pairs), labels, batch_size=4, shuffle=True
+    )
+    assert int(dataset.cardinality()) == 33
+    epochs = [list(dataset.as_numpy_iterator()) for _ in range(2)]
+    for batches in epochs:
+        seen = np.concatenate([y for _, y in batches])
+        np.testing.assert_array_equal(np.sort(seen), labels)  # each text once
+        for x, y in batches:  # rows still carry their own text and label
+            expected = bucketed(([texts[i] for i in y], [pairs[i] for i in y]))
+            np.testing.assert_array_equal(x["token_ids"], expected["token_ids"])
+    orders = [np.concatenate([y for _, y in batches]) for batches in epochs]
+    assert not np.array_equal(*orders)  # reshuffled every epoch
+    # Sorted windows of 8 batches: far less padding than random batches.
+    padded = np.mean([x["token_ids"].shape[1] for x, _ in epochs[0]])
+    random = text_inputs.batched_text(
+        (texts, pairs), labels, batch_size=4, shuffle=True
+    )
+    random_padded = np.mean(
+        [bucketed(x)["token_ids"].shape[1] for x, _ in random.as_numpy_iterator()]
+    )
+    assert padded < random_padded - 2
+    # Without shuffling (evaluate, predict) the order is the input's.
+    ordered = text_inputs.text_dataset(bucketed, (texts, pairs), labels, batch_size=4)
+    np.testing.assert_array_equal(
+        np.concatenate([y for _, y in ordered.as_numpy_iterator()]), labels
+    )

@@ -23,6 +23,14 @@ DEFAULT_BATCH_SIZE = 32
 # block is then split back into the same batches.
 BATCHES_PER_CALL = 8
 
+# Training batches a length-bucketing preprocessor's texts are grouped in:
+# each window of shuffled texts is sorted by length and cut into batches,
+# whose order is shuffled again (Hugging Face's `group_by_length`). Random
+# batches of short texts almost always hold one long text and pad to the top
+# bucket; sorted, most batches fit a small one. The window is small beside an
+# epoch, so batches still mix the whole dataset from epoch to epoch.
+BATCHES_PER_LENGTH_GROUP = 8
+
 
 def _tf():
     import tensorflow as tf
@@ -114,7 +122,10 @@ def text_dataset(
             f"`{owner}.from_preset(checkpoint)` or pass `preprocessor=`, or give "
             "token dicts (token_ids, segment_ids, padding_mask)."
         )
-    if is_dataset(x) or not getattr(preprocessor, "independent_rows", False):
+    if shuffle and not is_dataset(x) and getattr(preprocessor, "bucket_lengths", None):
+        dataset = _length_grouped(x, y, sample_weight, batch_size)
+        dataset = dataset.map(_preprocess(preprocessor, dataset), tf.data.AUTOTUNE)
+    elif is_dataset(x) or not getattr(preprocessor, "independent_rows", False):
         dataset = batched_text(
             x, y, sample_weight, batch_size=batch_size, shuffle=shuffle
         )
@@ -130,6 +141,33 @@ def text_dataset(
             tf.data.experimental.assert_cardinality(-(-count // batch_size))
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _length_grouped(x, y, sample_weight, batch_size):
+    """Shuffled in-memory text in batches of similar length (see
+    `BATCHES_PER_LENGTH_GROUP`); every example once per epoch."""
+    tf = _tf()
+    batch_size = batch_size or DEFAULT_BATCH_SIZE
+    examples, count = _examples(x, y, sample_weight, shuffle=True)
+    windows = examples.batch(batch_size * BATCHES_PER_LENGTH_GROUP)
+    dataset = (
+        windows.map(_sorted_by_length, tf.data.AUTOTUNE)
+        .rebatch(batch_size)
+        .shuffle(BATCHES_PER_LENGTH_GROUP)
+    )
+    return dataset.apply(
+        tf.data.experimental.assert_cardinality(-(-count // batch_size))
+    )
+
+
+def _sorted_by_length(*element):
+    """A window's examples in order of text length (bytes; text pairs summed),
+    a cheap stand-in for token counts that needs no tokenization."""
+    tf = _tf()
+    texts = element[0] if isinstance(element[0], tuple) else (element[0],)
+    length = tf.add_n([tf.strings.length(text) for text in texts])
+    order = tf.argsort(length, stable=True)
+    return tf.nest.map_structure(lambda part: tf.gather(part, order), element)
 
 
 def _preprocess(preprocessor, dataset):
