@@ -146,6 +146,53 @@ def test_distillation_moves_the_student_toward_the_teacher(teacher):
     assert isinstance(student.loss, keras.losses.SparseCategoricalCrossentropy)
 
 
+def test_perturbed_copies_train_on_the_teachers_answers(teacher, monkeypatch):
+    student = _classifier(num_layers=1, seed=3)
+    seen = {}
+    fit = student.fit
+
+    def recording_fit(x, y, **kwargs):
+        seen["x"], seen["y"] = x, y
+        return fit(x, y, **kwargs)
+
+    monkeypatch.setattr(student, "fit", recording_fit)
+    distill(
+        student,
+        TEXTS,
+        LABELS,
+        teacher=teacher,
+        augment_copies=2,
+        batch_size=8,
+        verbose=0,
+    )
+    x, y = seen["x"], seen["y"]
+    assert len(x) == len(y) == 3 * len(TEXTS) and x[: len(TEXTS)] == TEXTS
+    np.testing.assert_array_equal(y[: len(TEXTS), 0], LABELS)
+    np.testing.assert_allclose(y[:, 1:], teacher.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_array_equal(
+        y[len(TEXTS) :, 0], np.argmax(y[len(TEXTS) :, 1:], -1)
+    )
+
+
+@pytest.mark.parametrize(
+    "x, alpha, message",
+    [
+        (TEXTS, 0.0, "it needs a teacher and alpha > 0"),
+        ((TEXTS, TEXTS), 0.5, "not text pairs"),
+    ],
+)
+def test_perturbed_copies_need_a_teacher_and_single_texts(teacher, x, alpha, message):
+    with pytest.raises(ValueError, match=message):
+        distill(
+            _classifier(1),
+            x,
+            LABELS,
+            teacher=teacher if alpha else None,
+            alpha=alpha,
+            augment_copies=1,
+        )
+
+
 def test_token_classifier_distils_on_words():
     tags = ["O", "B-X", "I-X"]
 
@@ -206,10 +253,14 @@ def test_kbi_distill_writes_a_student_and_both_evaluations(teacher, tmp_path):
         f"--eval_file={data}",
         "--student_layers=0,2",
         "--train_batch_size=12",
+        "--augment_copies=1",
         f"--output_dir={out}",
     ]
     results = distill_tool.run(args)
     assert results["student_layers"] == 2 and results["train_examples"] == len(TEXTS)
+    assert results["augment_copies"] == 1
+    with np.load(out / "teacher_logits.npz") as cached:
+        assert cached["logits"].shape == (2 * len(TEXTS), 2)
     assert set(results["student"]) >= {"accuracy"} and "teacher" in results
     assert json.loads((out / "eval_results.json").read_text())["alpha"] == 0.5
     assert os.path.exists(out / "teacher_logits.npz")
@@ -234,6 +285,8 @@ def test_kbi_distill_bucket_lengths_reach_the_students_preprocessor(teacher):
         ("--train_file=/no/such.tsv", "does not exist"),
         ("--student_layers=0,x", "comma-separated block indices"),
         ("--num_train_epochs=0.5", "whole number"),
+        ("--augment_copies=-1", "must be 0 (none) or more"),
+        ("--alpha=0", "needs a teacher and alpha > 0"),
     ],
 )
 def test_kbi_distill_names_bad_flags(teacher, tmp_path, capsys, flag, message):
@@ -247,6 +300,8 @@ def test_kbi_distill_names_bad_flags(teacher, tmp_path, capsys, flag, message):
         "output_dir": f"--output_dir={tmp_path / 'out'}",
     }
     args[flag.split("=")[0][2:]] = flag
+    if flag == "--alpha=0":
+        args["augment_copies"] = "--augment_copies=1"
     with pytest.raises(SystemExit) as exit_info:
         distill_tool.run(["kbi-distill", *args.values()])
     assert exit_info.value.code == 1

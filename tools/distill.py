@@ -70,6 +70,14 @@ def define_flags(registry):
         flag_values=registry,
     )
     flags.DEFINE_float("num_train_epochs", 1.0, "Epochs (whole).", flag_values=registry)
+    flags.DEFINE_integer(
+        "augment_copies",
+        0,
+        "Perturbed copies of each training text (masked words, n-gram cuts) the "
+        "teacher labels and the student also trains on (single-text classifiers, "
+        "alpha > 0).",
+        flag_values=registry,
+    )
     flags.DEFINE_float(
         "learning_rate", 5e-5, "Peak learning rate.", flag_values=registry
     )
@@ -184,6 +192,10 @@ def main(registry):
     epochs = registry.num_train_epochs
     if epochs < 1 or epochs != int(epochs):
         raise ValueError(f"--num_train_epochs={epochs} must be a whole number >= 1.")
+    if registry.augment_copies < 0:
+        raise ValueError(
+            f"--augment_copies={registry.augment_copies} must be 0 (none) or more."
+        )
     teacher = _load_teacher(registry.teacher)
     texts, labels = _read(
         registry.train_file,
@@ -216,6 +228,7 @@ def main(registry):
         warmup_fraction=registry.warmup_proportion,
         validation_data=evaluation,
         cache_file=cache if registry.alpha else None,
+        augment_copies=registry.augment_copies,
     )
     seconds = time.time() - start
     save_model(student, os.path.join(registry.output_dir, "model.keras"))
@@ -227,6 +240,10 @@ def main(registry):
         "alpha": registry.alpha,
         "temperature": registry.temperature,
         "train_examples": len(labels),
+        "max_train_examples": registry.max_train_examples,
+        "augment_copies": registry.augment_copies,
+        "epochs": int(epochs),
+        "learning_rate": registry.learning_rate,
         "train_seconds": round(seconds, 1),
         "final_train_loss": history.history["loss"][-1],
     }

@@ -8,7 +8,10 @@ in one tensor, `[..., 1 + num_classes]`, so the student's own text pipeline
 (tokenization in `tf.data`, length buckets, shuffling) carries them along.
 
 The teacher runs once over the training data; its logits can be cached in a
-file, so a second student (or a rerun) does not run the teacher again.
+file, so a second student (or a rerun) does not run the teacher again. It can
+also label perturbed copies of the training texts (`augment_copies`), text
+only a teacher can label, which a student trained on the labels alone never
+sees.
 
 Classification (`BertClassifier`) keeps the texts: the student's
 preprocessor tokenizes them every epoch, and the teacher's logits are one row
@@ -25,6 +28,7 @@ import numpy as np
 from keras import ops
 
 from keras_bert_impl.constants import IGNORE_LABEL
+from keras_bert_impl.data.text_augmentation import perturbed_copies
 from keras_bert_impl.models import BertClassifier
 from keras_bert_impl.models import BertTokenClassifier
 from keras_bert_impl.models import text_inputs
@@ -289,6 +293,22 @@ def _num_examples(x):
     return len(x)
 
 
+def _with_copies(student, texts, alpha, copies, seed):
+    """The training texts followed by their perturbed copies."""
+    if not alpha:
+        raise ValueError(
+            f"augment_copies={copies} adds texts only the teacher can label; "
+            "it needs a teacher and alpha > 0."
+        )
+    if not isinstance(student, BertClassifier) or isinstance(texts, (dict, tuple)):
+        raise ValueError(
+            f"augment_copies={copies} applies to a classifier trained on single "
+            "texts (not text pairs, token dicts or token classification)."
+        )
+    texts = [t.decode("utf-8") if isinstance(t, bytes) else t for t in texts]
+    return texts + perturbed_copies(texts, copies, seed=seed)
+
+
 def distill(
     student,
     x,
@@ -303,6 +323,8 @@ def distill(
     warmup_fraction=0.1,
     validation_data=None,
     cache_file=None,
+    augment_copies=0,
+    augment_seed=0,
     verbose="auto",
 ):
     """Trains `student` on the teacher's logits and the hard labels.
@@ -325,6 +347,12 @@ def distill(
         validation_data: optional `(x, y)` with plain labels, evaluated with
             the student's own loss and accuracy after training.
         cache_file: optional `.npz` file for the teacher's logits.
+        augment_copies: perturbed copies of each training text
+            (`data.text_augmentation.perturbed_copies`: masked words, n-gram
+            cuts) added to the training set, labelled by the teacher: its
+            logits for the soft term, its top class for the hard one. Single
+            texts of a classifier only; needs the teacher (`alpha > 0`).
+        augment_seed: seed of the copies.
         verbose: Keras' fit verbosity.
 
     Returns:
@@ -354,11 +382,16 @@ def distill(
         inputs, labels = x, np.asarray(y)
     else:
         inputs, labels = _token_dicts(student, x, y)
+    if augment_copies:
+        inputs = _with_copies(student, inputs, alpha, augment_copies, augment_seed)
     logits = None
     if alpha:
         logits = teacher_logits(
             teacher, inputs, batch_size=batch_size, cache_file=cache_file
         )
+    if _num_examples(inputs) > len(labels):
+        # The copies' hard labels are the teacher's answers.
+        labels = np.concatenate([labels, np.argmax(logits[len(labels) :], -1)])
     steps = epochs * -(-_num_examples(inputs) // batch_size)
     student.compile(
         optimizer=create_optimizer(learning_rate, steps, int(warmup_fraction * steps)),
