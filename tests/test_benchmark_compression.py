@@ -73,6 +73,7 @@ class _Flags:
     eval_file = "dev.tsv"
     distill_examples = 100
     temperature = 2.0
+    augment_copies = 1
     learning_rate = 5e-5
 
     def __init__(self, work_dir):
@@ -87,15 +88,35 @@ def test_a_student_is_reused_only_with_the_same_settings(tmp_path, monkeypatch):
     out = tmp_path / "student_3_kd"
     out.mkdir()
     (out / "model.keras").write_bytes(b"")
-    report = {"alpha": 0.5, "train_examples": 100, "student_layers": 3}
+    report = {
+        "alpha": 0.5,
+        "train_examples": 100,
+        "student_layers": 3,
+        "temperature": 2.0,
+        "augment_copies": 1,
+    }
     (out / "eval_results.json").write_text(json.dumps(report))
     path, command = tool.student(_Flags(tmp_path), "0,2,4", 0.5)
     assert path == str(out) and not calls
     assert "--student_layers=0,2,4" in command and "--alpha=0.5" in command
-    report["train_examples"] = 50
-    (out / "eval_results.json").write_text(json.dumps(report))
-    tool.student(_Flags(tmp_path), "0,2,4", 0.5)
-    assert len(calls) == 1 and f"--output_dir={out}" in calls[0]
+    assert "--augment_copies=1" in command
+    for key, other in (("train_examples", 50), ("augment_copies", None)):
+        changed = dict(report, **{key: other})
+        if other is None:  # a report written before copies existed
+            del changed[key]
+        (out / "eval_results.json").write_text(json.dumps(changed))
+        tool.student(_Flags(tmp_path), "0,2,4", 0.5)
+        assert f"--output_dir={out}" in calls[-1]
+    assert len(calls) == 2
+    # A labels-only twin never gets copies, so an older report still matches.
+    twin = tmp_path / "student_3_labels"
+    twin.mkdir()
+    (twin / "model.keras").write_bytes(b"")
+    old = {k: v for k, v in report.items() if k != "augment_copies"}
+    (twin / "eval_results.json").write_text(json.dumps(dict(old, alpha=0.0)))
+    path, command = tool.student(_Flags(tmp_path), "0,2,4", 0.0)
+    assert path == str(twin) and len(calls) == 2
+    assert "--augment_copies" not in command
 
 
 def test_bad_flags_are_named(tmp_path, capsys):

@@ -65,11 +65,18 @@ def define_flags(registry):
     )
     flags.DEFINE_integer(
         "distill_examples",
-        24000,
-        "Training sentences per student.",
+        0,
+        "Training sentences per student (0: all of --train_file).",
         flag_values=registry,
     )
     flags.DEFINE_float("alpha", 0.5, "kbi-distill --alpha.", flag_values=registry)
+    flags.DEFINE_integer(
+        "augment_copies",
+        1,
+        "kbi-distill --augment_copies of the distilled students (their "
+        "labels-only twins cannot use them: only the teacher labels the copies).",
+        flag_values=registry,
+    )
     flags.DEFINE_float(
         "temperature", 2.0, "kbi-distill --temperature.", flag_values=registry
     )
@@ -155,13 +162,20 @@ def _model_file(directory):
     return os.path.join(directory, "model.keras")
 
 
+# Report keys older reports lack, with the value they had then.
+_REPORT_DEFAULTS = {"augment_copies": 0}
+
+
 def _previous(path, expected):
     """The JSON report at `path` if every `expected` item matches it, else None."""
     if not os.path.exists(path):
         return None
     with open(path) as f:
         report = json.load(f)
-    if any(report.get(key) != value for key, value in expected.items()):
+    if any(
+        report.get(key, _REPORT_DEFAULTS.get(key)) != value
+        for key, value in expected.items()
+    ):
         return None
     return report
 
@@ -186,11 +200,19 @@ def student(registry, layers, alpha):
         f"--teacher_logits_cache={registry.work_dir}/teacher_logits.npz",
         f"--output_dir={out}",
     ]
+    copies = registry.augment_copies if alpha else 0
+    if copies:
+        argv.insert(-2, f"--augment_copies={copies}")
     expected = {
         "alpha": alpha,
-        "train_examples": registry.distill_examples,
         "student_layers": len(layers.split(",")),
+        "temperature": registry.temperature,
+        "augment_copies": copies,
     }
+    if registry.distill_examples:
+        expected["train_examples"] = registry.distill_examples
+    else:
+        expected["max_train_examples"] = 0
     if not (
         _previous(os.path.join(out, "eval_results.json"), expected)
         and os.path.exists(os.path.join(out, "model.keras"))
