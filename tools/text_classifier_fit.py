@@ -149,13 +149,14 @@ def _token_dicts(preprocessor, texts):
     return {key: np.asarray(value) for key, value in inputs.items()}
 
 
-def _our_models(settings, label_names):
+def _our_models(settings, label_names, bucket_lengths=None):
     from keras_bert_impl import BertClassifier
 
     strings = BertClassifier.from_preset(
         settings.checkpoint_dir,
         label_names=label_names,
         sequence_length=settings.max_seq_length,
+        preprocessor_kwargs={"bucket_lengths": bucket_lengths},
     )
     strings.compile()
     tokens = BertClassifier.from_preset(
@@ -172,13 +173,15 @@ def run_accuracy(settings):
 
     train_texts, train_labels, dev_texts, dev_labels, names = read_sst2(settings)
     results = {}
-    for path in ("strings", "token_dicts"):
+    for path in ("strings", "strings_bucketed", "token_dicts"):
         keras.utils.set_random_seed(settings.seed)
-        strings, tokens = _our_models(settings, names)
-        model = strings if path == "strings" else tokens
+        strings, tokens = _our_models(
+            settings, names, "auto" if path == "strings_bucketed" else None
+        )
+        model = tokens if path == "token_dicts" else strings
         timer = StepTimer(settings.warmup_steps)
         started = time.perf_counter()
-        if path == "strings":
+        if path != "token_dicts":
             model.fit(
                 train_texts,
                 train_labels,
@@ -213,6 +216,9 @@ def run_accuracy(settings):
     p = np.mean([r["accuracy"] for r in results.values()])
     results["difference"] = (
         results["strings"]["accuracy"] - results["token_dicts"]["accuracy"]
+    )
+    results["bucketed_difference"] = (
+        results["strings_bucketed"]["accuracy"] - results["token_dicts"]["accuracy"]
     )
     # Two independent runs scored on the same n sentences.
     results["standard_error"] = math.sqrt(2 * p * (1 - p) / n)
@@ -324,19 +330,27 @@ def run_throughput(settings):
         )
         for path in PATHS
     }
+    ratios["strings_range"] = [
+        f(a / b for a, b in zip(rates["strings"], rates["token_dicts"]))
+        for f in (min, max)
+    ]
     ratios["strings_vs_keras_hub"] = statistics.median(
         a / b for a, b in zip(rates["strings"], rates["keras_hub"])
     )
     return {path: statistics.median(values) for path, values in rates.items()} | {
         "per_round": rates,
         "ratios": ratios,
-        "pipeline": _pipeline_alone(strings, texts, labels, settings),
+        "pipeline": _pipeline_alone(strings, train_texts, train_labels, settings),
     }
 
 
-def _pipeline_alone(model, texts, labels, settings, passes=5):
+def _pipeline_alone(model, texts, labels, settings, passes=1):
     """The strings path's tf.data pipeline without the model: batches/s and
-    process CPU ms per batch (all threads), to set beside a train step."""
+    process CPU ms per batch (all threads), to set beside a train step.
+
+    It runs over all `--num_train_examples` texts, as one epoch of `fit`
+    would: over a round's few batches the cost of starting an iterator
+    would dominate (that cost falls in a round's untimed warm-up steps)."""
     dataset = model._text_dataset(
         texts, labels, batch_size=settings.train_batch_size, shuffle=True
     )
@@ -370,23 +384,28 @@ def _command(settings):
 
 
 def accuracy_section(settings, results):
-    s, t = results["strings"], results["token_dicts"]
+    s, b, t = results["strings"], results["strings_bucketed"], results["token_dicts"]
     return f"""Command: `{_command(settings)}`
 
 all-MiniLM-L6-v2 (`BertClassifier.from_preset`, fresh 2-way head), AdamW 2e-5, the
 first {settings.num_train_examples:,} SST-2 training sentences, {settings.num_train_epochs} epoch(s), batch
 {settings.train_batch_size}, sequence length {settings.max_seq_length}, seed {settings.seed}; dev accuracy on
 {results["num_dev"]:,} sentences. Strings: `fit(list_of_str, label_names)` (the preprocessor runs in
-tf.data). Token dicts: the same sentences tokenized and packed up front, `fit(dict_of_numpy, ids)`.
+tf.data). Strings bucketed: the same with `bucket_lengths="auto"`, so `fit` groups texts by
+length (windows of 8 batches) and pads each batch to its bucket. Token dicts: the same
+sentences tokenized and packed up front, `fit(dict_of_numpy, ids)`.
 
 | path | dev accuracy | train steps/s (after warmup) | wall s (fit + eval) |
 |---|---|---|---|
 | strings | {s["accuracy"]:.4f} | {s["steps_per_second"]:.3f} | {s["seconds"]:.0f} |
+| strings bucketed | {b["accuracy"]:.4f} | {b["steps_per_second"]:.3f} | {b["seconds"]:.0f} |
 | token dicts | {t["accuracy"]:.4f} | {t["steps_per_second"]:.3f} | {t["seconds"]:.0f} |
 
-Difference (strings - token dicts): {results["difference"]:+.4f}; binomial standard error of a
-difference of two runs on this dev set: {results["standard_error"]:.4f}
-({abs(results["difference"]) / results["standard_error"]:.1f} standard errors)."""
+Difference (strings - token dicts): {results["difference"]:+.4f} (bucketed:
+{results["bucketed_difference"]:+.4f}); binomial standard error of a difference of two runs
+on this dev set: {results["standard_error"]:.4f}
+({abs(results["difference"]) / results["standard_error"]:.1f} and
+{abs(results["bucketed_difference"]) / results["standard_error"]:.1f} standard errors)."""
 
 
 def throughput_section(settings, results):
@@ -407,8 +426,9 @@ rotating from round to round; medians, and ratios as the median of the per-round
 Strings and token dicts: one `BertClassifier.from_preset(checkpoint)`, fit on the strings
 (preprocessor in tf.data) or on the same strings tokenized up front into numpy dicts, all
 padded to the sequence length; strings bucketed: the same with the preprocessor's
-`bucket_lengths="auto"` (each batch padded to the smallest of 16, 32, ... that holds it;
-the outputs are the same, only padding is saved).
+`bucket_lengths="auto"`: `fit` groups the shuffled texts by length in windows of 8 batches
+and pads each batch to the smallest of 16, 32, ... that holds it (the rows are the same,
+only padding is saved).
 keras-hub: `keras_hub.models.BertTextClassifier` with its `BertTextClassifierPreprocessor`
 (same vocabulary and sequence length), fit on the same strings.
 
@@ -416,7 +436,7 @@ keras-hub: `keras_hub.models.BertTextClassifier` with its `BertTextClassifierPre
 |---|---|---|---|
 {rows}
 
-Strings / token dicts: **{ratios["strings"]:.2f}x** (bucketed: **{ratios["strings_bucketed"]:.2f}x**);
+Strings / token dicts: **{ratios["strings"]:.2f}x** (per round {ratios["strings_range"][0]:.2f}-{ratios["strings_range"][1]:.2f}x; bucketed: **{ratios["strings_bucketed"]:.2f}x**);
 strings / keras-hub strings: **{ratios["strings_vs_keras_hub"]:.2f}x**.
 
 The strings path's tf.data pipeline alone (tokenize + pack + batch, the same dataset `fit` gets,
