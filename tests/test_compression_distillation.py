@@ -113,9 +113,15 @@ def test_teacher_logits_pad_each_batch_to_its_length_bucket(monkeypatch):
         return predict(x, **kwargs)
 
     monkeypatch.setattr(teacher, "predict", recording_predict)
-    logits = teacher_logits(teacher, TEXTS, batch_size=8)
-    assert padded_to and max(padded_to) < 32
-    np.testing.assert_allclose(logits, predict(TEXTS, verbose=0), atol=1e-5)
+    texts = [" ".join(["good"] * n) for n in (20, 1, 9, 3, 14, 2, 6, 1, 11)] * 3
+    logits = teacher_logits(teacher, texts, batch_size=9)
+    # Shortest first: the short batches pad to a small bucket, not all to 32.
+    assert sorted(padded_to) == [16, 16, 32]
+    np.testing.assert_allclose(logits, predict(texts, verbose=0), atol=1e-5)
+    pairs = (texts, texts[::-1])
+    np.testing.assert_allclose(
+        teacher_logits(teacher, pairs, batch_size=9), predict(pairs, verbose=0), atol=1e-5
+    )
 
 
 def _kl_to_teacher(teacher, student):

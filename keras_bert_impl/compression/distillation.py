@@ -213,13 +213,36 @@ def _length_bucketed(preprocessor):
     return type(preprocessor).from_config(config)
 
 
+def _logits_by_length(teacher, x, batch_size, verbose):
+    """A classifier's logits on in-memory texts (or text pairs), run shortest
+    first so that each batch pads only to its length bucket; returned in the
+    input's order."""
+    parts = x if isinstance(x, tuple) else (x,)
+    parts = [
+        [p] if isinstance(p, (str, bytes)) else list(getattr(p, "numpy", lambda: p)())
+        for p in parts
+    ]
+    order = np.argsort(np.sum([[len(t) for t in p] for p in parts], 0), kind="stable")
+    ordered = tuple([p[i] for i in order] for p in parts)
+    dataset = text_inputs.text_dataset(
+        _length_bucketed(teacher.preprocessor),
+        ordered if len(ordered) > 1 else ordered[0],
+        batch_size=batch_size,
+        owner="teacher",
+    )
+    sorted_logits = np.asarray(teacher.predict(dataset, verbose=verbose), np.float32)
+    logits = np.empty_like(sorted_logits)
+    logits[order] = sorted_logits
+    return logits
+
+
 def teacher_logits(teacher, x, *, batch_size=32, cache_file=None, verbose=0):
     """The teacher's logits on `x`, in order, computed once.
 
     Args:
         teacher: the fine-tuned task model.
-        x: texts (classifier; each batch padded only to its length
-            bucket) or token dicts.
+        x: texts (classifier; run shortest first, each batch padded only
+            to its length bucket) or token dicts.
         batch_size: examples per teacher batch.
         cache_file: optional `.npz` path. When it holds logits of the same
             teacher on the same inputs they are read back; otherwise they are
@@ -234,17 +257,16 @@ def teacher_logits(teacher, x, *, batch_size=32, cache_file=None, verbose=0):
         with np.load(cache_file) as cached:
             if str(cached["fingerprint"]) == fingerprint:
                 return cached["logits"]
-    if isinstance(teacher, BertClassifier) and text_inputs.is_text(x):
-        x = text_inputs.text_dataset(
-            _length_bucketed(teacher.preprocessor),
-            x,
-            batch_size=batch_size,
-            owner="teacher",
+    if (
+        isinstance(teacher, BertClassifier)
+        and text_inputs.is_text(x)
+        and not text_inputs.is_dataset(x)
+    ):
+        logits = _logits_by_length(teacher, x, batch_size, verbose)
+    else:
+        logits = np.asarray(
+            teacher.predict(x, batch_size=batch_size, verbose=verbose), np.float32
         )
-        batch_size = None
-    logits = np.asarray(
-        teacher.predict(x, batch_size=batch_size, verbose=verbose), np.float32
-    )
     if cache_file:
         directory = os.path.dirname(os.path.abspath(cache_file))
         os.makedirs(directory, exist_ok=True)
