@@ -120,7 +120,9 @@ def test_teacher_logits_pad_each_batch_to_its_length_bucket(monkeypatch):
     np.testing.assert_allclose(logits, predict(texts, verbose=0), atol=1e-5)
     pairs = (texts, texts[::-1])
     np.testing.assert_allclose(
-        teacher_logits(teacher, pairs, batch_size=9), predict(pairs, verbose=0), atol=1e-5
+        teacher_logits(teacher, pairs, batch_size=9),
+        predict(pairs, verbose=0),
+        atol=1e-5,
     )
 
 

@@ -213,15 +213,18 @@ def _length_bucketed(preprocessor):
     return type(preprocessor).from_config(config)
 
 
+def _text_list(texts):
+    if isinstance(texts, (str, bytes)):
+        return [texts]
+    return list(texts.numpy() if hasattr(texts, "numpy") else texts)
+
+
 def _logits_by_length(teacher, x, batch_size, verbose):
     """A classifier's logits on in-memory texts (or text pairs), run shortest
     first so that each batch pads only to its length bucket; returned in the
     input's order."""
     parts = x if isinstance(x, tuple) else (x,)
-    parts = [
-        [p] if isinstance(p, (str, bytes)) else list(getattr(p, "numpy", lambda: p)())
-        for p in parts
-    ]
+    parts = [_text_list(part) for part in parts]
     order = np.argsort(np.sum([[len(t) for t in p] for p in parts], 0), kind="stable")
     ordered = tuple([p[i] for i in order] for p in parts)
     dataset = text_inputs.text_dataset(
