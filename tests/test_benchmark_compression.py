@@ -3,6 +3,7 @@ students and pruned models reused only when their settings match, bad flags."""
 
 import json
 
+import numpy as np
 import pytest
 
 from keras_bert_impl_tools import benchmark_compression as tool
@@ -153,3 +154,22 @@ def test_servability_tolerance_follows_the_precision():
     model = tiny_text_model()
     assert tool.servable_tolerance(model) == 1e-4
     assert tool.servable_tolerance(with_precision(model, "bfloat16")) == 1e-2
+
+
+def test_distilled_students_are_compared_with_their_twins_sentence_by_sentence():
+    assert tool.mcnemar_p_value(10, 2) == pytest.approx(2 * (1 + 12 + 66) / 4096)
+    assert tool.mcnemar_p_value(0, 0) == 1.0 and tool.mcnemar_p_value(3, 3) == 1.0
+    variants = [
+        tool.Variant("distilled 2-layer student", None),
+        tool.Variant("2-layer student, labels only", None, False),
+        tool.Variant("distilled 2-layer student + bfloat16", None),
+    ]
+    kd = np.array([True] * 10 + [False] * 2 + [True] * 5)
+    twin = np.array([False] * 10 + [True] * 2 + [True] * 5)
+    hits = {variants[0].name: kd, variants[1].name: twin, variants[2].name: kd}
+    (line,) = tool.twin_comparisons(variants, hits)
+    assert line.startswith(
+        "- distilled 2-layer student vs its labels-only twin: +47.06 pt"
+    )
+    assert "wrong on 10 sentences, wrong where it is right on 2" in line
+    assert "p = 0.039" in line

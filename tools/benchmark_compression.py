@@ -29,6 +29,7 @@ the variant's own `predict_text`.
 
 import dataclasses
 import json
+import math
 import os
 import shlex
 import statistics
@@ -430,6 +431,41 @@ def report_markdown(variants, timings, accuracies, serving, settings, commands):
     return "\n".join(lines) + "\n"
 
 
+def mcnemar_p_value(wins, losses):
+    """Exact two-sided McNemar test: the chance of a split of the discordant
+    pairs at least this uneven if both models were equally good."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(
+        math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1))
+        for k in range(min(wins, losses) + 1)
+    )
+    return min(1.0, 2 * tail / 2.0**n)
+
+
+def twin_comparisons(variants, hits):
+    """One line per distilled student: against its labels-only twin, on the
+    same sentences (a paired test, sharper than comparing two accuracies)."""
+    lines = []
+    for v in variants:
+        if not v.name.startswith("distilled ") or " + " in v.name:
+            continue
+        twin = v.name.removeprefix("distilled ") + ", labels only"
+        if twin not in hits:
+            continue
+        mine, theirs = hits[v.name], hits[twin]
+        wins = int(np.sum(mine & ~theirs))
+        losses = int(np.sum(~mine & theirs))
+        gain = 100 * (np.mean(mine) - np.mean(theirs))
+        lines.append(
+            f"- {v.name} vs its labels-only twin: {gain:+.2f} pt; right where the twin "
+            f"is wrong on {wins} sentences, wrong where it is right on {losses} "
+            f"(exact McNemar p = {mcnemar_p_value(wins, losses):.2g})."
+        )
+    return lines
+
+
 def best_combination(variants, timings, accuracies, batch_size):
     teacher_accuracy = accuracies[TEACHER]
     speeds = {
@@ -447,7 +483,7 @@ def best_combination(variants, timings, accuracies, batch_size):
 
 def main(registry):
     from keras_bert_impl.data.glue import read_tsv_examples
-    from keras_bert_impl_tools.benchmark_precision import accuracy, time_precisions
+    from keras_bert_impl_tools.benchmark_precision import correct, time_precisions
     from keras_bert_impl_tools.benchmarks_file import replace_section
 
     cli.require_flags(registry, "teacher", "train_file", "eval_file", "work_dir")
@@ -474,10 +510,11 @@ def main(registry):
     if registry.onnx:
         variants += onnx_variants(teacher, registry.work_dir)
     print(f"Accuracy of {len(variants)} variants on {len(texts)} sentences", flush=True)
-    accuracies = {
-        v.name: accuracy(v.model, texts, labels, preprocessed_by=teacher)
+    hits = {
+        v.name: correct(v.model, texts, labels, preprocessed_by=teacher)
         for v in variants
     }
+    accuracies = {name: float(np.mean(right)) for name, right in hits.items()}
     timed = {v.name: v.model for v in variants if v.timed}
     print(f"Timing {len(timed)} variants, batches {batch_sizes}", flush=True)
     timings = time_precisions(
@@ -502,6 +539,7 @@ def main(registry):
     )
     commands = sorted({v.command for v in variants if v.command})
     report = report_markdown(variants, timings, accuracies, serving, settings, commands)
+    report += "\n" + "\n".join(twin_comparisons(variants, hits)) + "\n"
     print(report)
     if registry.write_to:
         replace_section(registry.write_to, SECTION_HEADING, report)

@@ -208,8 +208,8 @@ def time_precisions(models, texts, batch_sizes, rounds):
     return results
 
 
-def accuracy(model, texts, labels, batch_size=32, preprocessed_by=None):
-    """Share of `texts` whose most probable class index equals `labels`.
+def correct(model, texts, labels, batch_size=32, preprocessed_by=None):
+    """Per text, whether its most probable class index equals its label.
 
     `preprocessed_by`: the Keras model whose preprocessor encodes the texts for a
     peer that has none (default: `model` itself).
@@ -219,7 +219,12 @@ def accuracy(model, texts, labels, batch_size=32, preprocessed_by=None):
     forward = token_dict_forward(model)
     batches = encode_batches(preprocessed_by or model, texts, batch_size)
     logits = np.concatenate(_run(forward, batches))
-    return float(np.mean(logits.argmax(axis=-1) == np.asarray(labels)))
+    return logits.argmax(axis=-1) == np.asarray(labels)
+
+
+def accuracy(model, texts, labels, batch_size=32, preprocessed_by=None):
+    """Share of `texts` whose most probable class index equals `labels`."""
+    return float(correct(model, texts, labels, batch_size, preprocessed_by).mean())
 
 
 ONNX_RUNTIME_FLOAT32 = "onnxruntime float32"
