@@ -179,9 +179,9 @@ def _preprocessor(teacher, bucket_lengths):
         return teacher.preprocessor
     if not isinstance(teacher, BertClassifier):
         raise ValueError("--bucket_lengths applies to classifiers only.")
-    config = teacher.preprocessor.get_config()
-    config["bucket_lengths"] = parse_bucket_lengths(bucket_lengths)
-    return type(teacher.preprocessor).from_config(config)
+    return teacher.preprocessor.with_bucket_lengths(
+        parse_bucket_lengths(bucket_lengths)
+    )
 
 
 def main(registry):

@@ -208,9 +208,7 @@ def _length_bucketed(preprocessor):
     classifier's logits do not depend on padding)."""
     if preprocessor is None or preprocessor.bucket_lengths is not None:
         return preprocessor
-    config = preprocessor.get_config()
-    config["bucket_lengths"] = "auto"
-    return type(preprocessor).from_config(config)
+    return preprocessor.with_bucket_lengths("auto")
 
 
 def _text_list(texts):

@@ -71,6 +71,13 @@ class BertTextClassifierPreprocessor(BertPreprocessor):
         # Length buckets pad each row to its batch's longest text.
         return self.bucket_lengths is None
 
+    def with_bucket_lengths(self, bucket_lengths):
+        """A copy with the same vocabulary and length, padding to
+        `bucket_lengths` (None, "auto" or a list; see the class)."""
+        config = self.get_config()
+        config["bucket_lengths"] = bucket_lengths
+        return type(self).from_config(config)
+
     def segments(self, x):
         """`x` as a tuple of one or two tf.string tensors."""
         if isinstance(x, tuple):
