@@ -47,7 +47,7 @@ class CheckReport:
         return not self.problems
 
     def summary(self):
-        lines = [self.ops.summary().split("\n  PROBLEM")[0]]
+        lines = [self.ops.summary().split("\n  note")[0].split("\n  PROBLEM")[0]]
         if self.replayed:
             lines.append(
                 f"  clean-process load: replayed {len(self.replayed)} warmup requests "
@@ -188,6 +188,7 @@ def _op_report(path, server_version):
     ops = inspect_saved_model(path, server_version)
     report = CheckReport(path=path, server_version=server_version, ops=ops)
     report.problems += ops.problems
+    report.notes += ops.notes
     if server_version and ops.exported_by not in ("unknown", ""):
         exported = ops.exported_by.split("-")[0].split("rc")[0]
         try:

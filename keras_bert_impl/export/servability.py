@@ -94,6 +94,16 @@ NEVER_SERVABLE_OPS = {
     "EagerPyFunc": "runs Python code; the server has no Python",
     "XlaCallModule": "needs XLA compilation, off in the server",
 }
+# Core ops newer than the baseline server, by the first TF Serving release that has
+# them. `_QuantizedMatMul` (oneDNN's int8 matmul, `compression.onednn_int8`) came with
+# tensorflow/tensorflow#66087 (May 2024): tensorflow-cpu 2.16.2's libtensorflow_cc does
+# not register it, 2.17.1's does.
+CORE_OPS_BY_SERVER_VERSION = {"_QuantizedMatMul": "2.17"}
+
+# Core ops whose kernels exist only in builds with oneDNN: TensorFlow's and TF Serving's
+# x86-64 builds (`build --define=build_with_onednn_v2=true` in both `.bazelrc` files).
+ONEDNN_ONLY_OPS = ("_QuantizedMatMul",)
+
 _XLA_MUST_COMPILE = "_XlaMustCompile"
 _BASELINE_SERVER_VERSION = "2.0"
 
@@ -194,9 +204,11 @@ class ServabilityReport:
         core_ops: op types that are core TensorFlow.
         tf_text_ops: tf-text op type -> first server release that links it.
         min_server_version: oldest TF Serving release that links every op used
-            (counting tf-text ops; core ops are checked against the installed TensorFlow,
-            and a server older than `exported_by` may still reject newer op attributes).
+            (counting tf-text ops and `CORE_OPS_BY_SERVER_VERSION`; other core ops are
+            checked against the installed TensorFlow, and a server older than
+            `exported_by` may still reject newer op attributes).
         problems: human-readable list of what cannot be served.
+        notes: what the server build must have, e.g. oneDNN for `ONEDNN_ONLY_OPS`.
     """
 
     path: str
@@ -206,6 +218,7 @@ class ServabilityReport:
     tf_text_ops: dict
     min_server_version: str
     problems: list
+    notes: list = dataclasses.field(default_factory=list)
 
     @property
     def ok(self):
@@ -219,6 +232,7 @@ class ServabilityReport:
             f"  tf-text ops: {self.tf_text_ops or 'none'}",
             f"  minimum TF Serving version: {self.min_server_version}",
         ]
+        lines += [f"  note: {note}" for note in self.notes]
         lines += [f"  PROBLEM: {problem}" for problem in self.problems]
         return "\n".join(lines)
 
@@ -305,11 +319,23 @@ def inspect_saved_model(path, server_version=None):
                 f"op {op} ({first_seen[op]}) is neither core TensorFlow nor in the tf-text "
                 "op library that TF Serving links"
             )
+    newer_core_ops = {
+        op: CORE_OPS_BY_SERVER_VERSION[op]
+        for op in op_counts
+        if op in CORE_OPS_BY_SERVER_VERSION
+    }
+    versioned = {**tf_text_ops, **newer_core_ops}
     min_version = max(
-        [_BASELINE_SERVER_VERSION, *tf_text_ops.values()], key=parse_version
+        [_BASELINE_SERVER_VERSION, *versioned.values()], key=parse_version
     )
+    notes = [
+        f"op {op} has a kernel only in builds with oneDNN: TF Serving's x86-64 "
+        "builds (its default), not its ARM ones"
+        for op in sorted(op_counts)
+        if op in ONEDNN_ONLY_OPS
+    ]
     if server_version is not None:
-        for op, version in tf_text_ops.items():
+        for op, version in versioned.items():
             if parse_version(version) > parse_version(server_version):
                 problems.append(
                     f"op {op} needs TF Serving >= {version}, target is {server_version}"
@@ -324,6 +350,7 @@ def inspect_saved_model(path, server_version=None):
         tf_text_ops=tf_text_ops,
         min_server_version=min_version,
         problems=problems,
+        notes=notes,
     )
 
 
