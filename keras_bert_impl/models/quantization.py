@@ -8,11 +8,27 @@ parent's float policy, so a reloaded model would expect float kernels where the 
 holds int8 ones. The model's config therefore lists its quantized sub-layers by path
 (`quantized_layers`) and `from_config` quantizes the same layers again before the
 weights are read, which recreates the variables the file holds.
+
+An int8 layer may also run its matmul through a backend-specific kernel (e.g.
+`compression.onednn_int8`): the entry then names it (`"int8_matmul"`), and the module
+that provides it registers how to switch a layer to it (`register_int8_matmul`).
 """
+
+import warnings
 
 import keras
 
 CONFIG_KEY = "quantized_layers"
+
+# name -> function(layer, **options) that switches an int8 Dense to that matmul.
+_INT8_MATMULS = {}
+
+
+def register_int8_matmul(name, use):
+    """Registers `use(layer, **options)`, which makes an int8 layer run its matmul the
+    `name` way: it sets `layer._int8_matmul = name` and `layer._int8_matmul_options`
+    (JSON values), which saved models keep per layer."""
+    _INT8_MATMULS[name] = use
 
 
 def named_layers(layer, prefix=""):
@@ -29,12 +45,16 @@ def _entry(layer):
     """A quantized layer's mode, with its quantization config when it has one (e.g.
     weight-only int8: no activation quantizer), as the model's config stores it."""
     config = getattr(layer, "quantization_config", None)
-    if config is None:
+    matmul = getattr(layer, "_int8_matmul", None)
+    if config is None and matmul is None:
         return layer.quantization_mode
-    return {
-        "mode": layer.quantization_mode,
-        "config": keras.saving.serialize_keras_object(config),
-    }
+    entry = {"mode": layer.quantization_mode}
+    if config is not None:
+        entry["config"] = keras.saving.serialize_keras_object(config)
+    if matmul is not None:
+        entry["int8_matmul"] = matmul
+        entry["int8_matmul_options"] = dict(getattr(layer, "_int8_matmul_options", {}))
+    return entry
 
 
 def quantized_layers(model, exclude=()):
@@ -74,10 +94,13 @@ def requantize(model, layers):
     model.build()
     by_path = dict(named_layers(model))
     for path, entry in sorted(layers.items()):
-        mode, config = entry, None
+        mode, config, matmul, options = entry, None, None, {}
         if isinstance(entry, dict):
             mode = entry["mode"]
-            config = keras.saving.deserialize_keras_object(entry["config"])
+            if "config" in entry:
+                config = keras.saving.deserialize_keras_object(entry["config"])
+            matmul = entry.get("int8_matmul")
+            options = entry.get("int8_matmul_options", {})
         layer = by_path.get(path)
         if layer is None:
             raise ValueError(
@@ -91,3 +114,21 @@ def requantize(model, layers):
                 f"{type(model).__name__}: layer {path!r} is {layer.quantization_mode}, "
                 f"the saved config says {mode}."
             )
+        if matmul is not None:
+            _use_int8_matmul(model, path, layer, matmul, options)
+
+
+def _use_int8_matmul(model, path, layer, matmul, options):
+    use = _INT8_MATMULS.get(matmul)
+    if use is None:
+        # The layer's int8 weights still give the right outputs through Keras' call.
+        layer._int8_matmul = matmul
+        layer._int8_matmul_options = options
+        warnings.warn(
+            f"{type(model).__name__}: layer {path!r} was saved to run its int8 matmul "
+            f"through {matmul!r}, which no imported module provides (import "
+            "keras_bert_impl.compression); it runs Keras' own int8 call.",
+            stacklevel=3,
+        )
+        return
+    use(layer, **options)
