@@ -121,7 +121,13 @@ def test_unknown_or_repeated_precision_is_refused_naming_the_valid_ones(
         ValueError, match="'fp16'; expected one of float32, bfloat16, int8"
     ):
         with_precision(float_model, "fp16")
-    assert PRECISIONS == ("float32", "bfloat16", "int8", "int8_weight_only")
+    assert PRECISIONS == (
+        "float32",
+        "bfloat16",
+        "int8",
+        "int8_weight_only",
+        "int8_onednn",
+    )
     with pytest.raises(ValueError, match="already int8-quantized"):
         with_precision(int8_model, "bfloat16")
 

@@ -13,6 +13,11 @@
   casts the int8 kernel to float32 and runs a float matmul (dequantize, then matmul).
   The graph needs no int8 x int8 -> int32 `BatchMatMulV3` kernel, whose CPU
   registration older TensorFlow (and TF Serving) releases may lack.
+- `"int8_onednn"`: the same int8 weights, multiplied with uint8 activations by
+  oneDNN's quantized matmul (`compression.onednn_int8`): the int8 that is faster than
+  float32 on x86 CPUs. Each layer's activation range is measured once on calibration
+  text. TensorFlow backend with oneDNN only; elsewhere the layers run as
+  `"int8_weight_only"` (with a warning).
 
 The copy keeps the preprocessor and label names, so it predicts on raw text, saves and
 reloads as `.keras`, and exports like the float model.
@@ -20,13 +25,20 @@ reloads as `.keras`, and exports like the float model.
 
 import keras
 
-PRECISIONS = ("float32", "bfloat16", "int8", "int8_weight_only")
+from keras_bert_impl.compression.onednn_int8 import (
+    ONEDNN,
+    input_ranges,
+    use_onednn_int8,
+)
+
+PRECISIONS = ("float32", "bfloat16", "int8", "int8_weight_only", "int8_onednn")
 
 _POLICY = {
     "float32": "float32",
     "bfloat16": "mixed_bfloat16",
     "int8": "float32",
     "int8_weight_only": "float32",
+    "int8_onednn": "float32",
 }
 
 # Layers `keras.Model.quantize` knows; it refuses their subclasses.
@@ -47,6 +59,8 @@ def model_precision(model):
     model.build()
     quantized = [layer for layer in model._flatten_layers() if layer.quantization_mode]
     if quantized:
+        if any(getattr(layer, "_int8_matmul", None) == ONEDNN for layer in quantized):
+            return "int8_onednn"
         weight_only = all(
             getattr(
                 getattr(layer, "quantization_config", None), "activation_quantizer", 1
@@ -79,23 +93,66 @@ def _tied_layers(model):
     return {id(head.token_embedding)} if head is not None else set()
 
 
-def with_precision(model, precision):
+def _calibration_batches(model, calibration, batch_size):
+    """Model inputs from `calibration`: texts (a list of strings, or a (first, second)
+    pair of lists) through the model's preprocessor, each batch cut to its longest
+    row; or an iterable of input dicts, used as they are."""
+    import numpy as np
+
+    if isinstance(calibration, tuple) or (
+        isinstance(calibration, list)
+        and calibration
+        and isinstance(calibration[0], str)
+    ):
+        preprocessor = getattr(model, "preprocessor", None)
+        if preprocessor is None:
+            raise ValueError(
+                f"{type(model).__name__} has no preprocessor to encode calibration "
+                "texts; pass token dicts instead."
+            )
+        count = (
+            len(calibration[0]) if isinstance(calibration, tuple) else len(calibration)
+        )
+        for start in range(0, count, batch_size):
+            if isinstance(calibration, tuple):
+                texts = tuple(part[start : start + batch_size] for part in calibration)
+            else:
+                texts = calibration[start : start + batch_size]
+            inputs = {k: np.asarray(v) for k, v in preprocessor(texts).items()}
+            length = max(1, int(inputs["padding_mask"].sum(axis=1).max()))
+            yield {k: v[:, :length] for k, v in inputs.items()}
+    else:
+        yield from calibration
+
+
+def with_precision(model, precision, calibration=None, calibration_batch_size=32):
     """A copy of a task model (or backbone) that runs in `precision`.
 
     Args:
         model: a float32 `BertBackbone` or task model (`BertClassifier`,
             `BertTokenClassifier`, `BertQuestionAnswerer`, `BertPretrainer`).
         precision: one of `PRECISIONS`: "float32", "bfloat16", "int8",
-            "int8_weight_only".
+            "int8_weight_only", "int8_onednn".
+        calibration: for "int8_onednn" (required): texts the model will see, a list
+            of strings or a (first, second) pair of lists (a few hundred sentences
+            from the training data), or an iterable of model input dicts; each int8
+            layer's input range is their min and max.
+        calibration_batch_size: texts per calibration batch.
 
     Returns:
         A new model with the same weights (int8: quantized from them) and the same
         preprocessor; `model` is left unchanged.
 
     Raises:
-        ValueError: an unknown precision, or a model already quantized.
+        ValueError: an unknown precision, a model already quantized, or
+            "int8_onednn" without calibration data.
     """
     check_precision(precision)
+    if precision == "int8_onednn" and calibration is None:
+        raise ValueError(
+            "precision 'int8_onednn' needs calibration data: pass calibration= a few "
+            "hundred training texts (or model input dicts)."
+        )
     if model_precision(model).startswith("int8"):
         raise ValueError(
             f"{type(model).__name__} {model.name!r} is already int8-quantized; start from "
@@ -108,11 +165,21 @@ def with_precision(model, precision):
     if precision.startswith("int8"):
         tied = _tied_layers(copy)
         config = None
-        if precision == "int8_weight_only":
+        if precision != "int8":
             config = keras.quantizers.Int8QuantizationConfig(activation_quantizer=None)
         copy.quantize(
             "int8",
             config=config,
             filters=lambda layer: type(layer) in _QUANTIZABLE and id(layer) not in tied,
         )
+    if precision == "int8_onednn":
+        layers = {
+            layer.path: layer
+            for layer in copy._flatten_layers()
+            if type(layer) is keras.layers.Dense and layer.quantization_mode == "int8"
+        }
+        batches = _calibration_batches(copy, calibration, calibration_batch_size)
+        ranges = input_ranges(copy, layers, batches)
+        for path, layer in layers.items():
+            use_onednn_int8(layer, ranges[path])
     return copy

@@ -1,0 +1,283 @@
+"""int8 matmuls through oneDNN: the int8 that runs faster than float32 on x86 CPUs.
+
+Keras' int8 `Dense` multiplies int8 activations by int8 weights with `ops.matmul`, which
+TensorFlow runs as an int8 `BatchMatMulV3`: a portable loop on CPU, several times slower
+than the float32 matmul it replaces. TensorFlow's x86-64 builds link oneDNN, and with it
+`_QuantizedMatMul`: oneDNN's inner product of uint8 activations and int8 weights (int32
+sums, AVX512-VNNI), with the bias, an exact GELU and the conversion back to float fused
+in. TF Serving builds the same kernels (`build --define=build_with_onednn_v2=true` in
+its `.bazelrc`); the op is registered without a Python wrapper, so it is built here with
+TensorFlow's op library.
+
+A layer switched to this path keeps Keras' int8 weights (an int8 kernel and a scale per
+output column, `Dense.quantize("int8")`), so it saves and loads as any int8 layer.
+Each call:
+1. quantizes its input to uint8 over a fixed range [low, high] measured once on
+   calibration text (`input_ranges`; values outside are clipped), so that a sentence
+   gets the same answer whatever it is batched or padded with (a range taken from
+   each batch would depend on both): q = round((x - low) / step) (`QuantizeV2`);
+2. multiplies q by the int8 kernel, scaled back to float by step and the per-column
+   kernel scales, and adds a bias that puts back what subtracting `low` took out,
+   low * (column sums of the kernel), next to the layer's own bias;
+3. applies the exact GELU in the same op, or the layer's other activation after it.
+The matmul runs in SCALED mode with that bias made in the graph: its MIN_FIRST mode would
+make the correction itself, but in a single-threaded loop over the kernel on every call,
+assuming QuantizeV2's oneDNN rounding of `low` (its Eigen kernel rounds differently; the
+range here starts on a whole step, so both kernels give the same codes).
+
+Without oneDNN's kernels (other Keras backends, non-x86 TensorFlow builds) a layer keeps
+Keras' own int8 call with dequantized weights (the numbers of `int8_weight_only`), and
+`use_onednn_int8` says so in a warning.
+"""
+
+import functools
+import math
+import types
+import warnings
+
+import keras
+
+from keras_bert_impl.models import quantization
+
+ONEDNN = "onednn"
+
+# Keeps the step positive for an all-zero range (QuantizeV2 then widens it).
+_SMALLEST_STEP = 1e-30
+
+
+def onednn_available():
+    """Whether this process can run oneDNN's quantized matmul: the TensorFlow backend,
+    in a build that has the `_QuantizedMatMul` kernel (with or without
+    TF_ENABLE_ONEDNN_OPTS)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    from tensorflow.python.framework import kernels
+
+    return bool(kernels.get_registered_kernels_for_op("_QuantizedMatMul").kernel)
+
+
+def _is_exact_gelu(activation):
+    func = getattr(activation, "func", activation)
+    keywords = getattr(activation, "keywords", None) or {}
+    return func is keras.activations.gelu and not keywords.get("approximate", False)
+
+
+@functools.lru_cache(maxsize=None)
+def _quantized_matmul_function(fused_ops):
+    """A tf.function running oneDNN's `_QuantizedMatMul` with `fused_ops`. The op is
+    internal (no `tf.raw_ops` entry), so it is built with the op library in a graph,
+    which also lets eager callers run it."""
+    import tensorflow as tf
+    from tensorflow.python.framework import op_def_library
+
+    @tf.function(autograph=False, reduce_retracing=True)
+    def quantized_matmul(quantized, kernel, bias, max_input, kernel_range):
+        _, _, op, _ = op_def_library._apply_op_helper(
+            "_QuantizedMatMul",
+            name="quantized_matmul",
+            device_inputs=[quantized, kernel, bias],
+            host_inputs=[0.0, max_input, -kernel_range, kernel_range],
+            Tdevice_outputs=[tf.float32],
+            Thost_outputs=[],
+            T1=tf.quint8,
+            T2=tf.qint8,
+            Tbias=tf.float32,
+            Tout=tf.float32,
+            U=tf.float32,
+            transpose_a=False,
+            transpose_b=False,
+            fused_ops=list(fused_ops),
+            input_quant_mode="SCALED",
+            output_quant_mode="SCALED",
+            is_weight_const=False,
+            is_bias_const=False,
+            leakyrelu_alpha=0.2,
+        )
+        return op.outputs[0]
+
+    return quantized_matmul
+
+
+def quantization_range(low, high):
+    """The uint8 range `_int8_dense` quantizes [low, high] to: it holds 0 and starts on
+    a whole step, so that QuantizeV2's MIN_FIRST codes are round((x - low) / step) in
+    both its oneDNN kernel (which subtracts low) and its Eigen one (which subtracts
+    round(low / step)); (low, low + 255 * step)."""
+    low, high = min(float(low), 0.0), max(float(high), 0.0)
+    step = max((high - low) / 254.0, _SMALLEST_STEP)
+    low = math.floor(low / step) * step
+    return low, low + 255.0 * step
+
+
+def _int8_dense(rows, kernel, kernel_scale, bias, input_range, exact_gelu):
+    """[exact_gelu](rows @ (kernel / kernel_scale) + bias) for float32 `rows` [m, k]
+    and an int8 `kernel` [k, n], with rows quantized to uint8 over `input_range`."""
+    import tensorflow as tf
+
+    low, high = quantization_range(*input_range)
+    quantized, low, high = tf.raw_ops.QuantizeV2(
+        input=rows,
+        min_range=low,
+        max_range=high,
+        T=tf.quint8,
+        mode="MIN_FIRST",
+        round_mode="HALF_AWAY_FROM_ZERO",
+    )
+    float_kernel_column_sums = (
+        tf.reduce_sum(tf.cast(kernel, tf.float32), axis=0) / kernel_scale
+    )
+    fused_ops = (
+        ("BiasAdd", "GeluExact", "Dequantize")
+        if exact_gelu
+        else (
+            "BiasAdd",
+            "Dequantize",
+        )
+    )
+    arguments = (
+        quantized,
+        tf.bitcast(kernel, tf.qint8),
+        # What subtracting low took out: low * (column sums of the float kernel).
+        bias + low * float_kernel_column_sums,
+        high - low,
+        127.0 / kernel_scale,
+    )
+    # The op has no gradient; the layer's custom gradient stands in for it.
+    arguments = [tf.stop_gradient(argument) for argument in arguments]
+    return _quantized_matmul_function(fused_ops)(*arguments)
+
+
+def _onednn_int8_call(layer, inputs, training=None):
+    """`Dense._int8_call` through oneDNN. Gradients (to the inputs, as in Keras' int8
+    call) are those of the same layer with the dequantized kernel in float."""
+    import tensorflow as tf
+
+    kernel = tf.convert_to_tensor(layer._kernel)
+    kernel_scale = tf.convert_to_tensor(layer.kernel_scale)
+    bias = (
+        tf.zeros([layer.units])
+        if layer.bias is None
+        else tf.convert_to_tensor(layer.bias)
+    )
+    activation = layer.activation
+    # oneDNN applies the exact GELU inside the matmul; other activations run after it.
+    exact_gelu = _is_exact_gelu(activation)
+
+    def float_dense(inputs):
+        float_kernel = tf.cast(kernel, tf.float32) / kernel_scale
+        outputs = tf.tensordot(inputs, float_kernel, axes=1) + bias
+        return keras.activations.gelu(outputs) if exact_gelu else outputs
+
+    @tf.custom_gradient
+    def dense(inputs):
+        rows = tf.reshape(inputs, [-1, kernel.shape[0]])
+        outputs = _int8_dense(
+            rows, kernel, kernel_scale, bias, layer._int8_input_range, exact_gelu
+        )
+        outputs = tf.reshape(
+            outputs, tf.concat([tf.shape(inputs)[:-1], [layer.units]], axis=0)
+        )
+
+        def gradient(upstream):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                float_outputs = float_dense(inputs)
+            return tape.gradient(float_outputs, inputs, output_gradients=upstream)
+
+        return outputs, gradient
+
+    outputs = dense(tf.cast(inputs, tf.float32))
+    if exact_gelu or activation in (None, keras.activations.linear):
+        return outputs
+    return activation(outputs)
+
+
+def use_onednn_int8(layer, input_range):
+    """Makes an int8-quantized `Dense` run its matmul through oneDNN (see the module
+    docstring); the choice and the range are saved with the model
+    (`models.quantization`).
+
+    Args:
+        layer: an int8-quantized `keras.layers.Dense`.
+        input_range: (low, high) of the layer's inputs (`input_ranges`).
+
+    Returns:
+        Whether the oneDNN path is in use: False where this process cannot run it, and
+        the layer keeps Keras' own int8 call.
+
+    Raises:
+        ValueError: `layer` is not an int8-quantized `Dense`.
+    """
+    if not isinstance(layer, keras.layers.Dense) or layer.quantization_mode != "int8":
+        raise ValueError(
+            f"{layer.name!r} is not an int8-quantized Dense layer (it is a "
+            f"{type(layer).__name__}, quantization {layer.quantization_mode}); "
+            "quantize it with `quantize('int8')` first."
+        )
+    if layer.lora_enabled:
+        raise ValueError(
+            f"{layer.name!r} has LoRA enabled; the oneDNN int8 call has no LoRA term."
+        )
+    low, high = (float(value) for value in input_range)
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise ValueError(
+            f"{layer.name!r}: input_range must be finite (low, high) with low <= high, "
+            f"got {tuple(input_range)}."
+        )
+    layer._int8_matmul = ONEDNN
+    layer._int8_matmul_options = {"input_range": [low, high]}
+    layer._int8_input_range = (low, high)
+    if not onednn_available():
+        warnings.warn(
+            "oneDNN's quantized matmul needs the TensorFlow backend (this is "
+            f"{keras.backend.backend()}) in a build with oneDNN (x86-64); int8 layers "
+            "run Keras' int8 call instead.",
+            stacklevel=2,
+        )
+        return False
+    layer._int8_call = types.MethodType(_onednn_int8_call, layer)
+    return True
+
+
+def input_ranges(model, layers, batches):
+    """{layer path: (low, high)} of the inputs each of `layers` sees while `model` runs
+    on `batches` (its input dicts), eagerly.
+
+    Args:
+        model: a model whose `layers` are int8-quantized `Dense` layers.
+        layers: {path: layer}.
+        batches: iterable of model inputs (e.g. token dicts).
+    """
+    ranges = {}
+
+    def recording(path, call):
+        def record(inputs, *args, **kwargs):
+            values = keras.ops.convert_to_numpy(inputs)
+            low, high = float(values.min()), float(values.max())
+            old = ranges.get(path, (low, high))
+            ranges[path] = (min(old[0], low), max(old[1], high))
+            return call(inputs, *args, **kwargs)
+
+        return record
+
+    for path, layer in layers.items():
+        layer._int8_call = recording(path, layer._int8_call)
+    count = 0
+    try:
+        for batch in batches:
+            model(batch, training=False)
+            count += 1
+    finally:
+        for layer in layers.values():
+            del layer._int8_call
+    if not count:
+        raise ValueError("The calibration data is empty: pass at least one text.")
+    missing = sorted(set(layers) - set(ranges))
+    if missing:
+        raise ValueError(f"Calibration never reached layers {missing}.")
+    return ranges
+
+
+quantization.register_int8_matmul(ONEDNN, use_onednn_int8)
+
+__all__ = ["ONEDNN", "input_ranges", "onednn_available", "use_onednn_int8"]
