@@ -51,9 +51,12 @@ def test_table_rows_and_the_best_combination_keeping_97_percent():
         tool.best_combination(variants, timings, accuracies, 32)
         == "distilled 3-layer student + bfloat16"
     )
-    serving = {tool.TEACHER: (True, 2e-7, "")}
+    serving = {
+        tool.TEACHER: (True, 2e-7, "", "2.10"),
+        "distilled 3-layer student": (True, 3e-3, "", "2.17"),
+    }
     table = tool.report_markdown(
-        variants, timings, accuracies, serving, "settings", ["kbi-distill a"]
+        variants, timings, accuracies, serving, "settings", ["kbi-distill a"], "2.10"
     )
     assert (
         "| 3-layer student, labels only | 17.4 M | 0.9000 | 96.8% | as its distilled"
@@ -64,6 +67,7 @@ def test_table_rows_and_the_best_combination_keeping_97_percent():
         in table
     )
     assert "yes (2e-07)" in table
+    assert "yes, TF Serving ≥ 2.17 (0.003)" in table
     assert "**distilled 3-layer student + bfloat16**" in table
     assert "- `kbi-distill a`" in table
 

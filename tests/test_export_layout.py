@@ -6,7 +6,7 @@ import os
 import pytest
 
 from keras_bert_impl.export.layout import VersionWriter, existing_versions, next_version
-from keras_bert_impl_tools.export import parse_bucket_lengths, read_warmup_texts
+from keras_bert_impl_tools.export import parse_bucket_lengths, read_text_lines
 
 
 def test_versions_count_up_and_ignore_other_entries(tmp_path):
@@ -58,7 +58,13 @@ def test_export_flag_parsing(tmp_path):
         parse_bucket_lengths("x,y")
     texts = tmp_path / "warmup.txt"
     texts.write_text("one\n\ntwo\n")
-    assert read_warmup_texts(str(texts)) == ["one", "two"]
+    assert read_text_lines(str(texts), "warmup_file") == ["one", "two"]
+    assert read_text_lines(str(texts), "warmup_file", 1) == ["one"]
     texts.write_text("\n\n")
-    with pytest.raises(ValueError, match="no non-empty line"):
-        read_warmup_texts(str(texts))
+    with pytest.raises(ValueError, match="--warmup_file=.* no non-empty line"):
+        read_text_lines(str(texts), "warmup_file")
+    texts.write_bytes(b"\xff\xfe bad")
+    with pytest.raises(ValueError, match="--calibration_file="):
+        read_text_lines(str(texts), "calibration_file")
+    with pytest.raises(ValueError, match="--calibration_file=.*missing"):
+        read_text_lines(str(tmp_path / "missing.txt"), "calibration_file")

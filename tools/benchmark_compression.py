@@ -6,7 +6,7 @@ accuracy and servability, in one run.
       --work_dir=runs/compression --write_to=BENCHMARKS.md
 
 From the teacher it makes:
-- bfloat16, int8 and int8_weight_only copies (`compression.with_precision`);
+- bfloat16, int8, int8_weight_only and int8_onednn copies (`compression.with_precision`);
 - distilled students with the teacher blocks `--student_layers` (`kbi-distill`), and
   the same students trained on the labels alone, the baseline distillation must beat;
 - the teacher with `--head_fraction` of its attention heads pruned and a short
@@ -42,7 +42,8 @@ from keras_bert_impl_tools import cli
 
 SECTION_HEADING = "## Compression trade-off: precision, distillation, pruning (CPU)"
 TEACHER = "float32 (teacher)"
-COMBINED_PRECISION = "bfloat16"
+# Each smaller model also runs in these, for the best combination.
+COMBINED_PRECISIONS = ("bfloat16", "int8_onednn")
 KEEP_SHARE = 0.97  # of the teacher's accuracy, for the best combination
 
 
@@ -71,6 +72,13 @@ def define_flags(registry):
         flag_values=registry,
     )
     flags.DEFINE_float("alpha", 0.5, "kbi-distill --alpha.", flag_values=registry)
+    flags.DEFINE_integer(
+        "calibration_examples",
+        512,
+        "Training sentences (a seeded sample) that set the int8_onednn activation "
+        "ranges.",
+        flag_values=registry,
+    )
     flags.DEFINE_integer(
         "augment_copies",
         1,
@@ -256,13 +264,19 @@ def pruned(registry):
     return out, shlex.join(argv)
 
 
-def make_variants(registry, teacher):
-    """Every row: Keras variants first (the teacher first), then the peers."""
+def make_variants(registry, teacher, calibration):
+    """Every row: Keras variants first (the teacher first), then the peers.
+    `calibration`: training sentences for the int8_onednn ranges."""
     from keras_bert_impl.compression import with_precision
 
+    def lower(model, precision):
+        if precision == "int8_onednn":
+            return with_precision(model, precision, calibration=calibration)
+        return with_precision(model, precision)
+
     variants = [Variant(TEACHER, teacher)]
-    for precision in ("bfloat16", "int8", "int8_weight_only"):
-        variants.append(Variant(precision, with_precision(teacher, precision)))
+    for precision in ("bfloat16", "int8", "int8_weight_only", "int8_onednn"):
+        variants.append(Variant(precision, lower(teacher, precision)))
     smaller = []
     for layers in registry.student_layers:
         n = len(layers.split(","))
@@ -286,12 +300,13 @@ def make_variants(registry, teacher):
     smaller.append(Variant(share, _load(_model_file(path)), True, command))
     variants += smaller
     for variant in smaller:
-        variants.append(
-            Variant(
-                f"{variant.name} + {COMBINED_PRECISION}",
-                with_precision(variant.model, COMBINED_PRECISION),
+        for precision in COMBINED_PRECISIONS:
+            variants.append(
+                Variant(
+                    f"{variant.name} + {precision}",
+                    lower(variant.model, precision),
+                )
             )
-        )
     return variants
 
 
@@ -313,6 +328,7 @@ def _slug(name):
 # on probabilities) and int8 activations are re-quantized per row (up to 2e-4).
 SERVABLE_ATOL = {
     "float32": 1e-4,
+    "int8_onednn": 1e-2,
     "int8_weight_only": 1e-4,
     "int8": 1e-3,
     "bfloat16": 1e-2,
@@ -325,9 +341,28 @@ def servable_tolerance(model):
     return SERVABLE_ATOL[model_precision(model)]
 
 
+def server_version_for(model, server_version):
+    """The TF Serving release `model`'s export is checked for: `server_version`, or
+    the first release with the ops its precision needs, if newer."""
+    from keras_bert_impl.compression import model_precision
+    from keras_bert_impl.export.servability import (
+        CORE_OPS_BY_SERVER_VERSION,
+        parse_version,
+    )
+
+    if model_precision(model) != "int8_onednn":
+        return server_version
+    return max(
+        server_version,
+        CORE_OPS_BY_SERVER_VERSION["_QuantizedMatMul"],
+        key=parse_version,
+    )
+
+
 def serve_variants(variants, texts, work_dir, server_version):
-    """{name: (servable, max |gRPC - predict_text| probability, problem)} of every
-    Keras variant: exported, checked in one clean process, served by one kbi-serve."""
+    """{name: (servable, max |gRPC - predict_text| probability, problem, TF Serving
+    release checked)} of every Keras variant: exported, checked in one clean process,
+    served by one kbi-serve."""
     import keras
 
     from keras_bert_impl.export.check import check_servables
@@ -346,13 +381,21 @@ def serve_variants(variants, texts, work_dir, server_version):
             base,
             export_classifier(variant.model, base, warmup_texts=texts[:4]),
         )
-    # One clean process per tolerance (check_servables takes one atol).
+
+    # One clean process per tolerance and server release (check_servables takes one
+    # of each).
+    def key(variant):
+        return (
+            servable_tolerance(variant.model),
+            server_version_for(variant.model, server_version),
+        )
+
     reports = {}
-    for atol in sorted({servable_tolerance(v.model) for v in keras_variants}):
-        group = [v for v in keras_variants if servable_tolerance(v.model) == atol]
+    for atol, version in sorted({key(v) for v in keras_variants}):
+        group = [v for v in keras_variants if key(v) == (atol, version)]
         checked = check_servables(
             [(exports[v.name][1], v.model) for v in group],
-            server_version=server_version,
+            server_version=version,
             atol=atol,
         )
         reports.update(zip([v.name for v in group], checked))
@@ -377,6 +420,7 @@ def serve_variants(variants, texts, work_dir, server_version):
                 report.ok,
                 float(np.abs(served - local).max()),
                 "" if report.ok else report.summary(),
+                report.server_version,
             )
     return results
 
@@ -385,7 +429,9 @@ def _median(values):
     return statistics.median(values) if values else float("nan")
 
 
-def report_markdown(variants, timings, accuracies, serving, settings, commands):
+def report_markdown(
+    variants, timings, accuracies, serving, settings, commands, server_version=None
+):
     batch_sizes = sorted({r.batch_size for r in timings})
     by_key = {(r.precision, r.batch_size): r for r in timings}
     teacher_accuracy = accuracies[TEACHER]
@@ -412,8 +458,11 @@ def report_markdown(variants, timings, accuracies, serving, settings, commands):
                 else "as its distilled twin"
             )
         if v.name in serving:
-            ok, diff, _ = serving[v.name]
-            served = f"{'yes' if ok else 'NO'} ({diff:.1g})"
+            ok, diff, _, version = serving[v.name]
+            served = "yes" if ok else "NO"
+            if version != server_version:
+                served += f", TF Serving ≥ {version}"
+            served += f" ({diff:.1g})"
         else:
             served = "-"
         lines.append(
@@ -483,7 +532,11 @@ def best_combination(variants, timings, accuracies, batch_size):
 
 def main(registry):
     from keras_bert_impl.data.glue import read_tsv_examples
-    from keras_bert_impl_tools.benchmark_precision import correct, time_precisions
+    from keras_bert_impl_tools.benchmark_precision import (
+        calibration_sample,
+        correct,
+        time_precisions,
+    )
     from keras_bert_impl_tools.benchmarks_file import replace_section
 
     cli.require_flags(registry, "teacher", "train_file", "eval_file", "work_dir")
@@ -506,7 +559,8 @@ def main(registry):
     texts, labels = list(examples.texts[0]), list(examples.labels)
     os.makedirs(registry.work_dir, exist_ok=True)
 
-    variants = make_variants(registry, teacher)
+    calibration = calibration_sample(registry.train_file, registry.calibration_examples)
+    variants = make_variants(registry, teacher, calibration)
     if registry.onnx:
         variants += onnx_variants(teacher, registry.work_dir)
     print(f"Accuracy of {len(variants)} variants on {len(texts)} sentences", flush=True)
@@ -533,17 +587,26 @@ def main(registry):
         f"interleaved rounds, median (min-max) of per-round ratios to the teacher; "
         f"{os.cpu_count()} CPU cores shared with other jobs. Servable: the SavedModel "
         f"passes check_servables for TF Serving {registry.server_version} (outputs equal "
-        "to the Keras model's within 1e-4, 1e-3 for int8, 1e-2 for bfloat16) and one "
+        "to the Keras model's within 1e-4, 1e-3 for int8, 1e-2 for bfloat16 and "
+        "int8_onednn; int8_onednn is checked for the first release with its op) and one "
         "kbi-serve answers over gRPC; in brackets the largest |probability| difference "
         "from the variant's own predict_text on 8 sentences."
     )
     commands = sorted({v.command for v in variants if v.command})
-    report = report_markdown(variants, timings, accuracies, serving, settings, commands)
+    report = report_markdown(
+        variants,
+        timings,
+        accuracies,
+        serving,
+        settings,
+        commands,
+        registry.server_version,
+    )
     report += "\n" + "\n".join(twin_comparisons(variants, hits)) + "\n"
     print(report)
     if registry.write_to:
         replace_section(registry.write_to, SECTION_HEADING, report)
-    problems = [name for name, (ok, _, _) in serving.items() if not ok]
+    problems = [name for name, (ok, *_) in serving.items() if not ok]
     if problems:
         for name in problems:
             print(f"{name} is not servable:\n{serving[name][2]}", file=sys.stderr)

@@ -96,9 +96,16 @@ def define_flags():
         "precision",
         None,
         "Inference precision: float32, bfloat16 (mixed_bfloat16 compute), int8 "
-        "(Keras int8 quantization: int8 weights and activations) or int8_weight_only "
-        "(int8 weights, float matmul), see keras_bert_impl.compression "
+        "(Keras int8 quantization: int8 weights and activations), int8_weight_only "
+        "(int8 weights, float matmul) or int8_onednn (oneDNN's uint8 x int8 matmul, "
+        "needs --calibration_file), see keras_bert_impl.compression "
         "(default: the model's own).",
+    )
+    flags.DEFINE_string(
+        "calibration_file",
+        None,
+        "--precision=int8_onednn: UTF-8 text file, one training text per line (a few "
+        "hundred), whose activations set each int8 layer's input range.",
     )
 
 
@@ -115,11 +122,15 @@ def parse_bucket_lengths(value):
         ) from None
 
 
-def read_warmup_texts(path):
-    with open(path, encoding="utf-8") as f:
-        texts = [line.rstrip("\n") for line in f if line.strip()][:32]
+def read_text_lines(path, flag, limit=None):
+    """The non-empty lines of the UTF-8 file named by --`flag` (the first `limit`)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            texts = [line.rstrip("\n") for line in f if line.strip()][:limit]
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"--{flag}={path}: {error}") from None
     if not texts:
-        raise ValueError(f"--warmup_file={path} has no non-empty line")
+        raise ValueError(f"--{flag}={path} has no non-empty line")
     return texts
 
 
@@ -177,7 +188,7 @@ def main(argv):
     try:
         bucket_lengths = parse_bucket_lengths(FLAGS.bucket_lengths)
         warmup = (
-            {"warmup_texts": read_warmup_texts(FLAGS.warmup_file)}
+            {"warmup_texts": read_text_lines(FLAGS.warmup_file, "warmup_file", 32)}
             if FLAGS.warmup_file
             else {}
         )
@@ -193,7 +204,19 @@ def main(argv):
         )
         precision = compression.model_precision(model)
         if FLAGS.precision not in (None, precision):
-            model = compression.with_precision(model, FLAGS.precision)
+            calibration = None
+            if FLAGS.precision == "int8_onednn":
+                if not FLAGS.calibration_file:
+                    raise ValueError(
+                        "--precision=int8_onednn needs --calibration_file (one "
+                        "training text per line)"
+                    )
+                calibration = read_text_lines(
+                    FLAGS.calibration_file, "calibration_file"
+                )
+            model = compression.with_precision(
+                model, FLAGS.precision, calibration=calibration
+            )
             precision = FLAGS.precision
         tokenizer = None
         if getattr(model, "preprocessor", None) is None:
