@@ -4,8 +4,6 @@ independence), `.keras` round trips, fallbacks with a warning, and exports that 
 TF Serving 2.17."""
 
 import os
-import subprocess
-import sys
 import warnings
 
 import keras
@@ -18,6 +16,7 @@ from keras_bert_impl.export import export_classifier
 from keras_bert_impl.export.check import check_servable
 from keras_bert_impl.models import quantization
 from model_helpers import tiny_inputs, tiny_text_model
+from tool_helpers import run_tool
 
 TEXTS = ["good film", "bad film , bad", "w1 w2 w3 good"]
 CALIBRATION = TEXTS * 4
@@ -120,6 +119,10 @@ def test_a_model_is_close_to_float_and_round_trips(float_model, onednn_model, tm
     logits = np.asarray(onednn_model(tiny_inputs()))
     np.testing.assert_allclose(logits, before, atol=LOGIT_ATOL)
     assert np.abs(logits - before).max() > 0
+    # Traced, every layer's op keeps its own kernel: the same logits as eagerly.
+    traced = tf.function(onednn_model)
+    for _ in range(2):
+        np.testing.assert_allclose(traced(tiny_inputs()), logits, atol=1e-5)
 
     path = str(tmp_path / "onednn.keras")
     onednn_model.save(path)
@@ -217,15 +220,6 @@ def test_kbi_export_needs_a_calibration_file(float_model, tmp_path):
     saved = str(tmp_path / "float.keras")
     float_model.save(saved)
 
-    def export(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "keras_bert_impl_tools.export", *args],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-
     common = [
         f"--init_checkpoint={saved}",
         "--task=classifier",
@@ -233,10 +227,10 @@ def test_kbi_export_needs_a_calibration_file(float_model, tmp_path):
         "--precision=int8_onednn",
         "--bucket_lengths=none",
     ]
-    result = export(*common)
+    result = run_tool("export", *common)
     assert result.returncode == 1 and "--calibration_file" in result.stderr
     calibration = tmp_path / "calibration.txt"
     calibration.write_text("\n".join(CALIBRATION) + "\n")
-    result = export(*common, f"--calibration_file={calibration}")
+    result = run_tool("export", *common, f"--calibration_file={calibration}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert os.listdir(tmp_path / "int8") == ["1"]

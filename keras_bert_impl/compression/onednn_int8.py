@@ -20,10 +20,16 @@ Each call:
    kernel scales, and adds a bias that puts back what subtracting `low` took out,
    low * (column sums of the kernel), next to the layer's own bias;
 3. applies the exact GELU in the same op, or the layer's other activation after it.
-The matmul runs in SCALED mode with that bias made in the graph: its MIN_FIRST mode would
-make the correction itself, but in a single-threaded loop over the kernel on every call,
-assuming QuantizeV2's oneDNN rounding of `low` (its Eigen kernel rounds differently; the
-range here starts on a whole step, so both kernels give the same codes).
+The matmul runs in SCALED mode with that bias passed in: its MIN_FIRST mode would make
+the correction itself, but in a single-threaded loop over the kernel on every call,
+assuming QuantizeV2's oneDNN rounding of `low` (its Eigen kernel rounds differently;
+the range here starts on a whole step, so both kernels give the same codes).
+
+A traced function (`predict`, an export) reads each layer's int8 kernel once: the op
+keeps it reordered for VNNI, and the kernel's column sums are a constant of the graph
+(at batch 1 that makes it as fast as float32 instead of 0.7x). The int8 weights of such
+a model are frozen: to change them, quantize the float model again (eager calls always
+read them).
 
 Without oneDNN's kernels (other Keras backends, non-x86 TensorFlow builds) a layer keeps
 Keras' own int8 call with dequantized weights (the numbers of `int8_weight_only`), and
@@ -36,6 +42,7 @@ import types
 import warnings
 
 import keras
+import numpy as np
 
 from keras_bert_impl.models import quantization
 
@@ -62,40 +69,60 @@ def _is_exact_gelu(activation):
     return func is keras.activations.gelu and not keywords.get("approximate", False)
 
 
-@functools.lru_cache(maxsize=None)
-def _quantized_matmul_function(fused_ops):
-    """A tf.function running oneDNN's `_QuantizedMatMul` with `fused_ops`. The op is
-    internal (no `tf.raw_ops` entry), so it is built with the op library in a graph,
-    which also lets eager callers run it."""
+def _quantized_matmul_op(fused_ops, weight_is_constant, *arguments):
+    """oneDNN's `_QuantizedMatMul` in the current graph. The op is internal (no
+    `tf.raw_ops` entry), so it is built with TensorFlow's op library."""
     import tensorflow as tf
     from tensorflow.python.framework import op_def_library
 
-    @tf.function(autograph=False, reduce_retracing=True)
-    def quantized_matmul(quantized, kernel, bias, max_input, kernel_range):
-        _, _, op, _ = op_def_library._apply_op_helper(
-            "_QuantizedMatMul",
-            name="quantized_matmul",
-            device_inputs=[quantized, kernel, bias],
-            host_inputs=[0.0, max_input, -kernel_range, kernel_range],
-            Tdevice_outputs=[tf.float32],
-            Thost_outputs=[],
-            T1=tf.quint8,
-            T2=tf.qint8,
-            Tbias=tf.float32,
-            Tout=tf.float32,
-            U=tf.float32,
-            transpose_a=False,
-            transpose_b=False,
-            fused_ops=list(fused_ops),
-            input_quant_mode="SCALED",
-            output_quant_mode="SCALED",
-            is_weight_const=False,
-            is_bias_const=False,
-            leakyrelu_alpha=0.2,
-        )
-        return op.outputs[0]
+    quantized, kernel, bias, max_input, kernel_range = arguments
+    _, _, op, _ = op_def_library._apply_op_helper(
+        "_QuantizedMatMul",
+        name="quantized_matmul",
+        device_inputs=[quantized, kernel, bias],
+        host_inputs=[0.0, max_input, -kernel_range, kernel_range],
+        Tdevice_outputs=[tf.float32],
+        Thost_outputs=[],
+        T1=tf.quint8,
+        T2=tf.qint8,
+        Tbias=tf.float32,
+        Tout=tf.float32,
+        U=tf.float32,
+        transpose_a=False,
+        transpose_b=False,
+        fused_ops=list(fused_ops),
+        input_quant_mode="SCALED",
+        output_quant_mode="SCALED",
+        # The op then keeps its kernel reordered for VNNI after the first call.
+        is_weight_const=weight_is_constant,
+        is_bias_const=False,
+        leakyrelu_alpha=0.2,
+    )
+    return op.outputs[0]
 
-    return quantized_matmul
+
+@functools.lru_cache(maxsize=None)
+def _eager_quantized_matmul(fused_ops):
+    """The op wrapped in a tf.function, for eager callers. All layers share this one
+    function, so it must not keep a kernel from one call to the next."""
+    import tensorflow as tf
+
+    return tf.function(
+        functools.partial(_quantized_matmul_op, fused_ops, False),
+        autograph=False,
+        reduce_retracing=True,
+    )
+
+
+def _quantized_matmul(fused_ops, *arguments):
+    import tensorflow as tf
+
+    # The op has no gradient; the layer's custom gradient stands in for it.
+    arguments = [tf.stop_gradient(argument) for argument in arguments]
+    if tf.executing_eagerly():
+        return _eager_quantized_matmul(fused_ops)(*arguments)
+    # Traced: one op per layer, which may keep its layer's kernel.
+    return _quantized_matmul_op(fused_ops, True, *arguments)
 
 
 def quantization_range(low, high):
@@ -109,9 +136,10 @@ def quantization_range(low, high):
     return low, low + 255.0 * step
 
 
-def _int8_dense(rows, kernel, kernel_scale, bias, input_range, exact_gelu):
-    """[exact_gelu](rows @ (kernel / kernel_scale) + bias) for float32 `rows` [m, k]
-    and an int8 `kernel` [k, n], with rows quantized to uint8 over `input_range`."""
+def _int8_dense(rows, kernel, kernel_scale, bias, column_sums, input_range, gelu):
+    """[exact GELU](rows @ (kernel / kernel_scale) + bias) for float32 `rows` [m, k]
+    and an int8 `kernel` [k, n] whose float columns sum to `column_sums`, with rows
+    quantized to uint8 over `input_range`."""
     import tensorflow as tf
 
     low, high = quantization_range(*input_range)
@@ -123,28 +151,18 @@ def _int8_dense(rows, kernel, kernel_scale, bias, input_range, exact_gelu):
         mode="MIN_FIRST",
         round_mode="HALF_AWAY_FROM_ZERO",
     )
-    float_kernel_column_sums = (
-        tf.reduce_sum(tf.cast(kernel, tf.float32), axis=0) / kernel_scale
-    )
     fused_ops = (
-        ("BiasAdd", "GeluExact", "Dequantize")
-        if exact_gelu
-        else (
-            "BiasAdd",
-            "Dequantize",
-        )
+        ("BiasAdd", "GeluExact", "Dequantize") if gelu else ("BiasAdd", "Dequantize")
     )
-    arguments = (
+    return _quantized_matmul(
+        fused_ops,
         quantized,
         tf.bitcast(kernel, tf.qint8),
-        # What subtracting low took out: low * (column sums of the float kernel).
-        bias + low * float_kernel_column_sums,
+        # What subtracting low took out.
+        bias + low * column_sums,
         high - low,
         127.0 / kernel_scale,
     )
-    # The op has no gradient; the layer's custom gradient stands in for it.
-    arguments = [tf.stop_gradient(argument) for argument in arguments]
-    return _quantized_matmul_function(fused_ops)(*arguments)
 
 
 def _onednn_int8_call(layer, inputs, training=None):
@@ -162,6 +180,10 @@ def _onednn_int8_call(layer, inputs, training=None):
     activation = layer.activation
     # oneDNN applies the exact GELU inside the matmul; other activations run after it.
     exact_gelu = _is_exact_gelu(activation)
+    with tf.init_scope():  # read now: a traced function keeps them (module docstring)
+        column_sums = np.sum(
+            keras.ops.convert_to_numpy(layer._kernel), axis=0, dtype="float32"
+        ) / keras.ops.convert_to_numpy(layer.kernel_scale)
 
     def float_dense(inputs):
         float_kernel = tf.cast(kernel, tf.float32) / kernel_scale
@@ -172,7 +194,13 @@ def _onednn_int8_call(layer, inputs, training=None):
     def dense(inputs):
         rows = tf.reshape(inputs, [-1, kernel.shape[0]])
         outputs = _int8_dense(
-            rows, kernel, kernel_scale, bias, layer._int8_input_range, exact_gelu
+            rows,
+            kernel,
+            kernel_scale,
+            bias,
+            column_sums,
+            layer._int8_input_range,
+            exact_gelu,
         )
         outputs = tf.reshape(
             outputs, tf.concat([tf.shape(inputs)[:-1], [layer.units]], axis=0)
