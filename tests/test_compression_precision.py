@@ -3,8 +3,6 @@ that give identical outputs, raw-text prediction, and SavedModels that pass the 
 check for TF Serving 2.10 and 2.20."""
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -16,6 +14,7 @@ from keras_bert_impl.export import export_classifier
 from keras_bert_impl.export.check import check_servable
 from keras_bert_impl.export.exporter import read_model_card
 from model_helpers import tiny_config, tiny_inputs, tiny_text_model
+from tool_helpers import run_tool
 
 # Largest |logit difference| from float32 allowed, for logits of size ~1 (measured on
 # this model: bfloat16 0.011, int8 0.017). bfloat16 keeps 8 bits of mantissa; int8
@@ -143,21 +142,11 @@ def test_bfloat16_export_passes_the_op_check(bf16_model, tmp_path):
     _assert_serves_on_2_10_and_2_20(path)
 
 
-def _kbi_export(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "keras_bert_impl_tools.export", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 def test_kbi_export_precision_int8_writes_a_servable_export(float_model, tmp_path):
     saved = str(tmp_path / "float.keras")
     float_model.save(saved)
     export_dir = str(tmp_path / "int8")
-    result = _kbi_export(
+    result = run_tool("export",
         f"--init_checkpoint={saved}",
         "--task=classifier",
         f"--export_dir={export_dir}",
@@ -171,7 +160,7 @@ def test_kbi_export_precision_int8_writes_a_servable_export(float_model, tmp_pat
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:
         assert b"BatchMatMulV3" in f.read()  # the int8 x int8 -> int32 matmul
 
-    result = _kbi_export(
+    result = run_tool("export",
         f"--init_checkpoint={saved}",
         "--task=classifier",
         f"--export_dir={export_dir}",

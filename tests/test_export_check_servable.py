@@ -2,15 +2,13 @@
 tf.py_function, jit_compile=True functions, ops newer than the target server, and warmup
 requests that fail in a clean process."""
 
-import subprocess
-import sys
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
 from keras_bert_impl.export import warmup
 from keras_bert_impl.export.check import check_servable
+from tool_helpers import run_tool
 
 
 def _save(path, function, spec, warmup_inputs=None, jit_compile=False):
@@ -68,12 +66,9 @@ def test_planted_py_function_is_named_and_the_command_exits_non_zero(tmp_path):
         lambda x: {"y": tf.py_function(np.cos, [x], tf.float32)},
         tf.TensorSpec([None], tf.float32),
     )
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "keras_bert_impl_tools.check_servable",
-            f"--saved_model_dir={path}", "--server_version=2.20",
-        ],
-        capture_output=True, text=True, timeout=300, check=False,
+    result = run_tool(
+        "check_servable", f"--saved_model_dir={path}", "--server_version=2.20",
+        timeout=300,
     )
     assert result.returncode == 1
     assert "PROBLEM: op EagerPyFunc" in result.stdout
@@ -83,12 +78,9 @@ def test_planted_py_function_is_named_and_the_command_exits_non_zero(tmp_path):
 
 def test_command_rejects_a_bad_server_version(tmp_path):
     version = "2.x"
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "keras_bert_impl_tools.check_servable",
-            f"--saved_model_dir={tmp_path}", f"--server_version={version}",
-        ],
-        capture_output=True, text=True, timeout=300, check=False,
+    result = run_tool(
+        "check_servable", f"--saved_model_dir={tmp_path}", f"--server_version={version}",
+        timeout=300,
     )
     assert result.returncode != 0
     assert f"--server_version={version}" in result.stderr
