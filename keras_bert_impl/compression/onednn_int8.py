@@ -234,7 +234,8 @@ def use_onednn_int8(layer, input_range):
         the layer keeps Keras' own int8 call.
 
     Raises:
-        ValueError: `layer` is not an int8-quantized `Dense`.
+        ValueError: `layer` is not an int8-quantized `Dense`, has LoRA on, or
+            `input_range` is not a finite (low, high) with low <= high.
     """
     if not isinstance(layer, keras.layers.Dense) or layer.quantization_mode != "int8":
         raise ValueError(
