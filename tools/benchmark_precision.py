@@ -132,16 +132,14 @@ def calibration_sample(path, count=512):
 
 
 def encode_batches(model, texts, batch_size):
-    """Consecutive batches of `texts` as token dicts, each cut to its longest row."""
-    import numpy as np
+    """Consecutive batches of `texts` as int32 token dicts, each cut to its longest
+    row (`compression.precision.encode_batches`)."""
+    from keras_bert_impl.compression.precision import encode_batches as encode
 
-    batches = []
-    for start in range(0, len(texts), batch_size):
-        inputs = model.preprocessor(texts[start : start + batch_size])
-        inputs = {k: np.asarray(v) for k, v in inputs.items()}
-        length = max(1, int(inputs["padding_mask"].sum(axis=1).max()))
-        batches.append({k: v[:, :length].astype("int32") for k, v in inputs.items()})
-    return batches
+    return [
+        {k: v.astype("int32") for k, v in batch.items()}
+        for batch in encode(model, texts, batch_size)
+    ]
 
 
 def forward_function(model):

@@ -93,36 +93,38 @@ def _tied_layers(model):
     return {id(head.token_embedding)} if head is not None else set()
 
 
-def _calibration_batches(model, calibration, batch_size):
-    """Model inputs from `calibration`: texts (a list of strings, or a (first, second)
-    pair of lists) through the model's preprocessor, each batch cut to its longest
-    row; or an iterable of input dicts, used as they are."""
+def encode_batches(model, texts, batch_size):
+    """Consecutive batches of `texts` (a list of strings, or a (first, second) pair of
+    lists) through `model.preprocessor`, as numpy token dicts, each batch cut to its
+    longest row (as a length-bucketing server runs it)."""
     import numpy as np
 
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is None:
+        raise ValueError(
+            f"{type(model).__name__} has no preprocessor to encode texts; pass token "
+            "dicts instead."
+        )
+    pairs = isinstance(texts, tuple)
+    count = len(texts[0]) if pairs else len(texts)
+    for start in range(0, count, batch_size):
+        end = start + batch_size
+        batch = tuple(part[start:end] for part in texts) if pairs else texts[start:end]
+        inputs = {k: np.asarray(v) for k, v in preprocessor(batch).items()}
+        length = max(1, int(inputs["padding_mask"].sum(axis=1).max()))
+        yield {k: v[:, :length] for k, v in inputs.items()}
+
+
+def _calibration_batches(model, calibration, batch_size):
+    """Model inputs from `calibration`: texts (see `encode_batches`), or an iterable of
+    input dicts, used as they are."""
     if isinstance(calibration, tuple) or (
         isinstance(calibration, list)
         and calibration
         and isinstance(calibration[0], str)
     ):
-        preprocessor = getattr(model, "preprocessor", None)
-        if preprocessor is None:
-            raise ValueError(
-                f"{type(model).__name__} has no preprocessor to encode calibration "
-                "texts; pass token dicts instead."
-            )
-        count = (
-            len(calibration[0]) if isinstance(calibration, tuple) else len(calibration)
-        )
-        for start in range(0, count, batch_size):
-            if isinstance(calibration, tuple):
-                texts = tuple(part[start : start + batch_size] for part in calibration)
-            else:
-                texts = calibration[start : start + batch_size]
-            inputs = {k: np.asarray(v) for k, v in preprocessor(texts).items()}
-            length = max(1, int(inputs["padding_mask"].sum(axis=1).max()))
-            yield {k: v[:, :length] for k, v in inputs.items()}
-    else:
-        yield from calibration
+        return encode_batches(model, calibration, batch_size)
+    return calibration
 
 
 def with_precision(model, precision, calibration=None, calibration_batch_size=32):
