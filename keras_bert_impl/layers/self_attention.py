@@ -84,23 +84,28 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         )
         self.built = True
 
-    def _split_heads(self, x):
-        batch, length = ops.shape(x)[0], ops.shape(x)[1]
-        return ops.reshape(x, (batch, length, self.num_heads, self.head_size))
-
     def call(self, inputs, padding_mask=None, training=None, head_mask=None):
+        # The projections run on [batch * length, width] rows: a 2-D Dense is one
+        # matmul + bias that TensorFlow's graph optimizer fuses (a 3-D one goes through
+        # reshapes that block the fusion and add shape plumbing to every request).
+        length = ops.shape(inputs)[1]
+        rows = ops.reshape(inputs, (-1, inputs.shape[-1]))
+        heads = (-1, length, self.num_heads, self.head_size)
         # Scale before the product: under mixed_float16 an unscaled QKᵀ
         # overflows to inf long before the scaled scores get large.
-        query = self._split_heads(self.query(inputs))
+        query = ops.reshape(self.query(rows), heads)
         query = query * ops.cast(1.0 / math.sqrt(self.head_size), query.dtype)
-        key = self._split_heads(self.key(inputs))
-        value = self._split_heads(self.value(inputs))
+        query = ops.transpose(query, (0, 2, 1, 3))  # [batch, heads, query, size]
+        key = ops.transpose(ops.reshape(self.key(rows), heads), (0, 2, 3, 1))
+        value = ops.transpose(ops.reshape(self.value(rows), heads), (0, 2, 1, 3))
 
         # [batch, heads, query, key]
-        scores = ops.cast(ops.einsum("bqnh,bknh->bnqk", query, key), "float32")
+        scores = ops.cast(ops.matmul(query, key), "float32")
         if padding_mask is not None:
-            key_mask = ops.cast(padding_mask, "bool")[:, None, None, :]
-            scores = ops.where(key_mask, scores, _MASKED_SCORE)
+            # Added rather than selected: one add of a [batch, 1, 1, key] row. exp()
+            # of a score near _MASKED_SCORE is exactly 0 in float32 either way.
+            key_bias = (1.0 - ops.cast(padding_mask, "float32")) * _MASKED_SCORE
+            scores = scores + key_bias[:, None, None, :]
         probs = ops.softmax(scores, axis=-1)
         probs = self.probs_dropout(
             ops.cast(probs, self.compute_dtype), training=training
@@ -108,10 +113,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         if head_mask is not None:
             probs = probs * ops.cast(head_mask, probs.dtype)[None, :, None, None]
 
-        context = ops.einsum("bnqk,bknh->bqnh", probs, value)
-        batch, length = ops.shape(context)[0], ops.shape(context)[1]
-        context = ops.reshape(context, (batch, length, self.num_heads * self.head_size))
-        return self.output_dense(context)
+        context = ops.transpose(ops.matmul(probs, value), (0, 2, 1, 3))
+        context = ops.reshape(context, (-1, self.num_heads * self.head_size))
+        output = self.output_dense(context)
+        return ops.reshape(output, (-1, length, output.shape[-1]))
 
     def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
         width = self.output_size or self.num_heads * self.head_size
