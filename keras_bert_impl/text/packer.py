@@ -208,17 +208,17 @@ class Packer(tf.Module):
             lengths.append(self.seq_length)
         return tuple(lengths)
 
-    def _padded_shape(self, token_ids):
-        """[batch, length] to pad to: fixed, or the batch's bucket."""
+    def _padded_length(self, total):
+        """Width to pad to, from the packed length of each row: fixed, the batch's
+        bucket, or its longest row."""
+        if self.seq_length is not None and self.bucket_lengths is None:
+            return self.seq_length
+        longest = tf.reduce_max(tf.concat([total, tf.zeros([1], total.dtype)], 0))
         if self.seq_length is None:
-            return None
-        if self.bucket_lengths is None:
-            return [None, self.seq_length]
-        longest = tf.reduce_max(token_ids.row_lengths())
+            return longest
         buckets = tf.constant(self.bucket_lengths, tf.int64)
         # The first bucket that holds the longest row (an empty batch takes the first).
-        length = tf.reduce_min(tf.boolean_mask(buckets, buckets >= longest))
-        return tf.stack([token_ids.nrows(), length])
+        return tf.reduce_min(tf.boolean_mask(buckets, buckets >= longest))
 
     @classmethod
     def from_tokenizer(cls, tokenizer, seq_length, **kwargs):
@@ -246,6 +246,47 @@ class Packer(tf.Module):
                 tf.shape(counts), tf.cast(seed, tf.int64), counts, halves
             )
         return tf.unstack(tf.cast(cuts, tf.int64), num=len(removed))
+
+    def _place(self, segments):
+        """Writes [CLS] A [SEP] (B [SEP]) into dense rows with one scatter.
+
+        Dense positions are computed from the segments' lengths: building the rows by
+        concatenating ragged pieces would cost a serving graph hundreds of ops, among
+        them the runtime shape assertions of ragged concatenation."""
+        dtype = segments[0].dtype
+        batch = segments[0].nrows()
+        rows = tf.range(tf.cast(batch, tf.int64))
+        # Each segment starts after [CLS] and everything before it with its [SEP].
+        lengths = [tf.cast(segment.row_lengths(), tf.int64) for segment in segments]
+        starts, end = [], tf.ones([batch], tf.int64)
+        for length in lengths:
+            starts.append(end)
+            end = end + length + 1
+        row_parts, position_parts = [rows], [tf.zeros([batch], tf.int64)]
+        value_parts = [tf.fill([batch], tf.constant(self.cls_id, dtype))]
+        for segment, start, length in zip(segments, starts, lengths):
+            segment_rows = tf.cast(segment.value_rowids(), tf.int64)
+            row_parts += [segment_rows, rows]
+            position_parts += [
+                tf.ragged.range(length).values + tf.gather(start, segment_rows),
+                start + length,
+            ]
+            value_parts += [segment.values, tf.fill([batch], tf.constant(self.sep_id, dtype))]
+        width = self._padded_length(end)
+        indices = tf.stack([tf.concat(row_parts, 0), tf.concat(position_parts, 0)], 1)
+        token_ids = tf.tensor_scatter_nd_update(
+            tf.fill(tf.stack([batch, tf.cast(width, tf.int64)]), tf.constant(self.pad_id, dtype)),
+            indices,
+            tf.concat(value_parts, 0),
+        )
+        position = tf.range(tf.cast(width, tf.int64), dtype=tf.int64)[tf.newaxis]
+        real = position < end[:, tf.newaxis]
+        second = real & (position >= starts[-1][:, tf.newaxis]) if len(segments) == 2 else None
+        return {
+            "token_ids": token_ids,
+            "segment_ids": tf.cast(second, dtype) if second is not None else tf.zeros_like(token_ids),
+            "padding_mask": tf.cast(real, dtype),
+        }
 
     def _truncate(self, segments, seed=None):
         if self.seq_length is None:
@@ -302,28 +343,7 @@ class Packer(tf.Module):
         single_example = converted[0][1]
         segments = self._truncate(segments, seed)
 
-        batch_size = segments[0].nrows()
-        cls = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], self.cls_id))
-        sep = tf.RaggedTensor.from_tensor(tf.fill([batch_size, 1], self.sep_id))
-        pieces, piece_segments = [cls], [0]
-        for index, segment in enumerate(segments):
-            pieces += [segment, sep]
-            piece_segments += [index, index]
-        token_ids = tf.concat(pieces, axis=1)
-        segment_ids = tf.concat(
-            [
-                piece.with_flat_values(tf.fill(tf.shape(piece.flat_values), index))
-                for piece, index in zip(pieces, piece_segments)
-            ],
-            axis=1,
-        )
-        padding_mask = token_ids.with_flat_values(tf.ones_like(token_ids.flat_values))
-        shape = self._padded_shape(token_ids)
-        outputs = {
-            "token_ids": token_ids.to_tensor(default_value=self.pad_id, shape=shape),
-            "segment_ids": segment_ids.to_tensor(default_value=0, shape=shape),
-            "padding_mask": padding_mask.to_tensor(default_value=0, shape=shape),
-        }
+        outputs = self._place(segments)
         if single_example:
             return {key: value[0] for key, value in outputs.items()}
         return outputs
