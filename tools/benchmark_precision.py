@@ -415,13 +415,16 @@ def main(argv):
     if FLAGS.onnx_dir:
         import onnxruntime
 
+        from keras_bert_impl_tools.onnx_peer import reduces_range
+
         threads = models[ONNX_RUNTIME_INT8].session.get_session_options()
         settings += (
             f" ONNX Runtime {onnxruntime.__version__} (CPU provider, "
             f"{threads.intra_op_num_threads} intra-op threads, spinning "
             f"{'on' if FLAGS.onnx_allow_spinning else 'off'}) on the classifier "
             "exported through transformers and torch.onnx, and on its dynamic int8 "
-            "quantization (quant_pre_process, quantize_dynamic QInt8)."
+            "quantization (quant_pre_process, quantize_dynamic QInt8"
+            f"{', reduce_range: no VNNI' if reduces_range() else ''})."
         )
     if accuracies:
         settings += f" Accuracy over all {len(texts)} sentences."
