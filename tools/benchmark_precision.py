@@ -338,8 +338,9 @@ def main(argv):
             file=sys.stderr,
         )
         return 1
-    from keras_bert_impl_tools.benchmarks_file import replace_section
+    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
 
+    machine = machine_line()
     try:
         texts, labels, vocabulary = read_sentences(FLAGS.input_file)
         if not os.path.exists(FLAGS.init_checkpoint):
@@ -431,7 +432,7 @@ def main(argv):
     report = report_markdown(results, accuracies, command, settings)
     print(report)
     if FLAGS.write_to:
-        replace_section(FLAGS.write_to, SECTION_HEADING, report)
+        replace_section(FLAGS.write_to, SECTION_HEADING, report, machine)
     return 0
 
 
