@@ -28,6 +28,9 @@ TEXTS = ["good film", "bad film , bad", "w1 w2 w3 good"]
 
 @pytest.fixture(scope="module")
 def float_model():
+    # Seeded: an unseeded random model's logits were at times all below 0.3, the
+    # size the tolerances are set against.
+    keras.utils.set_random_seed(0)
     return tiny_text_model()
 
 
