@@ -2,6 +2,7 @@
 ratios. Times themselves are never asserted (the machine is shared)."""
 
 import math
+import re
 import types
 
 import numpy as np
@@ -10,7 +11,8 @@ from absl.testing import flagsaver
 
 from keras_bert_impl_tools import benchmark
 from keras_bert_impl_tools import cli
-from keras_bert_impl_tools.benchmarks_file import replace_section
+from keras_bert_impl.compression import cpu_features
+from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
 from tests.model_helpers import tiny_config
 
 
@@ -155,24 +157,48 @@ def test_main_writes_its_section_and_keeps_the_others(tmp_path):
     assert text.count(benchmark.SECTION_HEADING) == 1
     assert "python tools/benchmark.py" in text
     assert "| 4 | off | keras-hub |" in text
+    # The section's first line: the machine it ran on.
+    heading_and_machine = text.split(benchmark.SECTION_HEADING + "\n\n")[1]
+    assert heading_and_machine.startswith("Machine: " + cpu_features.summary())
 
 
 def test_replace_section_appends_then_replaces_in_place(tmp_path):
     path = tmp_path / "BENCHMARKS.md"
-    replace_section(str(path), "## A", "first")
+    machine = "Machine: a CPU"
+    replace_section(str(path), "## A", "first", machine)
     path.write_text(path.read_text() + "\n## B\n\nkept\n")
 
-    replace_section(str(path), "## A", "second\n| table |")
-    replace_section(str(path), "## C", "third")
+    replace_section(str(path), "## A", "second\n| table |", "Machine: another CPU")
+    replace_section(str(path), "## C", "third", machine)
 
     assert path.read_text() == (
-        "# Benchmarks\n\n## A\n\nsecond\n| table |\n\n## B\n\nkept\n\n## C\n\nthird\n"
+        "# Benchmarks\n\n## A\n\nMachine: another CPU\n\nsecond\n| table |\n\n"
+        "## B\n\nkept\n\n## C\n\nMachine: a CPU\n\nthird\n"
     )
 
 
 def test_replace_section_refuses_a_heading_that_is_not_a_section():
     with pytest.raises(ValueError, match="'## '"):
-        replace_section("unused.md", "# Title", "body")
+        replace_section("unused.md", "# Title", "body", machine_line())
+    for machine in ("a CPU", "Machine: a CPU\nmore"):
+        with pytest.raises(ValueError, match="one line from machine_line"):
+            replace_section("unused.md", "## A", "body", machine)
+
+
+def test_machine_line_names_the_cpu_its_isa_features_cores_and_load(monkeypatch):
+    line = machine_line()
+    assert "\n" not in line and line.startswith("Machine: " + cpu_features.summary())
+    assert re.search(r"; \d+ CPU cores; load average [\d.]+ / [\d.]+ / [\d.]+ ", line)
+    # Capped at AVX2, an AVX-512 machine says so.
+    capped = cpu_features.parse(
+        "model name : Xeon\nflags : avx2 avx512f avx512bw avx512vl avx512dq\n",
+        {"ONEDNN_MAX_CPU_ISA": "AVX2"},
+    )
+    monkeypatch.setattr(cpu_features, "detect", lambda: capped)
+    assert machine_line().startswith(
+        "Machine: Xeon; avx2 (no avx512f avx512_vnni avx_vnni avx512_bf16 amx); "
+        "ONEDNN_MAX_CPU_ISA=AVX2; "
+    )
 
 
 def test_synthetic_inputs_pad_after_the_real_tokens():

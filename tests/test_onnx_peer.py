@@ -55,6 +55,17 @@ def _op_counts(path):
     return collections.Counter(node.op_type for node in onnx.load(path).graph.node)
 
 
+def _matmul_integer_weights(path):
+    """The constant (weight) inputs of the model's MatMulInteger nodes."""
+    graph = onnx.load(path).graph
+    constants = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    return [
+        constants[node.input[1]]
+        for node in graph.node
+        if node.op_type == "MatMulInteger" and node.input[1] in constants
+    ]
+
+
 def test_export_writes_both_files_and_nothing_else(exported):
     directory, quantized = exported
     assert quantized == os.path.join(directory, "model_quantized.onnx")
@@ -104,6 +115,12 @@ def test_dynamic_int8_model_quantizes_matmuls_and_stays_close(classifier, export
     assert os.path.getsize(quantized) < os.path.getsize(
         os.path.join(directory, "model.onnx")
     )
+    # Without VNNI ORT's uint8 x int8 kernels add products in pairs in int16: ORT's
+    # reduce_range keeps the weights to 7 bits there, so that they cannot saturate.
+    weights = _matmul_integer_weights(quantized)
+    assert weights and all(w.dtype == np.int8 for w in weights)
+    largest = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+    assert (largest <= 64) == onnx_peer.reduces_range()
     inputs = _inputs(seed=1)
     expected = np.asarray(classifier(inputs))
     logits = onnx_peer.OnnxRuntimeClassifier(quantized).predict(inputs)

@@ -162,6 +162,9 @@ def _records_per_second(dataset, batch_size):
 
 def main(argv):
     del argv
+    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
+
+    machine = machine_line()
     seq_length, max_predictions = FLAGS.seq_length, FLAGS.max_predictions
     batch_size = FLAGS.batch_size
     with tempfile.TemporaryDirectory() as folder:
@@ -250,9 +253,7 @@ def main(argv):
     print(_SECTION)
     print(body)
     if FLAGS.benchmarks_file:
-        from keras_bert_impl_tools.benchmarks_file import replace_section
-
-        replace_section(FLAGS.benchmarks_file, _SECTION, body)
+        replace_section(FLAGS.benchmarks_file, _SECTION, body, machine)
 
 
 def run():

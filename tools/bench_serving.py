@@ -148,6 +148,7 @@ def main(argv):
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
     from serving_helpers import kbi_serve
 
+    machine = benchmarks_file.machine_line()
     all_sentences = read_sentences(FLAGS.sst2_dev)
     sentences = (
         all_sentences[: FLAGS.max_sentences] if FLAGS.max_sentences else all_sentences
@@ -196,7 +197,9 @@ def main(argv):
     section = "\n".join(lines)
     print(section)
     if FLAGS.benchmarks_file:
-        benchmarks_file.replace_section(FLAGS.benchmarks_file, SECTION, section)
+        benchmarks_file.replace_section(
+            FLAGS.benchmarks_file, SECTION, section, machine
+        )
     return 0
 
 

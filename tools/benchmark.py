@@ -36,7 +36,7 @@ from keras_bert_impl_tools import cli
 from keras_bert_impl import BertConfig
 from keras_bert_impl.convert import from_keras_hub
 from keras_bert_impl.convert import to_huggingface
-from keras_bert_impl_tools.benchmarks_file import replace_section
+from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
 
 SECTION_HEADING = "## Backbone forward (CPU)"
 OURS = "keras_bert_impl"
@@ -550,6 +550,7 @@ def main(argv):
         raise app.UsageError(str(error)) from error
     command = shlex.join(["python", "tools/benchmark.py"] + sys.argv[1:])
     config_name = settings.pop("config_name")
+    machine = machine_line()
     load_before = os.getloadavg()[0]
     results = compare_backbones(**settings)
     load_after = os.getloadavg()[0]
@@ -567,7 +568,7 @@ def main(argv):
     )
     print(body)
     if FLAGS.write_to:
-        replace_section(FLAGS.write_to, SECTION_HEADING, body)
+        replace_section(FLAGS.write_to, SECTION_HEADING, body, machine)
         print(f"Wrote the '{SECTION_HEADING}' section of {FLAGS.write_to}.")
 
 

@@ -539,8 +539,9 @@ def main(registry):
         correct,
         time_precisions,
     )
-    from keras_bert_impl_tools.benchmarks_file import replace_section
+    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
 
+    machine = machine_line()
     cli.require_flags(registry, "teacher", "train_file", "eval_file", "work_dir")
     try:
         batch_sizes = [int(b) for b in registry.batch_sizes]
@@ -607,7 +608,7 @@ def main(registry):
     report += "\n" + "\n".join(twin_comparisons(variants, hits)) + "\n"
     print(report)
     if registry.write_to:
-        replace_section(registry.write_to, SECTION_HEADING, report)
+        replace_section(registry.write_to, SECTION_HEADING, report, machine)
     problems = [name for name, (ok, *_) in serving.items() if not ok]
     if problems:
         for name in problems:

@@ -162,6 +162,9 @@ def main(f):
         from keras_bert_impl.convert.installed import installed_checkpoint_dir
 
         checkpoint = installed_checkpoint_dir()
+    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
+
+    machine = machine_line()
     speed = measure_throughput(
         f.data_dir, checkpoint, rounds=f.rounds, steps_per_round=f.steps_per_round
     )
@@ -206,9 +209,7 @@ def main(f):
                 "",
                 f"Command: `{run_command}`",
             ]
-    from keras_bert_impl_tools.benchmarks_file import replace_section
-
-    replace_section("BENCHMARKS.md", HEADING, "\n".join(lines))
+    replace_section("BENCHMARKS.md", HEADING, "\n".join(lines), machine)
     return speed
 
 

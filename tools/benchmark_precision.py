@@ -338,8 +338,9 @@ def main(argv):
             file=sys.stderr,
         )
         return 1
-    from keras_bert_impl_tools.benchmarks_file import replace_section
+    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
 
+    machine = machine_line()
     try:
         texts, labels, vocabulary = read_sentences(FLAGS.input_file)
         if not os.path.exists(FLAGS.init_checkpoint):
@@ -415,20 +416,23 @@ def main(argv):
     if FLAGS.onnx_dir:
         import onnxruntime
 
+        from keras_bert_impl_tools.onnx_peer import reduces_range
+
         threads = models[ONNX_RUNTIME_INT8].session.get_session_options()
         settings += (
             f" ONNX Runtime {onnxruntime.__version__} (CPU provider, "
             f"{threads.intra_op_num_threads} intra-op threads, spinning "
             f"{'on' if FLAGS.onnx_allow_spinning else 'off'}) on the classifier "
             "exported through transformers and torch.onnx, and on its dynamic int8 "
-            "quantization (quant_pre_process, quantize_dynamic QInt8)."
+            "quantization (quant_pre_process, quantize_dynamic QInt8"
+            f"{', reduce_range: no VNNI' if reduces_range() else ''})."
         )
     if accuracies:
         settings += f" Accuracy over all {len(texts)} sentences."
     report = report_markdown(results, accuracies, command, settings)
     print(report)
     if FLAGS.write_to:
-        replace_section(FLAGS.write_to, SECTION_HEADING, report)
+        replace_section(FLAGS.write_to, SECTION_HEADING, report, machine)
     return 0
 
 

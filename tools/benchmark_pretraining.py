@@ -290,6 +290,9 @@ def main(f):
             f"--max_predictions_per_seq={f.max_predictions_per_seq} must be between 1 "
             f"and --max_seq_length - 1 ({f.max_seq_length - 1})."
         )
+    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
+
+    machine = machine_line()
     result = measure_throughput(
         config_name=f.config,
         batch_size=f.train_batch_size,
@@ -303,9 +306,7 @@ def main(f):
     body = section(result, " ".join(["kbi-benchmark-pretraining"] + sys.argv[1:]))
     print(body)
     if f.benchmarks_file:
-        from keras_bert_impl_tools.benchmarks_file import replace_section
-
-        replace_section(f.benchmarks_file, HEADING, body)
+        replace_section(f.benchmarks_file, HEADING, body, machine)
         print(f"wrote the section to {f.benchmarks_file}")
     return result
 

@@ -19,7 +19,7 @@ import tensorflow as tf
 from absl import flags
 
 from keras_bert_impl_tools import cli
-from keras_bert_impl_tools.benchmarks_file import replace_section
+from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
 
 from keras_bert_impl.text import Tokenizer
 
@@ -131,6 +131,7 @@ def main(argv):
             lines, add_special_tokens=False
         ),
     }
+    machine = machine_line()
     load_before = os.getloadavg()[0]
     rates = {}
     for name, seconds in median_seconds(runs, FLAGS.repeats).items():
@@ -163,7 +164,9 @@ the timed rounds: {load}).
 
 Ours / HF tokenizers Rust `encode_batch_fast`: **{ratio:.2f}x**. Ids identical on
 {len(lines) - mismatches:,} of {len(lines):,} lines ({mismatches} mismatches)."""
-        replace_section(FLAGS.benchmarks_file, "## Tokenizer throughput", body)
+        replace_section(
+            FLAGS.benchmarks_file, "## Tokenizer throughput", body, machine
+        )
         print(f"wrote the section to {FLAGS.benchmarks_file}")
 
 

@@ -301,6 +301,9 @@ def define_flags(f):
 
 
 def main(f):
+    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
+
+    machine = machine_line()
     results = {}
     for kind in ("pretraining", "classifier"):
         results[kind] = compare_training(kind, num_steps=f.steps)
@@ -310,10 +313,9 @@ def main(f):
             f"{results[kind]['max_relative_difference']:.2e}"
         )
     if f.write_benchmarks:
-        from keras_bert_impl_tools.benchmarks_file import replace_section
-
         command = f"kbi-compare-training --steps={f.steps} --write_benchmarks"
-        replace_section("BENCHMARKS.md", BENCHMARKS_HEADING, _section(results, command))
+        body = _section(results, command)
+        replace_section("BENCHMARKS.md", BENCHMARKS_HEADING, body, machine)
     return results
 
 

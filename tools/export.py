@@ -17,6 +17,7 @@ assets.extra/model_card.json, then runs the servability op check.
 
 import os
 import sys
+import warnings
 
 from absl import app, flags
 
@@ -214,9 +215,14 @@ def main(argv):
                 calibration = read_text_lines(
                     FLAGS.calibration_file, "calibration_file"
                 )
-            model = compression.with_precision(
-                model, FLAGS.precision, calibration=calibration
-            )
+            # Its warnings (e.g. a CPU without native support for the precision)
+            # as one line each, without Python's source line.
+            with warnings.catch_warnings(record=True) as caught:
+                model = compression.with_precision(
+                    model, FLAGS.precision, calibration=calibration
+                )
+            for warning in caught:
+                print(f"kbi-export: warning: {warning.message}", file=sys.stderr)
             precision = FLAGS.precision
         tokenizer = None
         if getattr(model, "preprocessor", None) is None:

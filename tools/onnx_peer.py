@@ -5,7 +5,10 @@ The route users take: the Keras classifier is written as a Hugging Face checkpoi
 `BertForSequenceClassification`, exported with `torch.onnx.export` (dynamic batch and
 sequence axes) and, for int8, quantized with ORT's dynamic quantization
 (`quantize_dynamic`, int8 weights, activations quantized per call) after ORT's
-quantization pre-processing (`quant_pre_process`).
+quantization pre-processing (`quant_pre_process`). ORT multiplies uint8 activations by
+int8 weights; without VNNI its kernels add the products in pairs in int16, which
+saturate, and ORT's documented answer is `reduce_range` (7-bit weights) on such CPUs:
+`export_classifier` sets it from the CPU it runs on (`cpu_features`) unless told.
 
     path = export_classifier(classifier, "runs/onnx", quantize=True)
     logits = OnnxRuntimeClassifier(path, num_threads=2).predict(token_dict)
@@ -110,7 +113,7 @@ def _export_float(model, path, scratch):
         )
 
 
-def _quantize(float_path, path, scratch):
+def _quantize(float_path, path, scratch, reduce_range):
     from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
     # ORT's recommended pre-processing (shape inference, graph optimization); its
@@ -122,12 +125,23 @@ def _quantize(float_path, path, scratch):
     root.setLevel(max(level, logging.WARNING))
     try:
         quant_pre_process(float_path, prepared, auto_merge=True)
-        quantize_dynamic(prepared, path, weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            prepared, path, weight_type=QuantType.QInt8, reduce_range=reduce_range
+        )
     finally:
         root.setLevel(level)
 
 
-def export_classifier(model, directory, *, quantize=False):
+def reduces_range(features=None):
+    """Whether `export_classifier` quantizes to 7-bit weights for the CPU of
+    `features` (default: this one): where it has no VNNI, or is unknown."""
+    from keras_bert_impl.compression import cpu_features
+
+    features = cpu_features.detect() if features is None else features
+    return not features.int8_dot_product
+
+
+def export_classifier(model, directory, *, quantize=False, reduce_range=None):
     """Exports a fine-tuned classifier to ONNX, optionally dynamically int8-quantized.
 
     Args:
@@ -136,6 +150,8 @@ def export_classifier(model, directory, *, quantize=False):
             `quantize`, `model_quantized.onnx`. Each file appears complete or not at
             all (written under a temporary name, then renamed).
         quantize: also write ONNX Runtime's dynamic int8 quantization of the model.
+        reduce_range: ORT's `reduce_range` (7-bit weights, exact on CPUs without
+            VNNI); None: `reduces_range()`, for the CPU that runs this.
 
     Returns:
         The path of `model_quantized.onnx` with `quantize`, else of `model.onnx`.
@@ -157,7 +173,9 @@ def export_classifier(model, directory, *, quantize=False):
         _export_float(model, scratch_float, scratch)
         if quantize:
             scratch_quantized = os.path.join(scratch, QUANTIZED_FILE)
-            _quantize(scratch_float, scratch_quantized, scratch)
+            if reduce_range is None:
+                reduce_range = reduces_range()
+            _quantize(scratch_float, scratch_quantized, scratch, reduce_range)
         os.replace(scratch_float, float_path)
         if quantize:
             os.replace(scratch_quantized, quantized_path)

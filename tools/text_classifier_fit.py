@@ -30,7 +30,7 @@ from absl import app
 from absl import flags
 
 from keras_bert_impl_tools import cli
-from keras_bert_impl_tools.benchmarks_file import replace_section
+from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
 
 _REPO_DIR = pathlib.Path(__file__).resolve().parent.parent
 _DEFAULT_DATA_DIR = _REPO_DIR.parent / "shared" / "data" / "sst2"
@@ -462,6 +462,7 @@ def main(argv):
     for name in ("train.tsv", "dev.tsv"):
         if not os.path.isfile(os.path.join(settings.data_dir, name)):
             raise app.UsageError(f"--data_dir={settings.data_dir} has no {name}.")
+    machine = machine_line()
     if FLAGS.mode == "accuracy":
         results = run_accuracy(settings)
         body, heading = accuracy_section(settings, results), ACCURACY_HEADING
@@ -470,7 +471,7 @@ def main(argv):
         body, heading = throughput_section(settings, results), THROUGHPUT_HEADING
     print(body)
     if FLAGS.benchmarks_file:
-        replace_section(FLAGS.benchmarks_file, heading, body)
+        replace_section(FLAGS.benchmarks_file, heading, body, machine)
         print(f"wrote the section to {FLAGS.benchmarks_file}")
 
 

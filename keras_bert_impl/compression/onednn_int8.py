@@ -4,7 +4,7 @@ Keras' int8 `Dense` multiplies int8 activations by int8 weights with `ops.matmul
 TensorFlow runs as an int8 `BatchMatMulV3`: a portable loop on CPU, several times slower
 than the float32 matmul it replaces. TensorFlow's x86-64 builds link oneDNN, and with it
 `_QuantizedMatMul`: oneDNN's inner product of uint8 activations and int8 weights (int32
-sums, AVX512-VNNI), with the bias, an exact GELU and the conversion back to float fused
+sums), with the bias, an exact GELU and the conversion back to float fused
 in. TF Serving builds the same kernels (`build --define=build_with_onednn_v2=true` in
 its `.bazelrc`); the op is registered without a Python wrapper, so it is built here with
 TensorFlow's op library.
@@ -20,6 +20,22 @@ Each call:
    kernel scales, and adds a bias that puts back what subtracting `low` took out,
    low * (column sums of the kernel), next to the layer's own bias;
 3. applies the exact GELU in the same op, or the layer's other activation after it.
+
+How many codes q takes depends on the CPU that runs the call (`activation_levels`):
+with VNNI (AVX512_VNNI or AVX_VNNI) oneDNN sums uint8 x int8 products in int32, and q
+uses all 256 codes. Without it (AVX2, or AVX-512 without VNNI) oneDNN adds products in
+pairs in int16 (`vpmaddubsw`), which saturates above 32767: 255 * 127 * 2 does not fit,
+127 * 127 * 2 does, so q keeps to 0..127 (7 bits; ONNX Runtime's `reduce_range`
+makes the same trade on such CPUs, in the weights). A saved model keeps only [low,
+high], so it is exact on whatever CPU loads it; a traced function or export keeps the
+codes of the CPU that traced it (trace on the CPU class that serves it, or under
+`ONEDNN_MAX_CPU_ISA=AVX2` for a graph exact on every x86-64 CPU).
+
+Error bound: each input is off by at most half a step, step = (high - low) / (levels -
+2) at most (`quantization_range`), so each output (before the activation) is within
+0.5 * step * sum_k |w_kn| of the same layer in float with the dequantized kernel w: the
+bound about doubles without VNNI. Inputs outside [low, high] are clipped first.
+
 The matmul runs in SCALED mode with that bias passed in: its MIN_FIRST mode would make
 the correction itself, but in a single-threaded loop over the kernel on every call,
 assuming QuantizeV2's oneDNN rounding of `low` (its Eigen kernel rounds differently;
@@ -44,6 +60,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_bert_impl.compression import cpu_features
 from keras_bert_impl.models import quantization
 
 ONEDNN = "onednn"
@@ -125,24 +142,39 @@ def _quantized_matmul(fused_ops, *arguments):
     return _quantized_matmul_op(fused_ops, True, *arguments)
 
 
-def quantization_range(low, high):
-    """The uint8 range `_int8_dense` quantizes [low, high] to: it holds 0 and starts on
-    a whole step, so that QuantizeV2's MIN_FIRST codes are round((x - low) / step) in
-    both its oneDNN kernel (which subtracts low) and its Eigen one (which subtracts
-    round(low / step)); (low, low + 255 * step)."""
+def activation_levels(features=None):
+    """How many uint8 codes the activations use on the CPU of `features` (default:
+    this one, `cpu_features.detect()`): 256 with VNNI, else 128, whose uint8 x int8
+    pair sums fit oneDNN's int16 (module docstring); 128 where the CPU is unknown."""
+    features = cpu_features.detect() if features is None else features
+    return 256 if features.int8_dot_product else 128
+
+
+def quantization_range(low, high, levels=256):
+    """The range of the `levels` codes (at most 256) `_int8_dense` quantizes [low,
+    high] to: it holds 0 and starts on a whole step, so that QuantizeV2's MIN_FIRST
+    codes are round((x - low) / step) in both its oneDNN kernel (which subtracts low)
+    and its Eigen one (which subtracts round(low / step)); (low, low + (levels - 1) *
+    step) with step at most (high - low) / (levels - 2)."""
     low, high = min(float(low), 0.0), max(float(high), 0.0)
-    step = max((high - low) / 254.0, _SMALLEST_STEP)
+    step = max((high - low) / (levels - 2), _SMALLEST_STEP)
     low = math.floor(low / step) * step
-    return low, low + 255.0 * step
+    return low, low + (levels - 1) * step
 
 
 def _int8_dense(rows, kernel, kernel_scale, bias, column_sums, input_range, gelu):
     """[exact GELU](rows @ (kernel / kernel_scale) + bias) for float32 `rows` [m, k]
     and an int8 `kernel` [k, n] whose float columns sum to `column_sums`, with rows
-    quantized to uint8 over `input_range`."""
+    quantized to the `activation_levels` of this CPU over `input_range`."""
     import tensorflow as tf
 
-    low, high = quantization_range(*input_range)
+    levels = activation_levels()  # of the CPU that runs (or traces) the call
+    low, top = quantization_range(*input_range, levels)
+    if levels < 256:
+        # Codes above levels - 1 would overflow oneDNN's int16 pair sums; QuantizeV2
+        # clips at code 255 only.
+        rows = tf.minimum(rows, top)
+    high = low + (top - low) / (levels - 1) * 255.0  # the same step over uint8
     quantized, low, high = tf.raw_ops.QuantizeV2(
         input=rows,
         min_range=low,
@@ -309,4 +341,11 @@ def input_ranges(model, layers, batches):
 
 quantization.register_int8_matmul(ONEDNN, use_onednn_int8)
 
-__all__ = ["ONEDNN", "input_ranges", "onednn_available", "use_onednn_int8"]
+__all__ = [
+    "ONEDNN",
+    "activation_levels",
+    "input_ranges",
+    "onednn_available",
+    "quantization_range",
+    "use_onednn_int8",
+]

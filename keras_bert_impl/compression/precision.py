@@ -20,14 +20,22 @@
   `"int8_weight_only"` (with a warning).
 
 The copy keeps the preprocessor and label names, so it predicts on raw text, saves and
-reloads as `.keras`, and exports like the float model.
+reloads as `.keras`, and exports like the float model. Where the CPU lacks the
+instructions a precision is fast with (`cpu_features`), `with_precision` says so in a
+one-line warning: bfloat16 without AVX512_BF16 or AMX runs slower than float32, and
+int8_onednn without VNNI keeps 7-bit activations for a smaller speed-up.
 """
+
+import warnings
 
 import keras
 
+from keras_bert_impl.compression import cpu_features
 from keras_bert_impl.compression.onednn_int8 import (
     ONEDNN,
+    activation_levels,
     input_ranges,
+    onednn_available,
     use_onednn_int8,
 )
 
@@ -52,6 +60,24 @@ def check_precision(precision):
             f"Unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}."
         )
     return precision
+
+
+def native_support_warning(precision):
+    """One line saying what `precision` loses on this CPU (`cpu_features.detect()`),
+    or None where the CPU runs it natively (or is unknown, for bfloat16)."""
+    features = cpu_features.detect()
+    if precision == "bfloat16" and features.known and not features.native_bfloat16:
+        return (
+            "precision 'bfloat16' runs without native support on this CPU (no "
+            f"AVX512_BF16 or AMX: {features.summary()}): slower than float32."
+        )
+    if precision == "int8_onednn" and onednn_available() and activation_levels() < 256:
+        return (
+            "precision 'int8_onednn' runs without VNNI on this CPU "
+            f"({features.summary()}): 7-bit activations (twice the rounding error of "
+            "8 bits) and a smaller speed-up over float32."
+        )
+    return None
 
 
 def model_precision(model):
@@ -148,6 +174,10 @@ def with_precision(model, precision, calibration=None, calibration_batch_size=32
     Raises:
         ValueError: an unknown precision, a model already quantized, or
             "int8_onednn" without calibration data.
+
+    Warns:
+        UserWarning: one line (`native_support_warning`) where this CPU lacks the
+            instructions that make `precision` fast.
     """
     check_precision(precision)
     if precision == "int8_onednn" and calibration is None:
@@ -160,6 +190,9 @@ def with_precision(model, precision, calibration=None, calibration_batch_size=32
             f"{type(model).__name__} {model.name!r} is already int8-quantized; start from "
             "the float model."
         )
+    warning = native_support_warning(precision)
+    if warning:
+        warnings.warn(warning, stacklevel=2)
     config = _with_policy(model.get_config(), _POLICY[precision])
     copy = type(model).from_config(config)
     copy.build()
