@@ -224,11 +224,13 @@ def test_per_model_parameters_come_from_the_version_directory(tmp_path):
     factory, servable = _servable(
         version, enable_per_model_batching_parameters=True
     )
-    with pytest.raises(ServingError, match="Task size 3 is larger than maximum input batch size 2"):
+    too_big = "Task size 3 is larger than maximum input batch size 2"
+    with pytest.raises(ServingError, match=too_big):
         servable.predict("serving_default", {"x": np.ones(3, np.float32)})
     # A version without the file is not batched at all (no size limit).
     unbatched = factory("plain", 1, HALF_PLUS_TWO)
-    assert unbatched.predict("serving_default", {"x": np.ones(1001, np.float32)})[1]["y"].shape == (1001,)
+    outputs = unbatched.predict("serving_default", {"x": np.ones(1001, np.float32)})[1]
+    assert outputs["y"].shape == (1001,)
     (version / bp.PER_MODEL_FILE).write_text("max_batch_size: 2\n")
     with pytest.raises(ServingError, match="Invalid protobuf file") as caught:
         factory("bad", 123, str(version))
@@ -270,7 +272,8 @@ def test_batching_parameters_defaults_are_tf_servings():
     assert params.queue == bp.QueueParameters(1000, 0, 10, (), False)
     assert params.num_batch_threads == (os.cpu_count() or 1)
     assert params.thread_pool_name == "model_server_batch_threads"
-    with pytest.raises(bp.BatchingParametersError, match="--batching_parameters_file=.*cannot read"):
+    unreadable = "--batching_parameters_file=.*cannot read"
+    with pytest.raises(bp.BatchingParametersError, match=unreadable):
         bp.read("/nonexistent/batching.txt")
 
 

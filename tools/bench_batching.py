@@ -61,9 +61,10 @@ def batching_part(sentences, load_path, flags_values, client_class, kbi_serve, l
             stub.close()
         print(f"batching: {results_summary(results, percentile)}", flush=True)
 
+    plural = "s" if rounds != 1 else ""
     lines = [
-        f"**Server-side batching** ({rounds} rounds x {requests} Predict requests of one "
-        f"sentence from {clients} concurrent gRPC clients per server; model: "
+        f"**Server-side batching** ({rounds} round{plural} x {requests} Predict requests of "
+        f"one sentence from {clients} concurrent gRPC clients per server; model: "
         f"`{flags_values.load_preset}` preset, random weights, MiniLM vocabulary, bucketed "
         "export; batching parameters: the export's `batching_parameters.txt`, "
         f"`{' '.join(' '.join(parameters).split())}`, batch threads = cores):",
