@@ -178,6 +178,25 @@ def test_a_full_queue_turns_requests_away_as_unavailable():
     )
 
 
+def test_stopping_runs_the_batches_still_waiting_for_their_timeout():
+    scheduler = batching.BatchScheduler(1, "stopping")
+    batcher = batching.ServableBatcher(scheduler, _queue(max_batch_size=8))
+    results = []
+    waiting = threading.Thread(
+        target=lambda: results.append(
+            batcher.run(_signature("x"), {"x": np.array([3.0])}, ["y"], Recorder())
+        )
+    )
+    waiting.start()
+    while not batcher._queues or next(iter(batcher._queues.values())).open_size == 0:  # noqa: SLF001
+        time.sleep(0.01)
+    scheduler.stop()
+    waiting.join()
+    np.testing.assert_array_equal(results[0]["y"], [6.0])
+    with pytest.raises(ServingError, match="shutting down"):
+        batcher.run(_signature("x"), {"x": np.array([3.0])}, ["y"], Recorder())
+
+
 def _servable(tmp_path=None, **options):
     factory = ServableFactory(ServerOptions(enable_batching=True, **options))
     return factory, factory("half_plus_two", 123, str(tmp_path or HALF_PLUS_TWO))

@@ -10,14 +10,14 @@ come from all the rounds' latencies.
 import os
 import statistics
 
-from keras_bert_impl.export import batching_files
-
 SECTION = "## Serving: server-side batching in kbi-serve (CPU)"
 MODES = (("without batching", ()), ("--enable_batching", ("--enable_batching",)))
 
 
 def batching_part(sentences, load_path, flags_values, client_class, kbi_serve, load_phase,
                   percentile):
+    from keras_bert_impl.export import batching_files
+
     export_dir = os.path.dirname(load_path)
     parameters_file = os.path.join(export_dir, batching_files.SERVER_FILE)
     if not os.path.exists(parameters_file):  # an export from before the file existed

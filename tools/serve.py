@@ -86,7 +86,8 @@ def define_runtime_flags():
     flags.DEFINE_integer(
         "tensorflow_session_parallelism",
         0,
-        "Both of the above when neither is set; 0 = the runtime chooses.",
+        "Sets both the intra- and inter-op threads when neither of their flags is set; "
+        "0 = the runtime chooses.",
     )
     flags.DEFINE_boolean(
         "enable_batching", False, "Merge concurrent requests to a signature into batches."

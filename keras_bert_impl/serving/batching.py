@@ -165,10 +165,12 @@ class _Queue:
     def open_deadline(self):
         return self.open_since + self.params.batch_timeout_micros / 1e6
 
-    def take(self, now):
-        """The next runnable batch, or None."""
+    def take(self, now, closing=False):
+        """The next runnable batch, or None (`closing`: the open one runs at once)."""
         if len(self.batches) == 1 and self.batches[0] and (
-            self.open_size >= self.params.max_batch_size or now >= self.open_deadline()
+            closing
+            or self.open_size >= self.params.max_batch_size
+            or now >= self.open_deadline()
         ):
             self._close_open_batch()
         return self.batches.popleft() if len(self.batches) > 1 else None
@@ -223,7 +225,7 @@ class BatchScheduler:
         for _ in range(len(self._active)):
             self._next %= len(self._active)
             queue = self._active[self._next]
-            batch = queue.take(now)
+            batch = queue.take(now, closing=self._stopping)
             if queue.empty():
                 self._active.pop(self._next)
             else:
@@ -250,7 +252,7 @@ class BatchScheduler:
             queue.process(batch)
 
     def stop(self):
-        """Runs what is queued, then ends the threads."""
+        """Runs what is queued (partial batches at once), then ends the threads."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
