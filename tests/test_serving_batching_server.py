@@ -15,7 +15,7 @@ from keras_bert_impl import BertClassifier
 from keras_bert_impl.export import batching_files
 from keras_bert_impl.export.check import check_servable
 from keras_bert_impl.export.exporter import export_classifier
-from keras_bert_impl.serving import Client
+from keras_bert_impl.serving import Client, ServingError
 from keras_bert_impl.serving import batching_parameters as bp
 from keras_bert_impl.serving.servable import Servable
 from keras_bert_impl.text import Tokenizer
@@ -125,6 +125,14 @@ def test_sixteen_concurrent_single_sentences_get_the_unbatched_answers(export, s
             answer["probabilities"], expected["probabilities"], rtol=0, atol=1e-6
         )
         assert answer["label_id"].tolist() == expected["label_id"].tolist()
+
+
+def test_a_request_over_max_batch_size_is_invalid_argument_over_grpc(server):
+    with Client(server.grpc_target, "sst", timeout=60) as client:
+        with pytest.raises(ServingError) as caught:
+            client.predict({"text": ["a gripping film"] * 65})
+    assert caught.value.code.name == "INVALID_ARGUMENT"
+    assert caught.value.message == "Task size 65 is larger than maximum input batch size 64"
 
 
 def test_session_parallelism_flags_size_the_runtime_thread_pools(server):
