@@ -13,6 +13,9 @@ r"""Serving measurements: length bucketing on SST-2 dev, and kbi-serve under loa
    p50/p99 latency, throughput, errors, and the server's resident memory after warm-up
    and at the end. The load model is --load_preset (random weights, the checkpoint's
    vocabulary), small so the serving overhead is visible.
+3. Batching (--parts=batching, its own section): the load model served by two kbi-serve
+   processes, one with --enable_batching and the export's batching_parameters.txt, one
+   without; --clients threads send single sentences, alternating servers per round.
 """
 
 import concurrent.futures
@@ -25,7 +28,7 @@ import time
 import numpy as np
 from absl import flags
 
-from keras_bert_impl_tools import benchmarks_file, cli
+from keras_bert_impl_tools import bench_batching, benchmarks_file, cli
 
 FLAGS = flags.FLAGS
 SECTION = "## Serving: length bucketing and kbi-serve under load (CPU)"
@@ -53,7 +56,12 @@ def define_flags():
         None,
         "Use the first N dev sentences for bucketing (default: all).",
     )
-    flags.DEFINE_list("parts", ["bucketing", "load"], "Which measurements to run.")
+    flags.DEFINE_list(
+        "parts",
+        ["bucketing", "load"],
+        "Which measurements to run: bucketing, load, batching (kbi-serve with and "
+        "without --enable_batching, single sentences; its own section).",
+    )
     flags.DEFINE_string(
         "benchmarks_file", None, "Write the section into this markdown file."
     )
@@ -194,12 +202,26 @@ def main(argv):
             Client,
             kbi_serve,
         )
-    section = "\n".join(lines)
-    print(section)
-    if FLAGS.benchmarks_file:
-        benchmarks_file.replace_section(
-            FLAGS.benchmarks_file, SECTION, section, machine
+    sections = []
+    if "bucketing" in FLAGS.parts or "load" in FLAGS.parts:
+        sections.append((SECTION, lines))
+    if "batching" in FLAGS.parts:
+        load_path = load_export(sentences, tokenizer, vocabulary, labels, exporter)
+        sections.append(
+            (
+                bench_batching.SECTION,
+                lines[:7] + bench_batching.batching_part(
+                    sentences, load_path, FLAGS, Client, kbi_serve, load_phase, percentile
+                ),
+            )
         )
+    for heading, body in sections:
+        section = "\n".join(body)
+        print(section)
+        if FLAGS.benchmarks_file:
+            benchmarks_file.replace_section(
+                FLAGS.benchmarks_file, heading, section, machine
+            )
     return 0
 
 
@@ -258,20 +280,18 @@ def bucketing_part(sentences, tokenizer, classifier, exporter, Servable, total):
     return lines
 
 
-def load_part(
-    sentences, tokenizer, vocabulary, labels, exporter, Servable, Client, kbi_serve
-):
+def load_export(sentences, tokenizer, vocabulary, labels, exporter):
+    """The load-test model (--load_preset, random weights) exported once under work_dir."""
     import keras
 
     from keras_bert_impl import BertClassifier
+    from keras_bert_impl.config import PRESETS
 
     keras.utils.set_random_seed(0)
     load_dir = os.path.join(FLAGS.work_dir, f"load_{FLAGS.load_preset}")
-    from keras_bert_impl.config import PRESETS
-
     config = PRESETS[FLAGS.load_preset].replace(vocab_size=len(vocabulary))
     load_model = BertClassifier(config, num_classes=2, label_names=labels)
-    load_path = export_once(
+    return export_once(
         load_dir,
         lambda: exporter.export_classifier(
             load_model,
@@ -281,6 +301,12 @@ def load_part(
             warmup_texts=sentences[:8],
         ),
     )
+
+
+def load_part(
+    sentences, tokenizer, vocabulary, labels, exporter, Servable, Client, kbi_serve
+):
+    load_path = load_export(sentences, tokenizer, vocabulary, labels, exporter)
     in_process = Servable("load", 1, load_path)
     rows = []
     with kbi_serve(

@@ -108,6 +108,17 @@ def define_flags():
         "--precision=int8_onednn: UTF-8 text file, one training text per line (a few "
         "hundred), whose activations set each int8 layer's input range.",
     )
+    flags.DEFINE_integer(
+        "max_batch_size",
+        None,
+        "Server-side batching: max_batch_size of the batching parameters written with "
+        "the export (default: 4096 tokens of max_seq_length, a power of two in 8..64).",
+    )
+    flags.DEFINE_integer(
+        "batch_timeout_micros",
+        1000,
+        "Server-side batching: how long a partial batch waits for more requests.",
+    )
 
 
 def parse_bucket_lengths(value):
@@ -238,6 +249,8 @@ def main(argv):
             version=FLAGS.version,
             source_checkpoint=os.path.abspath(FLAGS.init_checkpoint),
             extra_card={"precision": precision},
+            max_batch_size=FLAGS.max_batch_size,
+            batch_timeout_micros=FLAGS.batch_timeout_micros,
             **warmup,
         )
         if FLAGS.task == "fill_mask":

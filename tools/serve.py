@@ -3,6 +3,7 @@ r"""kbi-serve: a TF-Serving-protocol model server (gRPC + REST) for development 
 Same flag names and defaults as tensorflow_model_server for the common case:
   kbi-serve --model_name=sst2 --model_base_path=$PWD/saved_models/sst2 --rest_api_port=8501
   kbi-serve --model_config_file=models.config --model_config_file_poll_wait_seconds=60
+  kbi-serve ... --enable_batching --batching_parameters_file=batching_parameters.txt
 It binds 127.0.0.1 unless --host says otherwise; SIGTERM or Ctrl-C stops it gracefully
 (requests in flight finish). Deploy with the real server: see the README's Serving section.
 """
@@ -67,6 +68,42 @@ def define_flags():
     flags.DEFINE_string(
         "host", "127.0.0.1", "Address to bind (0.0.0.0 listens on every interface)."
     )
+    define_runtime_flags()
+
+
+def define_runtime_flags():
+    """tensorflow_model_server's session and batching flags (same names and defaults)."""
+    flags.DEFINE_integer(
+        "tensorflow_intra_op_parallelism",
+        0,
+        "Threads to parallelize the execution of an individual op; 0 = the runtime chooses.",
+    )
+    flags.DEFINE_integer(
+        "tensorflow_inter_op_parallelism",
+        0,
+        "Ops that can run simultaneously; 0 = the runtime chooses.",
+    )
+    flags.DEFINE_integer(
+        "tensorflow_session_parallelism",
+        0,
+        "Sets both the intra- and inter-op threads when neither of their flags is set; "
+        "0 = the runtime chooses.",
+    )
+    flags.DEFINE_boolean(
+        "enable_batching", False, "Merge concurrent requests to a signature into batches."
+    )
+    flags.DEFINE_string(
+        "batching_parameters_file",
+        "",
+        "Text-format BatchingParameters (max_batch_size, batch_timeout_micros, ...) "
+        "instead of the defaults; needs --enable_batching.",
+    )
+    flags.DEFINE_boolean(
+        "enable_per_model_batching_parameters",
+        False,
+        "Read each version's batching_params.pbtxt (versions without one are not "
+        "batched); only the batch threads come from --batching_parameters_file.",
+    )
 
 
 def server_options_from_flags():
@@ -83,6 +120,12 @@ def server_options_from_flags():
         enable_model_warmup=FLAGS.enable_model_warmup,
         grpc_channel_arguments=FLAGS.grpc_channel_arguments,
         host=FLAGS.host,
+        tensorflow_intra_op_parallelism=FLAGS.tensorflow_intra_op_parallelism,
+        tensorflow_inter_op_parallelism=FLAGS.tensorflow_inter_op_parallelism,
+        tensorflow_session_parallelism=FLAGS.tensorflow_session_parallelism,
+        enable_batching=FLAGS.enable_batching,
+        batching_parameters_file=FLAGS.batching_parameters_file,
+        enable_per_model_batching_parameters=FLAGS.enable_per_model_batching_parameters,
     )
     if FLAGS.rest_api_num_threads:
         options.rest_api_num_threads = FLAGS.rest_api_num_threads

@@ -7,6 +7,8 @@
 3. With the Keras model: each replayed signature's outputs are compared with the Keras
    model's on the same inputs (float outputs within `atol`, the rest exactly). The Keras
    side pads every batch to `max_seq_length`, so length bucketing is checked as well.
+4. Batching parameters the export carries (`batching_params.pbtxt`, and the
+   `batching_parameters.txt` beside the version) parse and pass TF Serving's checks.
 """
 
 import dataclasses
@@ -16,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert_impl.export import warmup
+from keras_bert_impl.export.batching_files import check_batching_files
 from keras_bert_impl.export.clean_load import run_many_in_clean_subprocess
 from keras_bert_impl.export.servability import inspect_saved_model, parse_version
 
@@ -189,6 +192,9 @@ def _op_report(path, server_version):
     report = CheckReport(path=path, server_version=server_version, ops=ops)
     report.problems += ops.problems
     report.notes += ops.notes
+    problems, notes = check_batching_files(path)
+    report.problems += problems
+    report.notes += notes
     if server_version and ops.exported_by not in ("unknown", ""):
         exported = ops.exported_by.split("-")[0].split("rc")[0]
         try:

@@ -1,8 +1,10 @@
 """Writes a task model as a raw-text SavedModel in TF Serving's layout.
 
 `export_dir/VERSION/` holds the SavedModel, `assets.extra/tf_serving_warmup_requests`
-(requests built from example texts) and `assets.extra/model_card.json` (task, config,
-labels, vocabulary hash, source checkpoint, signatures, minimum TF Serving version).
+(requests built from example texts), `assets.extra/model_card.json` (task, config,
+labels, vocabulary hash, source checkpoint, signatures, minimum TF Serving version) and
+`batching_params.pbtxt` (server-side batching parameters, also written once as
+`export_dir/batching_parameters.txt`; see `batching_files`).
 """
 
 import hashlib
@@ -12,7 +14,7 @@ import os
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from keras_bert_impl.export import serving_modules, warmup
+from keras_bert_impl.export import batching_files, serving_modules, warmup
 from keras_bert_impl.export.layout import VersionWriter
 from keras_bert_impl.export.servability import check_servability
 from keras_bert_impl.export.question_answerer_module import QuestionAnswererModule
@@ -112,13 +114,21 @@ def export_module(
     warmup_texts=DEFAULT_WARMUP_TEXTS,
     source_checkpoint=None,
     extra_card=None,
+    max_batch_size=None,
+    batch_timeout_micros=batching_files.BATCH_TIMEOUT_MICROS,
 ):
     """Saves a `ServingModule` as `export_dir/VERSION` (next free version by default).
+
+    `max_batch_size` (None: suited to the sequence length) and `batch_timeout_micros` go
+    into the batching parameters files.
 
     Returns:
         the path of the new version directory.
     """
     model_name = os.path.basename(os.path.normpath(os.fspath(export_dir)))
+    batching_text = batching_files.batching_text(
+        module.text_inputs.max_seq_length, max_batch_size, batch_timeout_micros
+    )
     writer = VersionWriter(export_dir, version)
     with writer as temp_dir:
         options = tf.saved_model.SaveOptions()
@@ -155,6 +165,8 @@ def export_module(
         with open(os.path.join(temp_dir, MODEL_CARD_FILE), "w", encoding="utf-8") as f:
             json.dump(card, f, indent=2, sort_keys=True)
             f.write("\n")
+        batching_files.write_version_file(temp_dir, batching_text)
+    batching_files.write_server_file(writer.export_dir, batching_text)
     return writer.path
 
 

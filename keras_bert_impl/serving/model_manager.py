@@ -72,10 +72,12 @@ class ModelManager:
         model_configs: iterable of `tensorflow.serving.ModelConfig`.
         enable_model_warmup: replay assets.extra/tf_serving_warmup_requests before a
             version becomes AVAILABLE.
+        servable_factory: `(name, version, path) -> Servable` (session options, batching).
     """
 
-    def __init__(self, model_configs, enable_model_warmup=True):
+    def __init__(self, model_configs, enable_model_warmup=True, servable_factory=Servable):
         self.enable_model_warmup = enable_model_warmup
+        self.servable_factory = servable_factory
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._models = {}
@@ -173,7 +175,7 @@ class ModelManager:
             model.versions[version] = record
         logger.info("Loading servable version %s from %s", _describe(name, version), path)
         try:
-            servable = Servable(name, version, path)
+            servable = self.servable_factory(name, version, path)
             if self.enable_model_warmup:
                 count = servable.warmup()
                 if count:

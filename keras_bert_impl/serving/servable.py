@@ -3,7 +3,9 @@
 Like tensorflow_model_server, it loads the MetaGraphDef tagged "serve" into a graph and a
 session (restoring variables and running the init op), and runs a signature by feeding and
 fetching the tensor names of its SignatureDef: TF1 and TF2 SavedModels alike, with none of
-the exporting program's Python objects. Feeds are not shape-checked against the placeholders
+the exporting program's Python objects. The session takes the server's ConfigProto (thread
+pools, like --tensorflow_intra_op_parallelism) and, with --enable_batching, runs go through a
+`batching.ServableBatcher` (TF Serving wraps the session in a BatchingSession). Feeds are not shape-checked against the placeholders
 (the C++ session does not either); TF2 SavedModels' function arguments are, up front, so the
 request fails with a clear INVALID_ARGUMENT instead of inside the graph. tensorflow_text is
 imported for its kernels, which the real server links.
@@ -63,14 +65,17 @@ class Servable:
         name: model name.
         version: integer version.
         path: the version's directory.
+        session_config: `tf.compat.v1.ConfigProto` of its session (None: defaults).
+        batcher: a `batching.ServableBatcher` that merges concurrent runs, or None.
     """
 
-    def __init__(self, name, version, path):
+    def __init__(self, name, version, path, session_config=None, batcher=None):
         self.name = name
         self.version = int(version)
         self.path = path
+        self._batcher = batcher
         self._graph = tf.Graph()
-        self._session = tf.compat.v1.Session(graph=self._graph)
+        self._session = tf.compat.v1.Session(graph=self._graph, config=session_config)
         with self._graph.as_default():
             self.meta_graph = tf.compat.v1.saved_model.loader.load(
                 self._session, ["serve"], path
@@ -116,9 +121,15 @@ class Servable:
         return result
 
     def _run(self, signature, inputs, output_aliases=()):
-        """Feeds `inputs` (alias -> array) and fetches `output_aliases` (default: all)."""
-        input_aliases = sorted(inputs)
+        """Feeds `inputs` (alias -> array) and fetches `output_aliases` (default: all),
+        batched with concurrent runs when the server batches."""
         output_aliases = list(output_aliases) or sorted(signature.outputs)
+        if self._batcher is not None:
+            return self._batcher.run(signature, inputs, output_aliases, self._run_now)
+        return self._run_now(signature, inputs, output_aliases)
+
+    def _run_now(self, signature, inputs, output_aliases):
+        input_aliases = sorted(inputs)
         function = self._callable(signature, input_aliases, output_aliases)
         try:
             values = function(*[inputs[alias] for alias in input_aliases])

@@ -21,6 +21,7 @@ from keras_bert_impl.serving.api import ServingApi
 from keras_bert_impl.serving.grpc_services import add_services
 from keras_bert_impl.serving.model_manager import ModelManager
 from keras_bert_impl.serving.rest_api import make_rest_server
+from keras_bert_impl.serving.servable_factory import ServableFactory
 
 logger = logging.getLogger("kbi-serve")
 
@@ -44,6 +45,12 @@ class ServerOptions:
     enable_model_warmup: bool = True
     grpc_channel_arguments: str = ""
     grpc_max_threads: int = dataclasses.field(default_factory=_default_threads)
+    tensorflow_session_parallelism: int = 0
+    tensorflow_intra_op_parallelism: int = 0
+    tensorflow_inter_op_parallelism: int = 0
+    enable_batching: bool = False
+    batching_parameters_file: str = ""
+    enable_per_model_batching_parameters: bool = False
     host: str = "127.0.0.1"
 
 
@@ -123,7 +130,15 @@ class ModelServer:
     def __init__(self, options):
         self.options = options
         configs = model_configs(options)
-        self.manager = ModelManager(configs, enable_model_warmup=options.enable_model_warmup)
+        try:
+            self.servable_factory = ServableFactory(options)
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+        self.manager = ModelManager(
+            configs,
+            enable_model_warmup=options.enable_model_warmup,
+            servable_factory=self.servable_factory,
+        )
         self.api = ServingApi(self.manager)
         self.grpc_port = None
         self.rest_port = None
@@ -215,6 +230,7 @@ class ModelServer:
         if self._poll_thread is not None:
             self._poll_thread.join(timeout=grace)
         self.manager.set_model_configs([], poll=False)
+        self.servable_factory.stop()
         logger.info("Server stopped")
 
     def wait(self):
