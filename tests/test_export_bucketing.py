@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_bert_impl.text import Packer
 from keras_bert_impl.text.packer import bucket_lengths_for
+from keras_bert_impl.text.packer import serving_bucket_lengths
 
 CLS, SEP, PAD = 101, 102, 0
 
@@ -25,6 +26,25 @@ def test_auto_buckets():
     assert bucket_lengths_for(100) == (16, 32, 64, 100)
     assert bucket_lengths_for(16) == (16,)
     assert bucket_lengths_for(8) == (8,)
+
+
+def test_serving_buckets_are_multiples_of_eight():
+    assert serving_bucket_lengths(128) == tuple(range(8, 129, 8))
+    assert serving_bucket_lengths(100) == tuple(range(8, 97, 8)) + (100,)
+    assert serving_bucket_lengths(8) == (8,)
+
+
+def test_an_export_pads_to_the_next_multiple_of_eight():
+    from keras_bert_impl.export.text_inputs import TextInputs
+    from keras_bert_impl.text import Tokenizer
+
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world"]
+    text_inputs = TextInputs(Tokenizer(tokens), 64)
+    assert text_inputs.bucket_lengths == tuple(range(8, 65, 8))
+    # [CLS] hello world [SEP]: 4 positions, padded to 8 (an "auto" Packer pads to 16).
+    packed = text_inputs(tf.constant(["hello world"]))
+    assert packed["token_ids"].shape[1] == 8
+    assert packed["padding_mask"].dtype == tf.int32
 
 
 @pytest.mark.parametrize(

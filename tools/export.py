@@ -66,7 +66,7 @@ def define_flags():
     flags.DEFINE_string(
         "bucket_lengths",
         "auto",
-        'Length buckets: "auto" (16, 32, ... max_seq_length), "none" (fixed padding) or '
+        'Length buckets: "auto" (8, 16, 24, ... max_seq_length), "none" (fixed padding) or '
         "comma-separated lengths.",
     )
     flags.DEFINE_boolean(

@@ -9,6 +9,7 @@ ops plus tf-text's FastWordpieceTokenizeWithOffsets, so the graph serves on TF S
 import tensorflow as tf
 
 from keras_bert_impl.text import Packer
+from keras_bert_impl.text.packer import serving_bucket_lengths
 
 MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
@@ -19,14 +20,17 @@ class TextInputs(tf.Module):
     Args:
         tokenizer: a `keras_bert_impl.text.Tokenizer`.
         max_seq_length: longest packed sequence ([CLS] and [SEP] included).
-        bucket_lengths: "auto", a list of lengths, or None for fixed padding to
-            `max_seq_length` (see `text.Packer`).
+        bucket_lengths: "auto" (multiples of 8 up to `max_seq_length`,
+            `text.packer.serving_bucket_lengths`), a list of lengths, or None for fixed
+            padding to `max_seq_length` (see `text.Packer`).
     """
 
     def __init__(self, tokenizer, max_seq_length, bucket_lengths="auto", name=None):
         super().__init__(name=name)
         self.tokenizer = tokenizer
         self.max_seq_length = int(max_seq_length)
+        if isinstance(bucket_lengths, str) and bucket_lengths == "auto":
+            bucket_lengths = serving_bucket_lengths(self.max_seq_length)
         self.packer = Packer.from_tokenizer(
             tokenizer, self.max_seq_length, bucket_lengths=bucket_lengths
         )
