@@ -12,10 +12,10 @@ on its values) and is run three ways on the same real sentences, in one process:
 - ONNX Runtime float32: the same weights as Hugging Face's `BertForSequenceClassification`
   exported with `torch.onnx.export`, Hugging Face's fast tokenizer timed with it;
 - Hugging Face torch eager with the same tokenizer.
-Batch 1: every sentence through each system in turn (the order rotating per sentence),
-for `--rounds` rounds; p50 / p99 per system. Batch 32: the sentences in batches of 32,
-each padded to its longest row (dynamic padding), batches interleaved the same way;
-sentences per second. Then a profile of our batch-1 request: the `predict_ids`
+Batch 1: every sentence through one system, then the next, for `--rounds` rounds with the
+order rotating; p50 / p99 per system. Batch 32: the sentences in batches of 32, ONNX
+Runtime and torch padding each to its longest row (dynamic padding), ours to its export's
+bucket; sentences per second. Every system keeps its own default threading. Then a profile of our batch-1 request: the `predict_ids`
 signature fed the same ids (the encoder alone, so the difference is tokenization), the
 ops executed per request and the fused ops grappler made, from the session's step stats.
 
@@ -170,16 +170,19 @@ def _softmax(logits):
 
 
 def interleaved(systems, batches, rounds):
-    """{name: [seconds per batch]} with every batch run by each system in turn."""
+    """{name: [seconds per batch]}: each round runs every batch through one system, then
+    the next, the order rotating from round to round. Whole rounds, not single batches,
+    take turns: ONNX Runtime's and torch's idle threads spin for a while after a call
+    (their defaults), which would slow whichever system ran next."""
     names = list(systems)
     for name in names:  # warm-up: every batch shape once
         for batch in batches:
             systems[name](batch)
     times = {name: [] for name in names}
     for r in range(rounds):
-        for i, batch in enumerate(batches):
-            shift = (i + r) % len(names)
-            for name in names[shift:] + names[:shift]:
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            for batch in batches:
                 start = time.perf_counter()
                 systems[name](batch)
                 times[name].append(time.perf_counter() - start)
