@@ -64,6 +64,22 @@ def define_flags():
     flags.DEFINE_integer(
         "grpc_max_threads", None, "Threads for gRPC requests (default 4 x cores)."
     )
+    flags.DEFINE_integer(
+        "max_num_load_retries",
+        5,
+        "Times a failed version load is retried before the version is given up; 0 = once.",
+        lower_bound=0,
+    )
+    flags.DEFINE_integer(
+        "load_retry_interval_micros",
+        60_000_000,
+        "Microseconds between load retries; negative = no wait.",
+    )
+    flags.DEFINE_boolean(
+        "enable_serialization_as_tensor_content",
+        False,
+        "Predict replies carry packed tensor_content bytes instead of float_val, int64_val, ...",
+    )
     flags.DEFINE_string(
         "host", "127.0.0.1", "Address to bind (0.0.0.0 listens on every interface)."
     )
@@ -82,6 +98,9 @@ def server_options_from_flags():
         file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds,
         enable_model_warmup=FLAGS.enable_model_warmup,
         grpc_channel_arguments=FLAGS.grpc_channel_arguments,
+        max_num_load_retries=FLAGS.max_num_load_retries,
+        load_retry_interval_micros=FLAGS.load_retry_interval_micros,
+        enable_serialization_as_tensor_content=FLAGS.enable_serialization_as_tensor_content,
         host=FLAGS.host,
     )
     if FLAGS.rest_api_num_threads:

@@ -20,6 +20,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from keras_bert_impl.serving.api import ServingApi
 from keras_bert_impl.serving.grpc_services import add_services
 from keras_bert_impl.serving.model_manager import ModelManager
+from keras_bert_impl.serving.ports import ensure_free
 from keras_bert_impl.serving.rest_api import make_rest_server
 
 logger = logging.getLogger("kbi-serve")
@@ -44,6 +45,9 @@ class ServerOptions:
     enable_model_warmup: bool = True
     grpc_channel_arguments: str = ""
     grpc_max_threads: int = dataclasses.field(default_factory=_default_threads)
+    enable_serialization_as_tensor_content: bool = False
+    max_num_load_retries: int = 5
+    load_retry_interval_micros: int = 60_000_000
     host: str = "127.0.0.1"
 
 
@@ -123,8 +127,15 @@ class ModelServer:
     def __init__(self, options):
         self.options = options
         configs = model_configs(options)
-        self.manager = ModelManager(configs, enable_model_warmup=options.enable_model_warmup)
-        self.api = ServingApi(self.manager)
+        self.manager = ModelManager(
+            configs,
+            enable_model_warmup=options.enable_model_warmup,
+            max_num_load_retries=options.max_num_load_retries,
+            load_retry_interval_micros=options.load_retry_interval_micros,
+        )
+        self.api = ServingApi(
+            self.manager, options.enable_serialization_as_tensor_content
+        )
         self.grpc_port = None
         self.rest_port = None
         self._grpc_server = None
@@ -135,6 +146,10 @@ class ModelServer:
 
     def start(self):
         options = self.options
+        if options.rest_api_port and options.rest_api_port == options.port:
+            raise ConfigError("--rest_api_port cannot be the same as --port")
+        ensure_free(options.host, options.port, "--port")
+        ensure_free(options.host, options.rest_api_port, "--rest_api_port")
         self.manager.poll()
         # Like the real server: no message size limit unless --grpc_channel_arguments sets
         # one (gRPC uses the first value of a repeated key, so overrides replace defaults).
@@ -142,6 +157,7 @@ class ModelServer:
             [
                 ("grpc.max_receive_message_length", 2**31 - 1),
                 ("grpc.max_send_message_length", 2**31 - 1),
+                ("grpc.so_reuseport", 0),  # a taken port fails instead of being shared
             ]
             + parse_grpc_channel_arguments(options.grpc_channel_arguments)
         )
@@ -153,9 +169,12 @@ class ModelServer:
         )
         add_services(self._grpc_server, self.api)
         address = f"{options.host}:{options.port}"
-        self.grpc_port = self._grpc_server.add_insecure_port(address)
+        try:
+            self.grpc_port = self._grpc_server.add_insecure_port(address)
+        except RuntimeError:
+            self.grpc_port = 0
         if not self.grpc_port:
-            raise OSError(f"--port={options.port}: cannot bind {address}")
+            raise OSError(f"Failed to start server: --port={options.port}: cannot bind {address}")
         self._grpc_server.start()
         logger.info("Running gRPC ModelServer at %s:%d ...", options.host, self.grpc_port)
         if options.rest_api_port:
@@ -206,6 +225,7 @@ class ModelServer:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        self.manager.cancel_load_retries()
         if self._rest_server is not None:
             self._rest_server.shutdown()
         if self._grpc_server is not None:

@@ -27,6 +27,67 @@ def to_proto(array, dtype=None):
     return tf.make_tensor_proto(array, dtype=dtype)
 
 
+# TensorProto's typed field per dtype, as Tensor::AsProtoField fills it (16-bit floats
+# as their bits in half_val, complex numbers as interleaved real/imaginary parts).
+_TYPED_FIELD = {
+    types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_INT16: "int_val",
+    types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_UINT16: "int_val",
+    types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_UINT32: "uint32_val",
+    types_pb2.DT_UINT64: "uint64_val",
+    types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_HALF: "half_val",
+    types_pb2.DT_BFLOAT16: "half_val",
+    types_pb2.DT_COMPLEX64: "scomplex_val",
+    types_pb2.DT_COMPLEX128: "dcomplex_val",
+}
+
+
+def to_response_proto(array, as_tensor_content=False):
+    """An output array as a Predict reply carries it.
+
+    tensorflow_model_server fills the typed fields (`float_val`, `int64_val`, ...) unless
+    --enable_serialization_as_tensor_content asks for packed bytes
+    (servables/tensorflow/predict_util.cc, PredictResponseTensorSerializationOption).
+    `tf.make_ndarray` reads either form.
+    """
+    proto = to_proto(array)
+    if as_tensor_content or not proto.tensor_content:
+        return proto
+    values = np.asarray(array).ravel()
+    if proto.dtype in (types_pb2.DT_HALF, types_pb2.DT_BFLOAT16):
+        values = values.view(np.uint16)
+    elif proto.dtype in (types_pb2.DT_COMPLEX64, types_pb2.DT_COMPLEX128):
+        values = values.view(values.real.dtype)
+    field = _TYPED_FIELD.get(proto.dtype)
+    if field is None:
+        return proto
+    proto.tensor_content = b""
+    if values.dtype.kind in "fb":
+        # Packed fixed-width (and 0/1 bool) fields are the little-endian bytes themselves:
+        # append them on the wire rather than convert millions of Python floats.
+        number = proto.DESCRIPTOR.fields_by_name[field].number
+        raw = values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
+        proto.MergeFromString(_varint((number << 3) | 2) + _varint(len(raw)) + raw)
+    else:
+        getattr(proto, field).extend(values.tolist())
+    return proto
+
+
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def dtype_name(dtype):
     """tf.DType -> TF's DataTypeString ('float', 'string'), as the server's messages write it."""
     return types_pb2.DataType.Name(tf.dtypes.as_dtype(dtype).as_datatype_enum)[3:].lower()
