@@ -76,10 +76,12 @@ def _wait_for_rest(port):
 
 
 def run_kbi_serve_to_exit(*args, timeout=120):
-    """Runs kbi-serve expecting it to exit (bad configuration): (returncode, output)."""
+    """Runs kbi-serve expecting it to exit (bad configuration): (returncode, output).
+    `--port=0` is added unless ARGS name a port."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    has_port = any(arg.startswith("--port=") for arg in args)
     result = subprocess.run(
-        _command([*args, "--port=0"]),
+        _command([*args] if has_port else [*args, "--port=0"]),
         capture_output=True,
         text=True,
         env=env,
