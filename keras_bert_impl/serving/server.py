@@ -21,7 +21,8 @@ from keras_bert_impl.serving.api import ServingApi
 from keras_bert_impl.serving.grpc_services import add_services
 from keras_bert_impl.serving.model_manager import ModelManager
 from keras_bert_impl.serving.ports import ensure_free
-from keras_bert_impl.serving.rest_api import make_rest_server
+from keras_bert_impl.serving.rest_api import RestApi
+from keras_bert_impl.serving.rest_server import RestServer
 
 logger = logging.getLogger("kbi-serve")
 
@@ -37,6 +38,7 @@ class ServerOptions:
     port: int = 8500
     rest_api_port: int = 0
     rest_api_num_threads: int = dataclasses.field(default_factory=_default_threads)
+    rest_api_timeout_in_ms: int = 30000
     model_name: str = "default"
     model_base_path: str = ""
     model_config_file: str = ""
@@ -140,7 +142,6 @@ class ModelServer:
         self.rest_port = None
         self._grpc_server = None
         self._rest_server = None
-        self._rest_thread = None
         self._poll_thread = None
         self._stopping = threading.Event()
 
@@ -178,14 +179,19 @@ class ModelServer:
         self._grpc_server.start()
         logger.info("Running gRPC ModelServer at %s:%d ...", options.host, self.grpc_port)
         if options.rest_api_port:
-            self._rest_server = make_rest_server(
-                self.api, options.host, options.rest_api_port, options.rest_api_num_threads
+            rest = RestServer(
+                RestApi(self.api),
+                options.host,
+                options.rest_api_port,
+                options.rest_api_num_threads,
+                timeout_in_ms=options.rest_api_timeout_in_ms,
             )
-            self.rest_port = self._rest_server.server_address[1]
-            self._rest_thread = threading.Thread(
-                target=self._rest_server.serve_forever, name="kbi-rest-accept", daemon=True
-            )
-            self._rest_thread.start()
+            try:
+                self._rest_server = rest.start()
+            except OSError:
+                self._grpc_server.stop(None)
+                raise
+            self.rest_port = rest.port
             logger.info(
                 "Exporting HTTP/REST API at:%s:%d ...", options.host, self.rest_port
             )
@@ -221,17 +227,19 @@ class ModelServer:
                 logger.error("Polling for model changes failed: %s", error)
 
     def stop(self, grace=10.0):
-        """Stops accepting requests, waits up to `grace` seconds for those in flight."""
+        """Stops accepting requests on both APIs and waits up to `grace` seconds (one
+        grace for both) for those in flight; the rest are cancelled."""
         if self._stopping.is_set():
             return
         self._stopping.set()
         self.manager.cancel_load_retries()
-        if self._rest_server is not None:
-            self._rest_server.shutdown()
+        rest_stopping = (
+            self._rest_server.stop_async(grace) if self._rest_server is not None else None
+        )
         if self._grpc_server is not None:
             self._grpc_server.stop(grace).wait()
-        if self._rest_server is not None:
-            self._rest_server.server_close()
+        if rest_stopping is not None:
+            rest_stopping.join()
         if self._poll_thread is not None:
             self._poll_thread.join(timeout=grace)
         self.manager.set_model_configs([], poll=False)

@@ -140,8 +140,11 @@ def _scalar(value, dtype):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
     elif dtype.is_integer:
+        # json_tensor.cc takes an int32 only where rapidjson's IsInt() holds, and so on.
+        limits = np.iinfo(dtype.as_numpy_dtype)
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            if limits.min <= value <= limits.max:
+                return value
     raise invalid_argument(
         f"JSON Value: {_json_debug(value)} Type: {_json_type(value)} is not of expected type: "
         f"{dtype_name(dtype)}"
@@ -180,16 +183,62 @@ def _flatten(value, dtype, shape, level, out):
         _flatten(item, dtype, shape, level + 1, out)
 
 
-def from_json(value, dtype):
-    """A JSON value (nested lists of leaves) -> numpy array of `dtype` (tf.DType)."""
+def _numeric_array(value, dtype, shape, may_hold_bools):
+    """`value` converted by numpy in one C pass, or None where the leaf-by-leaf rules
+    must decide (ragged lists, wrong leaf types, out-of-range integers)."""
+    if dtype == tf.string:
+        return None
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if array.shape != tuple(shape):
+        return None
+    kind = array.dtype.kind
+    if dtype == tf.bool:
+        ok = kind == "b"
+    elif may_hold_bools:
+        ok = False  # numpy turns true/false among numbers into 1/0; TF Serving refuses them
+    elif dtype.is_integer:
+        limits = np.iinfo(dtype.as_numpy_dtype)
+        ok = kind in "iu" and (
+            array.size == 0 or (limits.min <= array.min() and array.max() <= limits.max)
+        )
+    else:
+        ok = kind in "iuf"
+    return array.astype(dtype.as_numpy_dtype, copy=False) if ok else None
+
+
+def from_json(value, dtype, check_shape=None, may_hold_bools=True):
+    """A JSON value (nested lists of leaves) -> numpy array of `dtype` (tf.DType).
+
+    Args:
+        check_shape: called with the shape the nesting gives before any leaf is read, so a
+            wrong shape fails before the work of converting a large body.
+        may_hold_bools: False when the JSON text has no true/false (numbers then convert
+            in one numpy pass).
+    """
     shape = _shape_of(value)
+    if check_shape is not None:
+        check_shape(shape)
+    array = _numeric_array(value, dtype, shape, may_hold_bools)
+    if array is not None:
+        return array
     flat = []
-    _flatten(value, dtype, shape, 0, flat)
+    try:
+        _flatten(value, dtype, shape, 0, flat)
+    except RecursionError as error:
+        raise invalid_argument("JSON Value: nested too deeply for a tensor") from error
     if dtype == tf.string:
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
     else:
-        array = np.asarray(flat, dtype=dtype.as_numpy_dtype)
+        try:
+            array = np.asarray(flat, dtype=dtype.as_numpy_dtype)
+        except OverflowError as error:
+            raise invalid_argument(
+                f"JSON Value: a number does not fit {dtype_name(dtype)}: {error}"
+            ) from error
     return array.reshape(shape)
 
 
