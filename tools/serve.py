@@ -30,6 +30,11 @@ def define_flags():
         None,
         "Threads for HTTP/REST requests (default 4 x cores).",
     )
+    flags.DEFINE_integer(
+        "rest_api_timeout_in_ms",
+        30000,
+        "Timeout for HTTP/REST API calls (reading the body, and answering).",
+    )
     flags.DEFINE_string("model_name", "default", "Name of the model.")
     flags.DEFINE_string(
         "model_base_path", "", "Path of the model: integer-named version directories."
@@ -91,6 +96,7 @@ def server_options_from_flags():
     options = ServerOptions(
         port=FLAGS.port,
         rest_api_port=FLAGS.rest_api_port,
+        rest_api_timeout_in_ms=FLAGS.rest_api_timeout_in_ms,
         model_name=FLAGS.model_name,
         model_base_path=FLAGS.model_base_path,
         model_config_file=FLAGS.model_config_file,
@@ -135,7 +141,9 @@ def main(argv):
         pass
     logging.getLogger("kbi-serve").info("Stopping: finishing requests in flight")
     server.stop()
-    return 0
+    # Requests cut off at the end of the grace may still be computing on their threads;
+    # exit now rather than wait for work no one will receive.
+    cli.exit_now(0)
 
 
 def run():
