@@ -91,6 +91,17 @@ def run_kbi_serve_to_exit(*args, timeout=120):
     return result.returncode, result.stdout + result.stderr
 
 
+def wait_for(condition, timeout=60.0, step=0.1):
+    """True once `condition()` holds; False after `timeout` seconds (a bound, not a
+    measurement)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
+
+
 def as_float32(values):
     return np.asarray(values, np.float32)
 

@@ -6,25 +6,15 @@ tries, load_retry_interval_micros apart, cancelled once the version is no longer
 import logging
 import os
 import shutil
-import time
 
 import numpy as np
 import pytest
-from serving_helpers import TF_SERVING_DATA
+from serving_helpers import TF_SERVING_DATA, wait_for
 
 from keras_bert_impl.serving import Client, ModelServer, ServerOptions
 
 VERSION = os.path.join(TF_SERVING_DATA, "saved_model_half_plus_two_2_versions", "00000123")
 FAILED = "Loading servable: {name: default version: 2} failed"
-
-
-def _wait_for(condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _half_written(directory):
@@ -49,16 +39,22 @@ def _server(base, **options):
     ).start()
 
 
-def test_a_half_copied_version_loads_once_complete_and_the_old_can_go(base, caplog):
+def _failing_once(base, caplog):
+    """A server whose new version 2 has failed its first load (retries 0.3 s apart)."""
     caplog.set_level(logging.INFO, logger="kbi-serve")
     server = _server(base, load_retry_interval_micros=300_000)
+    _half_written(base / "2")
+    assert wait_for(lambda: FAILED in caplog.text)
+    return server
+
+
+def test_a_half_copied_version_loads_once_complete_and_the_old_can_go(base, caplog):
+    server = _failing_once(base, caplog)
     try:
-        _half_written(base / "2")
-        assert _wait_for(lambda: FAILED in caplog.text)
         shutil.copy(os.path.join(VERSION, "saved_model.pb"), base / "2")
         shutil.rmtree(base / "1")
         with Client(f"127.0.0.1:{server.grpc_port}", "default", max_retries=0) as client:
-            assert _wait_for(lambda: client.get_model_status()[0][:2] == (2, "AVAILABLE"))
+            assert wait_for(lambda: client.get_model_status()[0][:2] == (2, "AVAILABLE"))
             assert client.predict({"x": np.array([[2.0]], np.float32)})["y"].tolist() == [[3.0]]
     finally:
         server.stop()
@@ -72,7 +68,7 @@ def test_retries_used_up_leave_the_version_in_error_and_the_old_one_serving(base
     try:
         _half_written(base / "2")
         with Client(f"127.0.0.1:{server.grpc_port}", "default", max_retries=0) as client:
-            assert _wait_for(lambda: client.get_model_status()[0][:2] == (2, "END"))
+            assert wait_for(lambda: client.get_model_status()[0][:2] == (2, "END"))
             version, _, code, message = client.get_model_status()[0]
             assert code != "OK" and "saved_model.pb" in message
             # Given up: completing the directory later does not bring it back.
@@ -94,7 +90,7 @@ def test_no_retries_when_max_num_load_retries_is_zero(base, caplog):
     server = _server(base, max_num_load_retries=0, load_retry_interval_micros=-1)
     try:
         _half_written(base / "2")
-        assert _wait_for(lambda: "exhausted max_num_retries: 0" in caplog.text)
+        assert wait_for(lambda: "exhausted max_num_retries: 0" in caplog.text)
     finally:
         server.stop()
     assert caplog.text.count(FAILED) == 1
@@ -102,16 +98,13 @@ def test_no_retries_when_max_num_load_retries_is_zero(base, caplog):
 
 
 def test_a_version_removed_while_retried_is_cancelled_and_can_come_back(base, caplog):
-    caplog.set_level(logging.INFO, logger="kbi-serve")
-    server = _server(base, load_retry_interval_micros=300_000)
+    server = _failing_once(base, caplog)
     try:
-        _half_written(base / "2")
-        assert _wait_for(lambda: FAILED in caplog.text)
         shutil.rmtree(base / "2")
-        assert _wait_for(lambda: "was cancelled" in caplog.text)
+        assert wait_for(lambda: "was cancelled" in caplog.text)
         shutil.copytree(VERSION, base / "2")
         with Client(f"127.0.0.1:{server.grpc_port}", "default", max_retries=0) as client:
-            assert _wait_for(lambda: client.get_model_status()[0][:2] == (2, "AVAILABLE"))
+            assert wait_for(lambda: client.get_model_status()[0][:2] == (2, "AVAILABLE"))
     finally:
         server.stop()
     assert "Retrying of Loading servable: {name: default version: 2} was cancelled." in (
@@ -124,7 +117,7 @@ def test_stop_cancels_a_pending_retry(base, caplog):
     # The default minute between retries must not hold up stopping.
     server = _server(base)
     _half_written(base / "2")
-    assert _wait_for(lambda: FAILED in caplog.text)
+    assert wait_for(lambda: FAILED in caplog.text)
     server.stop(grace=1.0)
     assert server._poll_thread.join(timeout=30) is None and not server._poll_thread.is_alive()
     assert "was cancelled" in caplog.text

@@ -6,23 +6,13 @@ import logging
 import os
 import shutil
 import socket
-import time
 
 import numpy as np
-from serving_helpers import TF_SERVING_DATA, run_kbi_serve_to_exit
+from serving_helpers import TF_SERVING_DATA, run_kbi_serve_to_exit, wait_for
 
 from keras_bert_impl.serving import Client, ModelServer, ServerOptions, ServingError
 
 HALF_PLUS_TWO = os.path.join(TF_SERVING_DATA, "saved_model_half_plus_two_cpu")
-
-
-def _wait_for(condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _error_lines(output):
@@ -80,9 +70,9 @@ def test_a_missing_base_path_is_logged_on_every_poll_until_it_appears(tmp_path, 
         ServerOptions(port=0, model_base_path=str(base), file_system_poll_wait_seconds=1)
     ).start()
     try:
-        assert _wait_for(lambda: caplog.text.count(message) >= 3)
+        assert wait_for(lambda: caplog.text.count(message) >= 3)
         base.mkdir()
-        assert _wait_for(lambda: "No versions of servable default found under base path" in (
+        assert wait_for(lambda: "No versions of servable default found under base path" in (
             caplog.text
         ))
         shutil.copytree(HALF_PLUS_TWO + "/00000123", base / "1")
@@ -94,6 +84,6 @@ def test_a_missing_base_path_is_logged_on_every_poll_until_it_appears(tmp_path, 
                 except ServingError:  # NOT_FOUND until the poll sees the version
                     return False
 
-            assert _wait_for(available)
+            assert wait_for(available)
     finally:
         server.stop()

@@ -11,22 +11,12 @@ import os
 import signal
 import socket
 import threading
-import time
 
 import grpc
 import pytest
 import tensorflow as tf
-from serving_helpers import kbi_serve, save_fault_model
+from serving_helpers import kbi_serve, save_fault_model, wait_for
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-
-def _wait_for(condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _blocked_reads(pid):
@@ -80,20 +70,26 @@ def _fifos(tmp_path):
     return paths
 
 
+def _reads_in_flight(server, grpc_fifo, rest_fifo, results):
+    """A gRPC and a REST request, both blocked on their FIFO in the server."""
+    calls = [
+        threading.Thread(target=_grpc_read, args=(server.grpc_target, grpc_fifo, results)),
+        threading.Thread(target=_rest_read, args=(server, rest_fifo, results)),
+    ]
+    for call in calls:
+        call.start()
+    assert wait_for(lambda: _blocked_reads(server.process.pid) == 2)
+    return calls
+
+
 def test_requests_in_flight_finish_on_both_apis_and_the_process_exits_0(model, tmp_path):
     grpc_fifo, rest_fifo = _fifos(tmp_path)
     with kbi_serve(f"--model_base_path={model}") as server:
         results = {}
-        calls = [
-            threading.Thread(target=_grpc_read, args=(server.grpc_target, grpc_fifo, results)),
-            threading.Thread(target=_rest_read, args=(server, rest_fifo, results)),
-        ]
-        for call in calls:
-            call.start()
-        assert _wait_for(lambda: _blocked_reads(server.process.pid) == 2)
+        calls = _reads_in_flight(server, grpc_fifo, rest_fifo, results)
         idle = socket.create_connection(("127.0.0.1", server.rest_port))
         server.process.send_signal(signal.SIGTERM)
-        assert _wait_for(lambda: "finishing requests in flight" in server.log())
+        assert wait_for(lambda: "finishing requests in flight" in server.log())
 
         # No new connections once stopping (REST listener closed).
         def refused():
@@ -103,7 +99,7 @@ def test_requests_in_flight_finish_on_both_apis_and_the_process_exits_0(model, t
             except ConnectionRefusedError:
                 return True
 
-        assert _wait_for(refused)
+        assert wait_for(refused)
         for fifo in (grpc_fifo, rest_fifo):
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # each read goes on
         for call in calls:
@@ -114,20 +110,14 @@ def test_requests_in_flight_finish_on_both_apis_and_the_process_exits_0(model, t
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "Illegal seek" in details
     status, document = results["rest"]
     assert status == 400 and "Illegal seek" in document["error"]
-    assert _wait_for(lambda: "Server stopped" in server.log(), timeout=10)
+    assert wait_for(lambda: "Server stopped" in server.log(), timeout=10)
 
 
 def test_requests_past_the_grace_are_cut_and_the_process_does_not_linger(model, tmp_path):
     grpc_fifo, rest_fifo = _fifos(tmp_path)
     with kbi_serve(f"--model_base_path={model}") as server:
         results = {}
-        calls = [
-            threading.Thread(target=_grpc_read, args=(server.grpc_target, grpc_fifo, results)),
-            threading.Thread(target=_rest_read, args=(server, rest_fifo, results)),
-        ]
-        for call in calls:
-            call.start()
-        assert _wait_for(lambda: _blocked_reads(server.process.pid) == 2)
+        calls = _reads_in_flight(server, grpc_fifo, rest_fifo, results)
         server.process.send_signal(signal.SIGTERM)
         # The reads never complete; the server gives them its 10 s grace, then exits.
         assert server.process.wait(timeout=90) == 0
@@ -135,4 +125,4 @@ def test_requests_past_the_grace_are_cut_and_the_process_does_not_linger(model, 
             call.join(timeout=60)
     assert results["grpc"][0] in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
     assert isinstance(results["rest"], str)  # the connection closed without an answer
-    assert _wait_for(lambda: "Server stopped" in server.log(), timeout=10)
+    assert wait_for(lambda: "Server stopped" in server.log(), timeout=10)
