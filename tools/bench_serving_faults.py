@@ -259,7 +259,8 @@ def main(argv):
         if FLAGS.baseline_kbi_serve:
             lines += load_part(base, [FLAGS.baseline_kbi_serve], "baseline", 0)
         lines += load_part(base, None, "this", 0)
-        lines += load_part(base, None, "this", FLAGS.idle_connections)
+        if FLAGS.idle_connections:
+            lines += load_part(base, None, "this", FLAGS.idle_connections)
         lines.append("")
     if "versions" in FLAGS.parts:
         steps, counts = versions_part(work)
