@@ -4,10 +4,11 @@ a hang or an HTML page; idle connections cannot starve the request threads."""
 
 import http.client
 import json
+import os
 import socket
 
 import pytest
-from serving_helpers import free_port, http_exchange, save_fault_model
+from serving_helpers import free_port, http_exchange, save_fault_model, wait_for
 
 from keras_bert_impl.serving import ModelServer, ServerOptions
 from keras_bert_impl.serving.rest_server import RestServer
@@ -129,6 +130,24 @@ def test_content_length_longer_than_the_body(server):
         b"POST /v1/models/default:predict HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{}",
     )
     _assert_client_error(answer, 408, "reading the request body")
+
+
+def test_an_answer_past_the_timeout_is_a_504(server, tmp_path):
+    # The fault model's `read` blocks on a FIFO until someone opens its other end.
+    fifo = tmp_path / "never_written.fifo"
+    os.mkfifo(fifo)
+    body = json.dumps({"signature_name": "read", "inputs": {"path": str(fifo)}}).encode()
+    answer = _post(server.rest_port, "/v1/models/default:predict", body)
+    _assert_client_error(answer, 504, "Deadline exceeded")
+
+    def release():  # the request thread, once it waits on the FIFO
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            return True
+        except OSError:  # ENXIO: not reading it yet
+            return False
+
+    assert wait_for(release)
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
