@@ -76,10 +76,12 @@ def _wait_for_rest(port):
 
 
 def run_kbi_serve_to_exit(*args, timeout=120):
-    """Runs kbi-serve expecting it to exit (bad configuration): (returncode, output)."""
+    """Runs kbi-serve expecting it to exit (bad configuration): (returncode, output).
+    `--port=0` is added unless ARGS name a port."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    has_port = any(arg.startswith("--port=") for arg in args)
     result = subprocess.run(
-        _command([*args, "--port=0"]),
+        _command([*args] if has_port else [*args, "--port=0"]),
         capture_output=True,
         text=True,
         env=env,
@@ -89,5 +91,56 @@ def run_kbi_serve_to_exit(*args, timeout=120):
     return result.returncode, result.stdout + result.stderr
 
 
+def wait_for(condition, timeout=60.0, step=0.1):
+    """True once `condition()` holds; False after `timeout` seconds (a bound, not a
+    measurement)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
+
+
 def as_float32(values):
     return np.asarray(values, np.float32)
+
+
+def save_fault_model(path):
+    """A tiny TF2 SavedModel for fault tests: `serving_default` (ids int32 [None] ->
+    ids_plus_one), `text` (text string [None] -> length) and `read` (path string [] ->
+    content: the file's bytes; on a FIFO it blocks until something is written, which
+    holds a request in flight for as long as a test needs)."""
+    import tensorflow as tf
+
+    class FaultModel(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="ids")])
+        def ids(self, ids):
+            return {"ids_plus_one": ids + 1}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def text(self, text):
+            return {"length": tf.strings.length(text)}
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="path")])
+        def read(self, path):
+            return {"content": tf.io.read_file(path)}
+
+    model = FaultModel()
+    tf.saved_model.save(
+        model,
+        str(path),
+        signatures={"serving_default": model.ids, "text": model.text, "read": model.read},
+    )
+    return path
+
+
+def http_exchange(port, data, timeout=30):
+    """Sends raw bytes to 127.0.0.1:port; (status, Content-Type, parsed JSON body)."""
+    import http.client
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.getheader("Content-Type"), json.loads(response.read())

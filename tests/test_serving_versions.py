@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from serving_helpers import TF_SERVING_DATA, free_port, kbi_serve
+from serving_helpers import TF_SERVING_DATA, free_port, kbi_serve, wait_for
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from keras_bert_impl.serving import Client, ModelServer, ServerOptions, ServingError
@@ -26,15 +26,6 @@ def _predict_request(name="default"):
     request.model_spec.name = name
     request.inputs["x"].CopyFrom(tf.make_tensor_proto([[2.0]], tf.float32))
     return request
-
-
-def _wait_for(condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_new_version_replaces_the_old_without_dropping_requests(tmp_path, caplog):
@@ -63,17 +54,17 @@ def test_new_version_replaces_the_old_without_dropping_requests(tmp_path, caplog
     try:
         for thread in threads:
             thread.start()
-        assert _wait_for(lambda: len(versions) > 20)
+        assert wait_for(lambda: len(versions) > 20)
         # A new version appears atomically (written elsewhere, renamed into place).
         shutil.copytree(os.path.join(TWO_VERSIONS, "00000124"), tmp_path / "staging")
         os.rename(tmp_path / "staging", base / "2")
         with Client(f"127.0.0.1:{server.grpc_port}", "default") as client:
-            assert _wait_for(
+            assert wait_for(
                 lambda: [s[:2] for s in client.get_model_status()]
                 == [(2, "AVAILABLE"), (1, "END")]
             ), client.get_model_status()
         served_before = len(versions)
-        assert _wait_for(lambda: len(versions) > served_before + 20)
+        assert wait_for(lambda: len(versions) > served_before + 20)
     finally:
         stop.set()
         for thread in threads:
@@ -117,7 +108,7 @@ def test_model_config_file_reload(tmp_path):
                 except ServingError:
                     return None
 
-            assert _wait_for(lambda: served() == [4.0])
+            assert wait_for(lambda: served() == [4.0])
         with Client(target, "half_plus_two", max_retries=0) as client:
             with pytest.raises(ServingError) as error:
                 client.predict({"x": np.array([[2.0]], np.float32)})
@@ -157,5 +148,5 @@ def test_sigterm_stops_gracefully():
             assert client.get_model_status()[0][1] == "AVAILABLE"
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=60) == 0
-        assert _wait_for(lambda: "Server stopped" in server.log(), timeout=10)
+        assert wait_for(lambda: "Server stopped" in server.log(), timeout=10)
         assert "finishing requests in flight" in server.log()

@@ -31,6 +31,11 @@ def define_flags():
         None,
         "Threads for HTTP/REST requests (default 4 x cores).",
     )
+    flags.DEFINE_integer(
+        "rest_api_timeout_in_ms",
+        30000,
+        "Timeout for HTTP/REST API calls (reading the body, and answering).",
+    )
     flags.DEFINE_string("model_name", "default", "Name of the model.")
     flags.DEFINE_string(
         "model_base_path", "", "Path of the model: integer-named version directories."
@@ -64,6 +69,22 @@ def define_flags():
     )
     flags.DEFINE_integer(
         "grpc_max_threads", None, "Threads for gRPC requests (default 4 x cores)."
+    )
+    flags.DEFINE_integer(
+        "max_num_load_retries",
+        5,
+        "Times a failed version load is retried before the version is given up; 0 = once.",
+        lower_bound=0,
+    )
+    flags.DEFINE_integer(
+        "load_retry_interval_micros",
+        60_000_000,
+        "Microseconds between load retries; negative = no wait.",
+    )
+    flags.DEFINE_boolean(
+        "enable_serialization_as_tensor_content",
+        False,
+        "Predict replies carry packed tensor_content bytes instead of float_val, int64_val, ...",
     )
     flags.DEFINE_string(
         "host", "127.0.0.1", "Address to bind (0.0.0.0 listens on every interface)."
@@ -112,6 +133,7 @@ def server_options_from_flags():
     options = ServerOptions(
         port=FLAGS.port,
         rest_api_port=FLAGS.rest_api_port,
+        rest_api_timeout_in_ms=FLAGS.rest_api_timeout_in_ms,
         model_name=FLAGS.model_name,
         model_base_path=FLAGS.model_base_path,
         model_config_file=FLAGS.model_config_file,
@@ -119,6 +141,9 @@ def server_options_from_flags():
         file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds,
         enable_model_warmup=FLAGS.enable_model_warmup,
         grpc_channel_arguments=FLAGS.grpc_channel_arguments,
+        max_num_load_retries=FLAGS.max_num_load_retries,
+        load_retry_interval_micros=FLAGS.load_retry_interval_micros,
+        enable_serialization_as_tensor_content=FLAGS.enable_serialization_as_tensor_content,
         host=FLAGS.host,
         tensorflow_intra_op_parallelism=FLAGS.tensorflow_intra_op_parallelism,
         tensorflow_inter_op_parallelism=FLAGS.tensorflow_inter_op_parallelism,
@@ -159,7 +184,9 @@ def main(argv):
         pass
     logging.getLogger("kbi-serve").info("Stopping: finishing requests in flight")
     server.stop()
-    return 0
+    # Requests cut off at the end of the grace may still be computing on their threads;
+    # exit now rather than wait for work no one will receive.
+    cli.exit_now(0)
 
 
 def run():

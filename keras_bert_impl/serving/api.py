@@ -12,8 +12,9 @@ SIGNATURE_DEF_FIELD = "signature_def"
 class ServingApi:
     """Predict, Classify, Regress, GetModelMetadata and GetModelStatus over a ModelManager."""
 
-    def __init__(self, manager):
+    def __init__(self, manager, serialization_as_tensor_content=False):
         self.manager = manager
+        self.serialization_as_tensor_content = serialization_as_tensor_content
 
     def _servable(self, request):
         if not request.HasField("model_spec"):
@@ -21,7 +22,9 @@ class ServingApi:
         return self.manager.servable(request.model_spec)
 
     def predict(self, request):
-        return requests.predict(self._servable(request), request)
+        return requests.predict(
+            self._servable(request), request, self.serialization_as_tensor_content
+        )
 
     def classify(self, request):
         return requests.classify(self._servable(request), request)

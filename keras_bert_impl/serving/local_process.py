@@ -84,7 +84,7 @@ def _read_grpc_port(process, lines, timeout):
 
 
 @contextlib.contextmanager
-def local_server(*args, timeout=300, env=None):
+def local_server(*args, timeout=300, env=None, command=None):
     """Runs `kbi-serve ARGS --port=0` and yields a `LocalServer` once it listens.
 
     Args:
@@ -92,10 +92,12 @@ def local_server(*args, timeout=300, env=None):
             `--rest_api_port=...`); `--port=0` (a free port) is added.
         timeout: seconds to wait for the gRPC port.
         env: extra environment variables of the child.
+        command: the program to run instead of this installation's kbi-serve (another
+            checkout's, to compare two versions).
     """
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     process = subprocess.Popen(
-        [*kbi_serve_command(), *args, "--port=0"],
+        [*(command or kbi_serve_command()), *args, "--port=0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

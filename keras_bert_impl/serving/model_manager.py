@@ -5,6 +5,12 @@ policy (latest N by default, all, or specific versions) picks the aspired versio
 loads aspired versions that are new, then unloads the ones no longer aspired — new before
 old, so a model never goes without a serving version while it is updated. Requests hold a
 reference to the servable they started on, so an unload never cuts one short.
+
+A load that fails is retried the way TF Serving's LoaderHarness::Load does it
+(core/loader_harness.cc with util/retrier.cc): up to max_num_load_retries more tries,
+load_retry_interval_micros apart, the version LOADING all along; the retries stop early
+when the version is no longer aspired (AspiredVersionsManager's CancelLoadServableRetry),
+and a version that used them all up stays in error (END) and is not loaded again.
 """
 
 import logging
@@ -73,11 +79,23 @@ class ModelManager:
         enable_model_warmup: replay assets.extra/tf_serving_warmup_requests before a
             version becomes AVAILABLE.
         servable_factory: `(name, version, path) -> Servable` (session options, batching).
+        max_num_load_retries: tries after the first failed one (0: load once).
+        load_retry_interval_micros: wait before each retry (negative: none).
     """
 
-    def __init__(self, model_configs, enable_model_warmup=True, servable_factory=Servable):
+    def __init__(
+        self,
+        model_configs,
+        enable_model_warmup=True,
+        servable_factory=Servable,
+        max_num_load_retries=5,
+        load_retry_interval_micros=60_000_000,
+    ):
         self.enable_model_warmup = enable_model_warmup
         self.servable_factory = servable_factory
+        self.max_num_load_retries = max(int(max_num_load_retries), 0)
+        self.load_retry_interval = max(load_retry_interval_micros, 0) / 1e6
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._models = {}
@@ -124,6 +142,10 @@ class ModelManager:
                     "Successfully unloaded servable version %s", _describe(name, version)
                 )
 
+    def cancel_load_retries(self):
+        """Stops waiting to retry failed loads (the server is stopping)."""
+        self._closing.set()
+
     @property
     def model_names(self):
         with self._lock:
@@ -141,14 +163,30 @@ class ModelManager:
 
     def _poll_model(self, model):
         name, base_path = model.config.name, model.config.base_path
+        if not os.path.isdir(base_path):
+            # FileSystemStoragePathSource's words on every poll; what is served stays.
+            logger.error(
+                "FileSystemStoragePathSource encountered a filesystem access error: Could "
+                "not find base path %s for servable %s",
+                base_path,
+                name,
+            )
+            return
         on_disk = list_versions(base_path)
+        if not on_disk:
+            logger.warning(
+                "No versions of servable %s found under base path %s. Did you forget to "
+                "name your leaf directory as a number (eg. '/1/')?",
+                name,
+                base_path,
+            )
         aspired = aspired_versions(model.config.model_version_policy, on_disk)
         for version in sorted(aspired, reverse=True):
             record = model.versions.get(version)
             if record is not None and record.state != State.END:
                 continue
             if record is not None and record.error is not None:
-                continue  # a failed load is not retried until the server restarts
+                continue  # its load retries are used up: in error until restart
             self._load(model, version, on_disk[version])
         any_aspired_available = any(
             model.versions[v].state == State.AVAILABLE
@@ -168,39 +206,76 @@ class ModelManager:
                     "Successfully unloaded servable version %s", _describe(name, version)
                 )
 
+    def _still_aspired(self, model, version):
+        on_disk = list_versions(model.config.base_path)
+        with self._lock:
+            current = self._models.get(model.config.name) is model
+        return current and version in aspired_versions(
+            model.config.model_version_policy, on_disk
+        )
+
     def _load(self, model, version, path):
         name = model.config.name
         record = _VersionRecord(State.LOADING, path)
         with self._lock:
             model.versions[version] = record
+        description = f"Loading servable: {_describe(name, version)}"
         logger.info("Loading servable version %s from %s", _describe(name, version), path)
-        try:
-            servable = self.servable_factory(name, version, path)
-            if self.enable_model_warmup:
-                count = servable.warmup()
-                if count:
+        tries = 0
+        while True:
+            if tries:
+                # Retry(): wait, then try again unless the version is gone meanwhile.
+                self._closing.wait(self.load_retry_interval)
+                if self._closing.is_set() or not self._still_aspired(model, version):
+                    logger.info("Retrying of %s was cancelled.", description)
+                    with self._lock:  # forgotten: if it comes back, it loads afresh
+                        model.versions.pop(version, None)
+                    return
+                logger.info("Retrying of %s retry: %d", description, tries)
+            tries += 1
+            try:
+                servable = self._load_once(name, version, path)
+            except Exception as error:  # a bad version must not take the server down
+                record.error = (
+                    error
+                    if isinstance(error, status.ServingError)
+                    else status.ServingError(status.grpc.StatusCode.UNKNOWN, str(error))
+                )
+                logger.error(
+                    "%s failed: %s",
+                    description,
+                    str(error).splitlines()[0] if str(error) else type(error).__name__,
+                )
+                if tries == self.max_num_load_retries + 1:
                     logger.info(
-                        "Finished reading %d warmup records for %s", count,
-                        _describe(name, version),
+                        "Retrying of %s exhausted max_num_retries: %d",
+                        description,
+                        self.max_num_load_retries,
                     )
-        except Exception as error:  # a bad version must not take the server down
-            record.error = (
-                error
-                if isinstance(error, status.ServingError)
-                else status.ServingError(status.grpc.StatusCode.UNKNOWN, str(error))
-            )
+                    break
+                continue
             with self._lock:
-                record.state = State.END
-            logger.error(
-                "Loading servable version %s failed: %s",
-                _describe(name, version),
-                str(error).splitlines()[0] if str(error) else type(error).__name__,
-            )
+                record.servable, record.error = servable, None
+                record.state = State.AVAILABLE
+            logger.info("Successfully loaded servable version %s", _describe(name, version))
             return
         with self._lock:
-            record.servable = servable
-            record.state = State.AVAILABLE
-        logger.info("Successfully loaded servable version %s", _describe(name, version))
+            record.state = State.END
+        logger.info(
+            "Encountered an error for servable version %s: %s",
+            _describe(name, version),
+            record.error,
+        )
+
+    def _load_once(self, name, version, path):
+        servable = self.servable_factory(name, version, path)
+        if self.enable_model_warmup:
+            count = servable.warmup()
+            if count:
+                logger.info(
+                    "Finished reading %d warmup records for %s", count, _describe(name, version)
+                )
+        return servable
 
     def all_loaded(self):
         """True when no model has a version still loading (initial load done)."""

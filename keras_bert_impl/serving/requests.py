@@ -34,8 +34,12 @@ def _fill_model_spec(spec, servable, signature_name):
     spec.signature_name = signature_name
 
 
-def predict(servable, request):
-    """PredictRequest -> PredictResponse."""
+def predict(servable, request, as_tensor_content=False):
+    """PredictRequest -> PredictResponse; outputs in typed fields unless `as_tensor_content`.
+
+    Classify, Regress and MultiInference replies carry no TensorProto (labels and scores are
+    scalar fields), so the option is Predict's alone, as in tensorflow_model_server.
+    """
     inputs = {alias: tensors.to_numpy(proto) for alias, proto in request.inputs.items()}
     name, outputs = servable.predict(
         request.model_spec.signature_name, inputs, list(request.output_filter)
@@ -43,7 +47,7 @@ def predict(servable, request):
     response = predict_pb2.PredictResponse()
     _fill_model_spec(response.model_spec, servable, name)
     for alias, value in outputs.items():
-        response.outputs[alias].CopyFrom(tensors.to_proto(value))
+        response.outputs[alias].CopyFrom(tensors.to_response_proto(value, as_tensor_content))
     return response
 
 

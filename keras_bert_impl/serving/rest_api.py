@@ -1,19 +1,18 @@
-"""TF Serving's REST API (model_servers/http_rest_api_handler.cc) on a thread-pool HTTP server.
+"""TF Serving's REST API (model_servers/http_rest_api_handler.cc); HTTP itself is rest_server.py.
 
 GET  /v1/models/NAME[/versions/N|/labels/L]            -> model status
 GET  /v1/models/NAME[/versions/N|/labels/L]/metadata   -> signature defs
 POST /v1/models/NAME[/versions/N|/labels/L]:predict    -> "instances" (rows) or "inputs" (columns)
 POST /v1/models/NAME[/versions/N|/labels/L]:classify   -> "examples" [, "context"]
 POST /v1/models/NAME[/versions/N|/labels/L]:regress
-Errors answer {"error": message} with TF Serving's HTTP mapping of the status code.
+Errors answer {"error": message} with TF Serving's HTTP mapping of the status code; a
+client's mistake (a version past int64, JSON too deep, a lone surrogate, an integer out of
+its dtype's range) is a 400, never a 500.
 """
 
-import concurrent.futures
-import http.server
 import json
 import logging
 import re
-import socketserver
 import urllib.parse
 
 import tensorflow as tf
@@ -48,9 +47,14 @@ def _message_to_dict(message):
     )
 
 
+INT64_MAX = 2**63 - 1
+
+
 def _fill_model_spec(spec, name, version, label):
     spec.name = urllib.parse.unquote(name)
     if version is not None:
+        if int(version) > INT64_MAX:  # http_rest_api_util.cc: absl::SimpleAtoi fails
+            raise status.invalid_argument(f"Failed to convert version: {version} to numeric.")
         spec.version.value = int(version)
     if label is not None:
         spec.version_label = urllib.parse.unquote(label)
@@ -61,6 +65,10 @@ def _parse_body(body):
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
         raise status.invalid_argument(f"JSON Parse error: {error}") from error
+    except RecursionError as error:
+        raise status.invalid_argument(
+            "JSON Parse error: the document is nested too deeply"
+        ) from error
     if not isinstance(document, dict):
         raise status.invalid_argument(
             "JSON Parse error: the request body must be a JSON object"
@@ -76,8 +84,11 @@ def _parse_body(body):
 # ---------------------------------------------------------------- Predict
 
 
-def _predict_inputs(document, signature):
-    """Row ("instances") or columnar ("inputs") JSON -> dict alias -> numpy array."""
+def _predict_inputs(document, signature, check_shape=None, may_hold_bools=True):
+    """Row ("instances") or columnar ("inputs") JSON -> dict alias -> numpy array.
+
+    `check_shape(alias, shape)` sees each input's shape before its values are converted.
+    """
     has_rows, has_columns = "instances" in document, "inputs" in document
     if has_rows == has_columns:
         raise status.invalid_argument(
@@ -122,7 +133,12 @@ def _predict_inputs(document, signature):
     arrays = {}
     for key, value in columns.items():
         if key in infos:
-            arrays[key] = tensors.from_json(value, tf.dtypes.as_dtype(infos[key].dtype))
+            arrays[key] = tensors.from_json(
+                value,
+                tf.dtypes.as_dtype(infos[key].dtype),
+                None if check_shape is None else lambda shape, key=key: check_shape(key, shape),
+                may_hold_bools,
+            )
         else:
             arrays[key] = None  # reported by the signature check below
     return arrays, has_rows
@@ -164,6 +180,11 @@ def _feature(value, where):
     if all(isinstance(v, str) or tensors.is_b64(v) for v in values):
         feature.bytes_list.value.extend(tensors.from_json(values, tf.string).tolist())
     elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        for v in values:
+            if not -INT64_MAX - 1 <= v <= INT64_MAX:
+                raise status.invalid_argument(
+                    f"Feature {where}: {v} does not fit an int64 feature"
+                )
         feature.int64_list.value.extend(values)
     elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         feature.float_list.value.extend(values)
@@ -211,6 +232,12 @@ class RestApi:
             return 200, self._dispatch(method, path, body)
         except status.ServingError as error:
             return error.http_status, {"error": error.message}
+        except UnicodeEncodeError as error:
+            # A lone surrogate ("\ud800") is valid JSON text but no UTF-8 string; rapidjson,
+            # which TF Serving parses with, refuses it.
+            return 400, {
+                "error": f"JSON Parse error: The surrogate pair in string is invalid: {error}"
+            }
         except Exception as error:  # noqa: BLE001 - reported to the client, server stays up
             logger.exception("Unexpected error while serving a REST request")
             return 500, {"error": f"{type(error).__name__}: {error}"}
@@ -261,7 +288,12 @@ class RestApi:
         _fill_model_spec(spec, name, version, label)
         servable = self.api.manager.servable(spec)
         _, signature = servable.signature(signature_name)
-        arrays, rows = _predict_inputs(document, signature)
+        arrays, rows = _predict_inputs(
+            document,
+            signature,
+            lambda alias, shape: servable.check_input_shape(signature, alias, shape),
+            may_hold_bools=b"true" in body or b"false" in body,
+        )
         _, outputs = servable.predict(signature_name, arrays)
         return _predict_outputs(outputs, rows)
 
@@ -287,72 +319,3 @@ class RestApi:
         _fill_input(document, request.input)
         response = self.api.regress(request)
         return {"results": [r.value for r in response.result.regressions]}
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    rest_api = None  # set on a subclass per server
-    max_body_bytes = 2**31 - 1
-
-    def _reply(self, code, document):
-        payload = json.dumps(document).encode("utf-8")
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > self.max_body_bytes:
-            raise status.ServingError(
-                status.grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"Request body of {length} bytes exceeds the limit of {self.max_body_bytes}",
-            )
-        return self.rfile.read(length)
-
-    def do_GET(self):  # noqa: N802 (http.server names)
-        self._reply(*self.rest_api.handle("GET", self.path, b""))
-
-    def do_POST(self):  # noqa: N802
-        try:
-            body = self._body()
-        except status.ServingError as error:
-            self.close_connection = True
-            self._reply(error.http_status, {"error": error.message})
-            return
-        self._reply(*self.rest_api.handle("POST", self.path, body))
-
-    def log_message(self, format, *args):  # noqa: A002 - one line per request is too much
-        logger.debug("REST %s - " + format, self.client_address[0], *args)
-
-
-class ThreadPoolHTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    """An HTTPServer that answers requests on a fixed pool of threads."""
-
-    daemon_threads = True
-
-    def __init__(self, address, handler, num_threads):
-        super().__init__(address, handler)
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=num_threads, thread_name_prefix="kbi-rest"
-        )
-
-    def process_request(self, request, client_address):
-        self._pool.submit(self.process_request_thread, request, client_address)
-
-    def server_close(self):
-        super().server_close()
-        self._pool.shutdown(wait=True)
-
-
-def make_rest_server(api, host, port, num_threads, max_body_bytes=None):
-    """An HTTP server for the REST API (call serve_forever() on a thread)."""
-    handler = type(
-        "RestHandler",
-        (_Handler,),
-        {
-            "rest_api": RestApi(api),
-            "max_body_bytes": max_body_bytes or _Handler.max_body_bytes,
-        },
-    )
-    return ThreadPoolHTTPServer((host, port), handler, num_threads)

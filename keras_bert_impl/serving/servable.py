@@ -165,17 +165,24 @@ class Servable:
                     f"Expects arg[{index}] to be {tensors.dtype_name(want)} but "
                     f"{tensors.dtype_name(given)} is provided"
                 )
-            # TF1 graphs take feeds of any shape for their placeholders (as the server's
-            # session does); TF2 functions reject incompatible shapes, so say so first.
-            if self._checks_shapes and not _shape_compatible(
-                array.shape, info.tensor_shape
-            ):
-                raise status.invalid_argument(
-                    f"input tensor alias {alias}: shape {list(array.shape)} is not compatible "
-                    f"with the signature's shape {_shape_text(info.tensor_shape)}"
-                )
+            self.check_input_shape(signature, alias, array.shape)
             arrays[alias] = array
         return arrays
+
+    def check_input_shape(self, signature, alias, shape):
+        """INVALID_ARGUMENT when a TF2 signature's input `alias` cannot take `shape`.
+
+        TF1 graphs take feeds of any shape for their placeholders (as the server's
+        session does); TF2 functions reject incompatible shapes, so say so first.
+        """
+        info = signature.inputs.get(alias)
+        if self._checks_shapes and info is not None and not _shape_compatible(
+            shape, info.tensor_shape
+        ):
+            raise status.invalid_argument(
+                f"input tensor alias {alias}: shape {list(shape)} is not compatible "
+                f"with the signature's shape {_shape_text(info.tensor_shape)}"
+            )
 
     def predict(self, signature_name, inputs, output_filter=()):
         """Runs a signature on numpy inputs.

@@ -20,7 +20,9 @@ from tensorflow_serving.config import model_server_config_pb2
 from keras_bert_impl.serving.api import ServingApi
 from keras_bert_impl.serving.grpc_services import add_services
 from keras_bert_impl.serving.model_manager import ModelManager
-from keras_bert_impl.serving.rest_api import make_rest_server
+from keras_bert_impl.serving.ports import ensure_free
+from keras_bert_impl.serving.rest_api import RestApi
+from keras_bert_impl.serving.rest_server import RestServer
 from keras_bert_impl.serving.servable_factory import ServableFactory
 
 logger = logging.getLogger("kbi-serve")
@@ -37,6 +39,7 @@ class ServerOptions:
     port: int = 8500
     rest_api_port: int = 0
     rest_api_num_threads: int = dataclasses.field(default_factory=_default_threads)
+    rest_api_timeout_in_ms: int = 30000
     model_name: str = "default"
     model_base_path: str = ""
     model_config_file: str = ""
@@ -51,6 +54,9 @@ class ServerOptions:
     enable_batching: bool = False
     batching_parameters_file: str = ""
     enable_per_model_batching_parameters: bool = False
+    enable_serialization_as_tensor_content: bool = False
+    max_num_load_retries: int = 5
+    load_retry_interval_micros: int = 60_000_000
     host: str = "127.0.0.1"
 
 
@@ -138,18 +144,25 @@ class ModelServer:
             configs,
             enable_model_warmup=options.enable_model_warmup,
             servable_factory=self.servable_factory,
+            max_num_load_retries=options.max_num_load_retries,
+            load_retry_interval_micros=options.load_retry_interval_micros,
         )
-        self.api = ServingApi(self.manager)
+        self.api = ServingApi(
+            self.manager, options.enable_serialization_as_tensor_content
+        )
         self.grpc_port = None
         self.rest_port = None
         self._grpc_server = None
         self._rest_server = None
-        self._rest_thread = None
         self._poll_thread = None
         self._stopping = threading.Event()
 
     def start(self):
         options = self.options
+        if options.rest_api_port and options.rest_api_port == options.port:
+            raise ConfigError("--rest_api_port cannot be the same as --port")
+        ensure_free(options.host, options.port, "--port")
+        ensure_free(options.host, options.rest_api_port, "--rest_api_port")
         self.manager.poll()
         # Like the real server: no message size limit unless --grpc_channel_arguments sets
         # one (gRPC uses the first value of a repeated key, so overrides replace defaults).
@@ -157,6 +170,7 @@ class ModelServer:
             [
                 ("grpc.max_receive_message_length", 2**31 - 1),
                 ("grpc.max_send_message_length", 2**31 - 1),
+                ("grpc.so_reuseport", 0),  # a taken port fails instead of being shared
             ]
             + parse_grpc_channel_arguments(options.grpc_channel_arguments)
         )
@@ -168,20 +182,28 @@ class ModelServer:
         )
         add_services(self._grpc_server, self.api)
         address = f"{options.host}:{options.port}"
-        self.grpc_port = self._grpc_server.add_insecure_port(address)
+        try:
+            self.grpc_port = self._grpc_server.add_insecure_port(address)
+        except RuntimeError:
+            self.grpc_port = 0
         if not self.grpc_port:
-            raise OSError(f"--port={options.port}: cannot bind {address}")
+            raise OSError(f"Failed to start server: --port={options.port}: cannot bind {address}")
         self._grpc_server.start()
         logger.info("Running gRPC ModelServer at %s:%d ...", options.host, self.grpc_port)
         if options.rest_api_port:
-            self._rest_server = make_rest_server(
-                self.api, options.host, options.rest_api_port, options.rest_api_num_threads
+            rest = RestServer(
+                RestApi(self.api),
+                options.host,
+                options.rest_api_port,
+                options.rest_api_num_threads,
+                timeout_in_ms=options.rest_api_timeout_in_ms,
             )
-            self.rest_port = self._rest_server.server_address[1]
-            self._rest_thread = threading.Thread(
-                target=self._rest_server.serve_forever, name="kbi-rest-accept", daemon=True
-            )
-            self._rest_thread.start()
+            try:
+                self._rest_server = rest.start()
+            except OSError:
+                self._grpc_server.stop(None)
+                raise
+            self.rest_port = rest.port
             logger.info(
                 "Exporting HTTP/REST API at:%s:%d ...", options.host, self.rest_port
             )
@@ -217,16 +239,19 @@ class ModelServer:
                 logger.error("Polling for model changes failed: %s", error)
 
     def stop(self, grace=10.0):
-        """Stops accepting requests, waits up to `grace` seconds for those in flight."""
+        """Stops accepting requests on both APIs and waits up to `grace` seconds (one
+        grace for both) for those in flight; the rest are cancelled."""
         if self._stopping.is_set():
             return
         self._stopping.set()
-        if self._rest_server is not None:
-            self._rest_server.shutdown()
+        self.manager.cancel_load_retries()
+        rest_stopping = (
+            self._rest_server.stop_async(grace) if self._rest_server is not None else None
+        )
         if self._grpc_server is not None:
             self._grpc_server.stop(grace).wait()
-        if self._rest_server is not None:
-            self._rest_server.server_close()
+        if rest_stopping is not None:
+            rest_stopping.join()
         if self._poll_thread is not None:
             self._poll_thread.join(timeout=grace)
         self.manager.set_model_configs([], poll=False)

@@ -27,6 +27,67 @@ def to_proto(array, dtype=None):
     return tf.make_tensor_proto(array, dtype=dtype)
 
 
+# TensorProto's typed field per dtype, as Tensor::AsProtoField fills it (16-bit floats
+# as their bits in half_val, complex numbers as interleaved real/imaginary parts).
+_TYPED_FIELD = {
+    types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_INT16: "int_val",
+    types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_UINT16: "int_val",
+    types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_UINT32: "uint32_val",
+    types_pb2.DT_UINT64: "uint64_val",
+    types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_HALF: "half_val",
+    types_pb2.DT_BFLOAT16: "half_val",
+    types_pb2.DT_COMPLEX64: "scomplex_val",
+    types_pb2.DT_COMPLEX128: "dcomplex_val",
+}
+
+
+def to_response_proto(array, as_tensor_content=False):
+    """An output array as a Predict reply carries it.
+
+    tensorflow_model_server fills the typed fields (`float_val`, `int64_val`, ...) unless
+    --enable_serialization_as_tensor_content asks for packed bytes
+    (servables/tensorflow/predict_util.cc, PredictResponseTensorSerializationOption).
+    `tf.make_ndarray` reads either form.
+    """
+    proto = to_proto(array)
+    if as_tensor_content or not proto.tensor_content:
+        return proto
+    values = np.asarray(array).ravel()
+    if proto.dtype in (types_pb2.DT_HALF, types_pb2.DT_BFLOAT16):
+        values = values.view(np.uint16)
+    elif proto.dtype in (types_pb2.DT_COMPLEX64, types_pb2.DT_COMPLEX128):
+        values = values.view(values.real.dtype)
+    field = _TYPED_FIELD.get(proto.dtype)
+    if field is None:
+        return proto
+    proto.tensor_content = b""
+    if values.dtype.kind in "fb":
+        # Packed fixed-width (and 0/1 bool) fields are the little-endian bytes themselves:
+        # append them on the wire rather than convert millions of Python floats.
+        number = proto.DESCRIPTOR.fields_by_name[field].number
+        raw = values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
+        proto.MergeFromString(_varint((number << 3) | 2) + _varint(len(raw)) + raw)
+    else:
+        getattr(proto, field).extend(values.tolist())
+    return proto
+
+
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def dtype_name(dtype):
     """tf.DType -> TF's DataTypeString ('float', 'string'), as the server's messages write it."""
     return types_pb2.DataType.Name(tf.dtypes.as_dtype(dtype).as_datatype_enum)[3:].lower()
@@ -79,8 +140,11 @@ def _scalar(value, dtype):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
     elif dtype.is_integer:
+        # json_tensor.cc takes an int32 only where rapidjson's IsInt() holds, and so on.
+        limits = np.iinfo(dtype.as_numpy_dtype)
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            if limits.min <= value <= limits.max:
+                return value
     raise invalid_argument(
         f"JSON Value: {_json_debug(value)} Type: {_json_type(value)} is not of expected type: "
         f"{dtype_name(dtype)}"
@@ -119,16 +183,62 @@ def _flatten(value, dtype, shape, level, out):
         _flatten(item, dtype, shape, level + 1, out)
 
 
-def from_json(value, dtype):
-    """A JSON value (nested lists of leaves) -> numpy array of `dtype` (tf.DType)."""
+def _numeric_array(value, dtype, shape, may_hold_bools):
+    """`value` converted by numpy in one C pass, or None where the leaf-by-leaf rules
+    must decide (ragged lists, wrong leaf types, out-of-range integers)."""
+    if dtype == tf.string:
+        return None
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if array.shape != tuple(shape):
+        return None
+    kind = array.dtype.kind
+    if dtype == tf.bool:
+        ok = kind == "b"
+    elif may_hold_bools:
+        ok = False  # numpy turns true/false among numbers into 1/0; TF Serving refuses them
+    elif dtype.is_integer:
+        limits = np.iinfo(dtype.as_numpy_dtype)
+        ok = kind in "iu" and (
+            array.size == 0 or (limits.min <= array.min() and array.max() <= limits.max)
+        )
+    else:
+        ok = kind in "iuf"
+    return array.astype(dtype.as_numpy_dtype, copy=False) if ok else None
+
+
+def from_json(value, dtype, check_shape=None, may_hold_bools=True):
+    """A JSON value (nested lists of leaves) -> numpy array of `dtype` (tf.DType).
+
+    Args:
+        check_shape: called with the shape the nesting gives before any leaf is read, so a
+            wrong shape fails before the work of converting a large body.
+        may_hold_bools: False when the JSON text has no true/false (numbers then convert
+            in one numpy pass).
+    """
     shape = _shape_of(value)
+    if check_shape is not None:
+        check_shape(shape)
+    array = _numeric_array(value, dtype, shape, may_hold_bools)
+    if array is not None:
+        return array
     flat = []
-    _flatten(value, dtype, shape, 0, flat)
+    try:
+        _flatten(value, dtype, shape, 0, flat)
+    except RecursionError as error:
+        raise invalid_argument("JSON Value: nested too deeply for a tensor") from error
     if dtype == tf.string:
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
     else:
-        array = np.asarray(flat, dtype=dtype.as_numpy_dtype)
+        try:
+            array = np.asarray(flat, dtype=dtype.as_numpy_dtype)
+        except OverflowError as error:
+            raise invalid_argument(
+                f"JSON Value: a number does not fit {dtype_name(dtype)}: {error}"
+            ) from error
     return array.reshape(shape)
 
 
