@@ -14,6 +14,7 @@ from keras_bert_impl.compression import PRECISIONS, model_precision, with_precis
 from keras_bert_impl.compression import cpu_features, onednn_int8
 from keras_bert_impl.compression.precision import native_support_warning
 from keras_bert_impl.export import export_classifier
+from keras_bert_impl.export.batching_files import SERVER_FILE
 from keras_bert_impl.export.check import check_servable
 from keras_bert_impl.export.exporter import read_model_card
 from model_helpers import tiny_config, tiny_inputs, tiny_text_model
@@ -175,7 +176,8 @@ def test_kbi_export_precision_int8_writes_a_servable_export(float_model, tmp_pat
     assert result.returncode == 1
     assert "--precision=fp16" in result.stderr
     assert "float32, bfloat16, int8" in result.stderr
-    assert sorted(os.listdir(export_dir)) == ["1"]  # nothing half-written
+    # One version and the batching parameters written with it; nothing half-written.
+    assert sorted(os.listdir(export_dir)) == ["1", SERVER_FILE]
 
 
 def test_benchmark_times_every_precision_on_the_same_batches(

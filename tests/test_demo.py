@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from keras_bert_impl.export.batching_files import SERVER_FILE
 from keras_bert_impl.pipeline import PipelineSettings, run_pipeline
 from keras_bert_impl.pipeline.stages import MissingInputError
 from tests.model_helpers import real_checkpoint_dir, real_sentences, tiny_config
@@ -96,7 +97,7 @@ def test_main_job_killed_half_way_then_run_again_finishes(tmp_path):
     assert "servable on TF Serving 2.10" in out
     assert str(run_dir) in out.splitlines()[-1]
     # One complete version, nothing half-written beside it.
-    assert os.listdir(run_dir / "saved_models" / "sentiment") == ["1"]
+    assert sorted(os.listdir(run_dir / "saved_models" / "sentiment")) == ["1", SERVER_FILE]
 
     # The answers over gRPC are the fine-tuned Keras model's.
     import json
