@@ -67,6 +67,10 @@ def apply_threading(config):
                 "process with %d %s-op threads; its shared pool keeps that size",
                 what, value, getter(), what,
             )
+
+
+def log_threading():
+    """Logs the thread pools the models run on (once the server has its ports)."""
     logger.info(
         "TensorFlow threads: intra_op=%d inter_op=%d (0 = the runtime chooses)",
         tf.config.threading.get_intra_op_parallelism_threads(),

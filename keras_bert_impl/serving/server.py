@@ -23,7 +23,7 @@ from keras_bert_impl.serving.model_manager import ModelManager
 from keras_bert_impl.serving.ports import ensure_free
 from keras_bert_impl.serving.rest_api import RestApi
 from keras_bert_impl.serving.rest_server import RestServer
-from keras_bert_impl.serving.servable_factory import ServableFactory
+from keras_bert_impl.serving.servable_factory import ServableFactory, log_threading
 
 logger = logging.getLogger("kbi-serve")
 
@@ -163,6 +163,7 @@ class ModelServer:
             raise ConfigError("--rest_api_port cannot be the same as --port")
         ensure_free(options.host, options.port, "--port")
         ensure_free(options.host, options.rest_api_port, "--rest_api_port")
+        log_threading()
         self.manager.poll()
         # Like the real server: no message size limit unless --grpc_channel_arguments sets
         # one (gRPC uses the first value of a repeated key, so overrides replace defaults).
