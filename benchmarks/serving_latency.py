@@ -82,7 +82,8 @@ class SessionSignature:
         return dict(zip(self.output_names, values))
 
     def profile(self, **inputs):
-        """(ops executed, {op type: count}, {op type: microseconds}, fused op counts)."""
+        """(ops executed, {op type: count}, {op type: microseconds}, {fused op: count}),
+        all of the nodes one request executes."""
         import tensorflow as tf
 
         options = tf.compat.v1.RunOptions(
@@ -93,18 +94,16 @@ class SessionSignature:
         for _ in range(2):  # the second run is the steady state
             metadata = tf.compat.v1.RunMetadata()
             self.session.run(self.fetches, feed, options=options, run_metadata=metadata)
-        op_of = {n.name: n.op for g in metadata.partition_graphs for n in g.node}
-        counts, micros = collections.Counter(), collections.Counter()
+        node_of = {n.name: n for g in metadata.partition_graphs for n in g.node}
+        counts, micros, fused = collections.Counter(), collections.Counter(), collections.Counter()
+        # Executed nodes only: a branch the request did not take is in the graph too.
         for device in metadata.step_stats.dev_stats:
-            for node in device.node_stats:
-                op = op_of.get(node.node_name)
-                if op is None or op in ("_SOURCE", "_SINK", "_Arg", "_Retval"):
+            for stats in device.node_stats:
+                node = node_of.get(stats.node_name)
+                if node is None or node.op in ("_SOURCE", "_SINK", "_Arg", "_Retval"):
                     continue
-                counts[op] += 1
-                micros[op] += node.op_end_rel_micros - node.op_start_rel_micros
-        fused = collections.Counter()
-        for graph in metadata.partition_graphs:
-            for node in graph.node:
+                counts[node.op] += 1
+                micros[node.op] += stats.op_end_rel_micros - stats.op_start_rel_micros
                 if node.op in FUSED_OPS:
                     ops = [o.decode() if isinstance(o, bytes) else o for o in node.attr["fused_ops"].list.s]
                     fused[f"{node.op}({'+'.join(ops)})" if ops else node.op] += 1

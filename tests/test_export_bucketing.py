@@ -103,3 +103,28 @@ def test_bad_bucket_arguments():
         Packer(16, CLS, SEP, bucket_lengths=[32])
     with pytest.raises(ValueError, match='"auto"'):
         Packer(16, CLS, SEP, bucket_lengths="dynamic")
+
+
+def test_a_large_batch_runs_in_length_groups_and_keeps_its_order():
+    from keras_bert_impl.export import serving_modules
+    from keras_bert_impl.export.text_inputs import TextInputs
+    from model_helpers import tiny_text_model
+
+    model = tiny_text_model(sequence_length=32)
+    module = serving_modules.ClassifierModule(
+        model, TextInputs(model.preprocessor.tokenizer, 32)
+    )
+    words = ["good", "bad", "film", ","] + [f"w{i}" for i in range(20)]
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(words, size=n)) for n in (1, 25, 3, 12, 7, 2, 30, 5, 9, 4, 16)]
+    assert len(texts) >= serving_modules.MIN_GROUPED_BATCH
+    pairs = texts[::-1]
+    want = model.predict_text(texts).probabilities
+    got = module.serving_default(tf.constant(texts))["probabilities"].numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    want_pairs = model.predict_text((texts, pairs)).probabilities
+    got_pairs = module.predict_pair(tf.constant(texts), tf.constant(pairs))
+    np.testing.assert_allclose(got_pairs["probabilities"].numpy(), want_pairs, atol=1e-5)
+    # A small batch runs whole, with the same answers.
+    few = module.serving_default(tf.constant(texts[:3]))["probabilities"].numpy()
+    np.testing.assert_allclose(few, want[:3], atol=1e-5)
