@@ -176,7 +176,7 @@ def main(argv):
         return minilm
 
     lines = [
-        "Commands (2 CPU cores shared with other jobs; ratios from the same run):",
+        "Command (ratios from the same run):",
         "",
         "```bash",
         "python -m keras_bert_impl_tools.bench_serving --init_checkpoint=$MINILM_DIR \\",
@@ -264,7 +264,7 @@ def bucketing_part(sentences, tokenizer, classifier, exporter, Servable, total):
         label = (
             f"fixed to {FLAGS.max_seq_length}"
             if name == "fixed"
-            else "buckets 16/32/64/128"
+            else "the export's default: multiples of 8, batches of 8+ rows in 4 length groups"
         )
         lines.append(
             f"| {label} | {', '.join(f'{t:.2f}' for t in times[name])} | "
