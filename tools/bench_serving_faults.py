@@ -236,6 +236,7 @@ def sigterm_part(work):
 
 def main(argv):
     del argv
+    machine = benchmarks_file.machine_line()
     work = tempfile.mkdtemp(prefix="kbi_serve_faults_")
     base = os.path.join(work, "load")
     shutil.copytree(VERSION, os.path.join(base, "1"))
@@ -284,7 +285,9 @@ def main(argv):
     shutil.rmtree(work, ignore_errors=True)
     print("\n".join(lines))
     if FLAGS.benchmarks_file:
-        benchmarks_file.replace_section(FLAGS.benchmarks_file, SECTION, "\n".join(lines))
+        benchmarks_file.replace_section(
+            FLAGS.benchmarks_file, SECTION, "\n".join(lines), machine
+        )
     return 0
 
 
