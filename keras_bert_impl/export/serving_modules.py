@@ -129,7 +129,10 @@ class ServingModule(tf.Module):
         lengths vary (SST-2: median 10 tokens, longest 62), and the groups are
         independent, so the server's inter-op threads run them side by side. Rows come
         back in their input order."""
-        pack_and_run = lambda rows: self.model_outputs(self.text_inputs.pack(rows))  # noqa: E731
+
+        def pack_and_run(rows):
+            return self.model_outputs(self.text_inputs.pack(rows))
+
         if not self.per_row_outputs:
             return pack_and_run(segments)
         parts = list(segments) if isinstance(segments, (tuple, list)) else [segments]
