@@ -164,7 +164,9 @@ class RestServer:
         try:
             await asyncio.wait_for(self._server.shutdown(grace), grace)
         except asyncio.TimeoutError:
-            pass
+            # Past the grace the connections still busy are cut: the process exits
+            # without waiting for their answers, as TF Serving does.
+            return
         for connection in list(self._server.connections):
             connection.force_close()
 
