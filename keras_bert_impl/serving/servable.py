@@ -5,10 +5,11 @@ session (restoring variables and running the init op), and runs a signature by f
 fetching the tensor names of its SignatureDef: TF1 and TF2 SavedModels alike, with none of
 the exporting program's Python objects. The session takes the server's ConfigProto (thread
 pools, like --tensorflow_intra_op_parallelism) and, with --enable_batching, runs go through a
-`batching.ServableBatcher` (TF Serving wraps the session in a BatchingSession). Feeds are not shape-checked against the placeholders
-(the C++ session does not either); TF2 SavedModels' function arguments are, up front, so the
-request fails with a clear INVALID_ARGUMENT instead of inside the graph. tensorflow_text is
-imported for its kernels, which the real server links.
+`batching.ServableBatcher` (TF Serving wraps the session in a BatchingSession). Feeds are
+not shape-checked against the placeholders (the C++ session does not either); TF2
+SavedModels' function arguments are, up front, so the request fails with a clear
+INVALID_ARGUMENT instead of inside the graph. tensorflow_text is imported for its kernels,
+which the real server links.
 """
 
 import os
