@@ -25,6 +25,7 @@ Not installed with the package: it measures peers the package never imports.
 import collections
 import csv
 import os
+import shutil
 import sys
 import time
 
@@ -48,6 +49,12 @@ def define_flags():
     flags.DEFINE_integer("max_seq_length", 128, "Export's longest sequence.")
     flags.DEFINE_string("work_dir", "/tmp/serving_latency", "Exports go here (made anew).")
     flags.DEFINE_list("systems", ["ours", "ort", "torch"], "Systems to time.")
+    flags.DEFINE_integer(
+        "threads", 0,
+        "Threads every system may use: TensorFlow's intra- and inter-op pools, ONNX "
+        "Runtime's intra-op threads, torch's threads. 0: each system's own default.",
+        lower_bound=0,
+    )
     flags.DEFINE_string("benchmarks_file", None, "Write the section into this markdown file.")
 
 
@@ -116,7 +123,7 @@ def strings(texts):
     return array
 
 
-def build_systems(work_dir, checkpoint, max_seq_length, names):
+def build_systems(work_dir, checkpoint, max_seq_length, names, threads=0):
     """{name: (batch function on a list of texts -> probabilities)} and our export's path."""
     import keras
     import torch
@@ -127,6 +134,8 @@ def build_systems(work_dir, checkpoint, max_seq_length, names):
     from keras_bert_impl.export import exporter
     from keras_bert_impl_tools import onnx_peer
 
+    for part in ("ours", "onnx", "huggingface"):  # the exports are made anew
+        shutil.rmtree(os.path.join(work_dir, part), ignore_errors=True)
     keras.utils.set_random_seed(0)
     model = BertClassifier.from_preset(checkpoint, num_classes=2, sequence_length=max_seq_length)
     export_path = exporter.export_classifier(model, os.path.join(work_dir, "ours"), version=1)
@@ -141,7 +150,8 @@ def build_systems(work_dir, checkpoint, max_seq_length, names):
         systems["ours"] = lambda texts: signature(text=strings(texts))["probabilities"]
     if "ort" in names:
         session = onnx_peer.OnnxRuntimeClassifier(
-            onnx_peer.export_classifier(model, os.path.join(work_dir, "onnx"))
+            onnx_peer.export_classifier(model, os.path.join(work_dir, "onnx")),
+            num_threads=threads or None,
         ).session
 
         def ort(texts):
@@ -151,6 +161,8 @@ def build_systems(work_dir, checkpoint, max_seq_length, names):
 
         systems["ort"] = ort
     if "torch" in names:
+        if threads:
+            torch.set_num_threads(threads)
         hf_dir = to_huggingface(model, os.path.join(work_dir, "huggingface"))
         torch_model = transformers.BertForSequenceClassification.from_pretrained(hf_dir).eval()
 
@@ -227,8 +239,18 @@ def profile_lines(export_path, model, max_seq_length, sentence):
     ]
 
 
+def limit_tensorflow_threads(threads):
+    """TensorFlow sizes its thread pools once per process, from the first session's
+    options (later sessions' `ConfigProto` thread counts are ignored), or from these
+    variables: so they are set before TensorFlow is imported."""
+    if threads:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
+
+
 def main(argv):
     del argv
+    limit_tensorflow_threads(FLAGS.threads)
     import tensorflow as tf
 
     from keras_bert_impl_tools import benchmarks_file
@@ -236,7 +258,7 @@ def main(argv):
     machine = benchmarks_file.machine_line()
     sentences = read_sentences(FLAGS.sentences, FLAGS.num_sentences)
     systems, export_path, model = build_systems(
-        FLAGS.work_dir, FLAGS.init_checkpoint, FLAGS.max_seq_length, FLAGS.systems
+        FLAGS.work_dir, FLAGS.init_checkpoint, FLAGS.max_seq_length, FLAGS.systems, FLAGS.threads
     )
     outputs = {name: np.concatenate([f(sentences[i : i + 32]) for i in range(0, len(sentences), 32)]) for name, f in systems.items()}
     single = interleaved(systems, [[s] for s in sentences], FLAGS.rounds)
@@ -250,11 +272,13 @@ def main(argv):
         "```bash",
         "python benchmarks/serving_latency.py --init_checkpoint=$MINILM_DIR \\",
         f"  --sentences={FLAGS.sentences} --num_sentences={len(sentences)} --rounds={FLAGS.rounds} "
-        f"--batch_size={size} --work_dir={FLAGS.work_dir}",
+        f"--batch_size={size} --work_dir={FLAGS.work_dir}"
+        + (f" --threads={FLAGS.threads}" if FLAGS.threads else ""),
         "```",
         "",
         f"all-MiniLM-L6-v2 as a 2-class classifier; {len(sentences)} SST-2 dev sentences, "
-        f"{FLAGS.rounds} interleaved rounds; tokenization included on every side.",
+        f"{FLAGS.rounds} interleaved rounds; tokenization included on every side; "
+        + (f"{FLAGS.threads} thread(s) for every system." if FLAGS.threads else "each system's default threads."),
         "",
         f"| system | batch 1 p50 | batch 1 p99 | batch {size} sentences/s | batch 1 vs ours | batch {size} vs ours |",
         "|---|---|---|---|---|---|",
@@ -280,7 +304,8 @@ def main(argv):
     section = "\n".join(lines)
     print(section)
     if FLAGS.benchmarks_file:
-        benchmarks_file.replace_section(FLAGS.benchmarks_file, SECTION, section, machine)
+        heading = SECTION + (f" — {FLAGS.threads} thread(s) each" if FLAGS.threads else "")
+        benchmarks_file.replace_section(FLAGS.benchmarks_file, heading, section, machine)
     return 0
 
 

@@ -65,3 +65,13 @@ def test_bad_sentences_file_names_the_column(tmp_path):
     path.write_text("text\tlabel\nhello\t1\n", encoding="utf-8")
     with pytest.raises(app.UsageError, match="'sentence' column"):
         serving_latency.read_sentences(str(path), 10)
+
+
+def test_threads_reach_tensorflow_through_its_environment(monkeypatch):
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    serving_latency.limit_tensorflow_threads(0)  # 0: TensorFlow's own default
+    assert "TF_NUM_INTRAOP_THREADS" not in os.environ
+    serving_latency.limit_tensorflow_threads(1)
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert os.environ["TF_NUM_INTEROP_THREADS"] == "1"
