@@ -272,12 +272,29 @@ def task_models_with_targets():
     )
 
 
-def test_task_models_train_with_default_compile():
+def test_task_models_come_compiled_and_train_without_compile():
+    """As keras-hub's tasks: constructed (or from_preset) means compiled with the
+    task's defaults, so fit() works at once; compile() still overrides."""
     x, models = task_models_with_targets()
     for model, y in models:
-        model.compile()
+        assert model.compiled and model.optimizer is not None, type(model).__name__
         history = model.fit(x, y, epochs=2, verbose=0)
         assert np.isfinite(history.history["loss"]).all(), type(model).__name__
+    model, _ = models[0]
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+
+
+def test_an_untrained_task_model_reloads_without_optimizer_warnings(tmp_path):
+    x, models = task_models_with_targets()
+    for index, (model, _) in enumerate(models):
+        path = str(tmp_path / f"{index}.keras")
+        model.save(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loaded = keras.saving.load_model(path)
+        assert not [str(w.message) for w in caught if "optimizer" in str(w.message)]
+        assert loaded.compiled and not loaded.optimizer.built, type(model).__name__
 
 
 def test_reloaded_task_models_come_back_compiled(tmp_path):

@@ -132,6 +132,15 @@ def test_wrong_input_type_names_what_is_accepted(classifier, method, bad, got):
 def test_bad_labels_and_missing_preprocessor_are_explained(classifier):
     with pytest.raises(ValueError, match=r"\['neutral'\] are not among label_names"):
         classifier.fit(TEXTS[:1], ["neutral"], verbose=0)
+    # An index past the classes: one line naming it and the valid ones, not
+    # TensorFlow's error from inside the loss.
+    for label in (2, -1):
+        with pytest.raises(ValueError) as info:
+            classifier.fit(TEXTS[:2], [0, label], verbose=0)
+        assert str(info.value) == (
+            f"Label {label} is not a class of this 2-class classifier: labels are "
+            "class indices 0..1 (negative, positive) or those names."
+        )
     bare = BertClassifier(tiny(), num_classes=2)
     bare.compile(jit_compile=False)
     with pytest.raises(ValueError, match="has no preprocessor"):

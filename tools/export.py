@@ -1,14 +1,17 @@
 r"""kbi-export: writes a model as a raw-text SavedModel for TF Serving.
 
-  kbi-export --init_checkpoint=runs/sst2/model.keras --task=classifier \
-      --export_dir=saved_models/sst2 [--version=N]
+  kbi-export --init_checkpoint=runs/sst2/model.keras --export_dir=saved_models/sst2 [--version=N]
   kbi-export --init_checkpoint=$MINILM_DIR --task=embeddings --export_dir=saved_models/minilm
-  kbi-export --init_checkpoint=runs/sst2/model.keras --task=classifier \
+  kbi-export --init_checkpoint=runs/sst2/model.keras \
       --export_dir=saved_models/sst2_int8 --precision=int8
-  kbi-export --init_checkpoint=runs/ner/model.keras --task=token_classifier \
-      --export_dir=saved_models/ner
-  kbi-export --init_checkpoint=runs/squad/model.keras --task=question_answerer \
+  kbi-export --init_checkpoint=runs/ner/model.keras --export_dir=saved_models/ner
+  kbi-export --init_checkpoint=runs/squad/model.keras \
       --export_dir=saved_models/squad [--doc_stride=128 --max_answer_length=30]
+
+A .keras model knows its task (a classifier exports as a classifier, a token classifier
+as one, ...): --task may be left out, and one that contradicts the model is an error.
+A checkpoint directory holds no head: --task (and --labels for a classifier) say what to
+put on it.
 
 Writes export_dir/VERSION/ (the next free version unless --version; an existing version is
 never overwritten) with the SavedModel, assets.extra/tf_serving_warmup_requests and
@@ -41,8 +44,9 @@ def define_flags():
         "task",
         None,
         list(TASKS),
-        "What to export.",
-        required=True,
+        "What to export. Default: what a .keras model is (a classifier exports as "
+        "classifier, a one-output classifier as regression, ...); required for a "
+        "checkpoint directory. Any model also exports as embeddings.",
     )
     flags.DEFINE_string(
         "export_dir",
@@ -146,8 +150,44 @@ def read_text_lines(path, flag, limit=None):
     return texts
 
 
+def load_saved_model(path, task):
+    """(the model a .keras file holds, the task to export it as): a saved model knows
+    its task, so `task` may be None; one that contradicts the model is refused."""
+    from keras_bert_impl.models.task import load_saved
+
+    model = load_saved(path)
+    saved = model.serving_task
+    if task in (None, saved):
+        return model, saved
+    if task == "embeddings":  # any model's encoder
+        return model, task
+    raise ValueError(
+        f"--task={task} contradicts --init_checkpoint={path}: it holds a "
+        f"{type(model).__name__}, which exports as --task={saved}"
+        + (f" (labels {', '.join(model.label_names)})" if getattr(model, "label_names", None) else "")
+        + f". Leave --task out (or give --task={saved} or --task=embeddings), or start "
+        f"from a checkpoint directory to put a new {task} head on its encoder."
+    )
+
+
 def load_model(init_checkpoint, task, labels, max_seq_length):
-    """The Keras model to export, with its preprocessor (the tokenizer it was trained with)."""
+    """(the Keras model to export, with its preprocessor (the tokenizer it was trained
+    with), the task to export it as)."""
+    from keras_bert_impl.export.exporter import TASKS
+
+    if not os.path.exists(init_checkpoint):
+        raise FileNotFoundError(f"--init_checkpoint={init_checkpoint} does not exist")
+    if init_checkpoint.endswith(".keras"):
+        return load_saved_model(init_checkpoint, task)
+    if task is None:
+        raise ValueError(
+            f"--task is needed: --init_checkpoint={init_checkpoint} is a checkpoint "
+            f"directory, which holds no task head; valid tasks are {', '.join(TASKS)}"
+        )
+    return _model_from_directory(init_checkpoint, task, labels, max_seq_length), task
+
+
+def _model_from_directory(init_checkpoint, task, labels, max_seq_length):
     from keras_bert_impl import (
         BertBackbone,
         BertClassifier,
@@ -156,39 +196,30 @@ def load_model(init_checkpoint, task, labels, max_seq_length):
         BertTokenClassifier,
     )
 
-    if not os.path.exists(init_checkpoint):
-        raise FileNotFoundError(f"--init_checkpoint={init_checkpoint} does not exist")
     kwargs = {}
     if max_seq_length:
         kwargs["sequence_length"] = max_seq_length
     if task == "fill_mask":
         return BertPretrainer.from_preset(init_checkpoint, **kwargs)
     if task == "embeddings":
-        if init_checkpoint.endswith(".keras"):
-            return BertClassifier.from_preset(
-                init_checkpoint
-            )  # a task: take its backbone
         return BertBackbone.from_preset(init_checkpoint)
     if task == "question_answerer":
         return BertQuestionAnswerer.from_preset(init_checkpoint, **kwargs)
     if task == "token_classifier":
-        if not init_checkpoint.endswith(".keras"):
-            if not labels:
-                raise ValueError(
-                    "--labels is required to export a token classifier head from a "
-                    "checkpoint directory"
-                )
-            kwargs["label_names"] = labels
-        return BertTokenClassifier.from_preset(init_checkpoint, **kwargs)
-    if not init_checkpoint.endswith(".keras"):
-        if task == "regression":
-            kwargs["num_classes"] = 1
-        elif labels:
-            kwargs["label_names"] = labels
-        else:
+        if not labels:
             raise ValueError(
-                "--labels is required to export a classifier head from a checkpoint directory"
+                "--labels is required to export a token classifier head from a "
+                "checkpoint directory"
             )
+        return BertTokenClassifier.from_preset(init_checkpoint, label_names=labels, **kwargs)
+    if task == "regression":
+        kwargs["num_classes"] = 1
+    elif labels:
+        kwargs["label_names"] = labels
+    else:
+        raise ValueError(
+            "--labels is required to export a classifier head from a checkpoint directory"
+        )
     return BertClassifier.from_preset(init_checkpoint, **kwargs)
 
 
@@ -211,7 +242,7 @@ def main(argv):
                 compression.check_precision(FLAGS.precision)
             except ValueError as error:
                 raise ValueError(f"--precision={FLAGS.precision}: {error}") from None
-        model = load_model(
+        model, task = load_model(
             FLAGS.init_checkpoint, FLAGS.task, FLAGS.labels, FLAGS.max_seq_length
         )
         precision = compression.model_precision(model)
@@ -253,15 +284,15 @@ def main(argv):
             batch_timeout_micros=FLAGS.batch_timeout_micros,
             **warmup,
         )
-        if FLAGS.task == "fill_mask":
+        if task == "fill_mask":
             path = exporter.export_fill_mask(
                 model, FLAGS.export_dir, top_k=FLAGS.top_k, **common
             )
-        elif FLAGS.task == "token_classifier":
+        elif task == "token_classifier":
             path = exporter.export_token_classifier(
                 model, FLAGS.export_dir, labels=FLAGS.labels, **common
             )
-        elif FLAGS.task == "question_answerer":
+        elif task == "question_answerer":
             path = exporter.export_question_answerer(
                 model,
                 FLAGS.export_dir,
@@ -271,16 +302,11 @@ def main(argv):
                 n_best_size=FLAGS.n_best_size,
                 **common,
             )
-        elif FLAGS.task == "embeddings":
+        elif task == "embeddings":
             path = exporter.export_embeddings(
                 model, FLAGS.export_dir, normalize=FLAGS.normalize_embeddings, **common
             )
         else:
-            if FLAGS.task == "regression" and model.num_classes != 1:
-                raise ValueError(
-                    f"--task=regression needs a one-output model; {FLAGS.init_checkpoint} has "
-                    f"{model.num_classes} classes"
-                )
             path = exporter.export_classifier(
                 model, FLAGS.export_dir, labels=FLAGS.labels, **common
             )
@@ -289,7 +315,7 @@ def main(argv):
         return 1
     card = exporter.read_model_card(path)
     print(
-        f"Exported {FLAGS.task} -> {path} (min TF Serving {card['MIN_SERVING_VERSION']})"
+        f"Exported {task} -> {path} (min TF Serving {card['MIN_SERVING_VERSION']})"
     )
     return 0
 

@@ -10,13 +10,12 @@ import glob
 import json
 import os
 
-import keras
-
 from keras_bert_impl.config import PRESETS
 from keras_bert_impl.convert.google import from_google_checkpoint
 from keras_bert_impl.convert.huggingface import from_huggingface
 from keras_bert_impl.models import BertBackbone
 from keras_bert_impl.models.task import BertTask
+from keras_bert_impl.models.task import load_saved
 from keras_bert_impl.models.task import preprocessing_module
 
 HF_CONFIG = "config.json"
@@ -91,15 +90,10 @@ def _make_preprocessor(cls, preprocessor, source, sequence_length, extra):
 
 
 def _load_keras_file(cls, path, kwargs):
-    preprocessing_module()  # registers the preprocessor classes
-    model = keras.saving.load_model(path)
+    model = load_saved(path)
     if isinstance(model, cls) and not kwargs:
         return model, None
-    backbone = (
-        model if isinstance(model, BertBackbone) else getattr(model, "backbone", None)
-    )
-    if backbone is None:
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a BERT model.")
+    backbone = model if isinstance(model, BertBackbone) else model.backbone
     if isinstance(model, cls):
         raise ValueError(
             f"{path} holds a complete {cls.__name__}; load it without task "

@@ -63,6 +63,9 @@ class BertBackbone(InformativeSummary, keras.Model):
     ```
     """
 
+    # What a saved backbone serves as (a `kbi-export --task`; see BertTask).
+    serving_task = "embeddings"
+
     def __init__(self, config="base", output_hidden_states=False, **kwargs):
         super().__init__(**kwargs)
         self.config = as_config(config)

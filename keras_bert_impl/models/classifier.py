@@ -64,14 +64,14 @@ class BertClassifier(BertDenseHeadTask):
     regression). `predict` returns the same on text; `predict_text` returns
     probabilities and label names.
 
-    `compile()` defaults: AdamW(2e-5), sparse categorical cross-entropy from
-    logits and accuracy, or mean squared error when `num_classes == 1`.
+    Comes compiled with these defaults (`compile()` to change them):
+    AdamW(2e-5), sparse categorical cross-entropy from logits and accuracy,
+    or mean squared error when `num_classes == 1`.
 
     Example:
     ```python
     classifier = BertClassifier.from_preset(
         checkpoint_dir, label_names=["negative", "positive"])
-    classifier.compile()
     classifier.fit(train_texts, train_labels, batch_size=32)
     classifier.predict_text(["A gripping, funny film."]).labels
     ```
@@ -87,6 +87,11 @@ class BertClassifier(BertDenseHeadTask):
         if num_classes is None and label_names is None:
             num_classes = 2
         super().__init__(backbone, num_classes, dropout, label_names, **kwargs)
+        self.compile()  # the defaults below; compile() again to change them
+
+    @property
+    def serving_task(self):
+        return "regression" if self.num_classes == 1 else "classifier"
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         regression = self.num_classes == 1
@@ -109,7 +114,23 @@ class BertClassifier(BertDenseHeadTask):
     def _prepare_text(self, x, y, sample_weight):
         if y is not None and self.num_classes > 1:
             y = self.label_indices(y)
+            self._check_class_indices(y)
         return _pairs_as_columns(x), y, sample_weight
+
+    def _check_class_indices(self, labels):
+        """One line naming a label outside 0..num_classes-1 (TensorFlow's own error
+        names an op deep inside the loss)."""
+        values = np.asarray(labels)
+        if values.dtype.kind not in "iuf":
+            return
+        bad = values[(values < 0) | (values >= self.num_classes) | (values != np.round(values))]
+        if bad.size:
+            names = f" ({', '.join(self.label_names)})" if self.label_names else ""
+            raise ValueError(
+                f"Label {bad.flat[0].item()!r} is not a class of this {self.num_classes}-class "
+                f"classifier: labels are class indices 0..{self.num_classes - 1}{names}"
+                + (" or those names." if names else ".")
+            )
 
     def predict_text(self, x, batch_size=None, verbose=0):
         """Classifies texts (or pairs) and names the classes.

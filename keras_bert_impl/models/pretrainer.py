@@ -32,7 +32,8 @@ def next_sentence_loss(next_sentence_labels, nsp_logits):
 class BertPretrainer(BertTask):
     """BERT with its two pretraining heads; the loss is their sum.
 
-    Train with plain `compile(optimizer=...)` and `fit()` on batches of
+    Comes compiled with AdamW(1e-4, weight decay 0.01), BERT's pretraining
+    optimizer (`compile(optimizer=...)` to change it); `fit()` on batches of
     `(x, y)`:
     - x: `token_ids`, `segment_ids`, `padding_mask`, `mask_positions`
       (int `[batch, num_predictions]`);
@@ -64,6 +65,7 @@ class BertPretrainer(BertTask):
     # from_preset gives it a BertPretrainingPreprocessor (raw passages →
     # next-sentence pairs and dynamic masks, in tf.data).
     preprocessor_class_name = "BertPretrainingPreprocessor"
+    export_task = "fill_mask"
 
     def __init__(self, backbone="base", **kwargs):
         super().__init__(backbone, **kwargs)
@@ -90,6 +92,14 @@ class BertPretrainer(BertTask):
         )
         self.masked_lm_loss_tracker = keras.metrics.Mean(name="masked_lm_loss")
         self.next_sentence_loss_tracker = keras.metrics.Mean(name="next_sentence_loss")
+        self.compile()  # the defaults below; compile() again to change them
+
+    def compile(self, optimizer="auto", **kwargs):
+        # BERT's pretraining recipe: Adam with decoupled weight decay 0.01 and a
+        # peak learning rate of 1e-4 (give a schedule for warm-up and decay).
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(1e-4, weight_decay=0.01)
+        super().compile(optimizer=optimizer, **kwargs)
 
     def build(self, input_shape=None):
         if self.built:

@@ -43,6 +43,7 @@ class BertQuestionAnswerer(BertTask):
     Train with `fit()` on `(x, y)` where y holds int `start_positions` and
     `end_positions` (`[batch]`; 0, the [CLS] position, for "no answer"); the
     loss is the mean of the two cross-entropies, as in BERT's run_squad.py.
+    Comes compiled with AdamW(3e-5) (`compile()` to change it).
 
     With a `BertQuestionAnswererPreprocessor` (`preprocessor=`, or
     `from_preset`), `fit` / `evaluate` also take `x = (questions, contexts)`
@@ -52,6 +53,7 @@ class BertQuestionAnswerer(BertTask):
     """
 
     preprocessor_class_name = "BertQuestionAnswererPreprocessor"
+    export_task = "question_answerer"
 
     def __init__(self, backbone="base", **kwargs):
         super().__init__(backbone, **kwargs)
@@ -62,6 +64,7 @@ class BertQuestionAnswerer(BertTask):
             name="span_head",
         )
         self._span_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.compile()  # the defaults below; compile() again to change them
 
     def build(self, input_shape=None):
         if self.built:

@@ -28,6 +28,22 @@ def preprocessing_module():
     return importlib.import_module("keras_bert_impl.preprocessing")
 
 
+def load_saved(path):
+    """The model a `.keras` file saved by this package holds, any of its classes,
+    with its preprocessor. Its `serving_task` says what it is.
+
+    Raises:
+        ValueError: naming the file when it holds no model of this package.
+    """
+    preprocessing_module()  # registers the preprocessor classes
+    model = keras.saving.load_model(path)
+    if getattr(model, "serving_task", None) is None:
+        raise ValueError(
+            f"{path} holds a {type(model).__name__}, not a BERT model of this package."
+        )
+    return model
+
+
 class BertTask(InformativeSummary, keras.Model):
     """Base of the models that put a head on a `BertBackbone`.
 
@@ -43,6 +59,14 @@ class BertTask(InformativeSummary, keras.Model):
 
     # Name of the task's preprocessor class in keras_bert_impl.preprocessing.
     preprocessor_class_name = "BertTextClassifierPreprocessor"
+    # The `kbi-export --task` this model is exported as (see `serving_task`).
+    export_task = None
+
+    @property
+    def serving_task(self):
+        """What this model serves as (a `kbi-export --task`): a saved model
+        knows it, so an export needs no `--task` and refuses a contradicting one."""
+        return self.export_task
 
     def __init__(self, backbone, preprocessor=None, **kwargs):
         super().__init__(**kwargs)
@@ -172,12 +196,23 @@ class BertTask(InformativeSummary, keras.Model):
             batch_size = None
         return super().predict(x, batch_size=batch_size, **kwargs)
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:
+            # Task models come compiled: one saved before any training step holds
+            # an optimizer without slots, and its reload must not make slots the
+            # file lacks (Keras would skip the state with a warning).
+            config["optimizer_built"] = bool(self.optimizer.built)
+        return config
+
     def compile_from_config(self, config):
         """Recompiles a loaded model. The tasks' `compile` resolves "auto"
         before calling `keras.Model.compile`, so the saved compile config
         already holds the concrete optimizer, loss and metrics."""
+        config = dict(config)
+        optimizer_built = config.pop("optimizer_built", True)
         self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
+        if self.built and optimizer_built:
             # Slots exist before the saved optimizer state is read into them.
             self.optimizer.build(self.trainable_variables)
 

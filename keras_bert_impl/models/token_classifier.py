@@ -72,13 +72,14 @@ class BertTokenClassifier(BertDenseHeadTask):
     `predict` returns the same on text; `predict_text` returns a tag per
     word.
 
-    `compile()` defaults: AdamW(5e-5), sparse categorical cross-entropy from
-    logits that skips labels equal to `IGNORE_LABEL` (-100), and accuracy
+    Comes compiled with these defaults (`compile()` to change them):
+    AdamW(5e-5), sparse categorical cross-entropy from logits that skips labels equal to `IGNORE_LABEL` (-100), and accuracy
     over the labelled positions.
     """
 
     head_input = "sequence_output"
     head_name = "token_classifier_head"
+    export_task = "token_classifier"
     preprocessor_class_name = "BertTokenClassifierPreprocessor"
 
     def __init__(
@@ -87,6 +88,7 @@ class BertTokenClassifier(BertDenseHeadTask):
         if num_classes is None and label_names is None:
             num_classes = 9
         super().__init__(backbone, num_classes, dropout, label_names, **kwargs)
+        self.compile()  # the defaults below; compile() again to change them
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         if optimizer == "auto":
