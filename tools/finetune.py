@@ -7,9 +7,11 @@ Flags follow google-research/bert's run_classifier.py / run_squad.py:
         --max_seq_length=64 --train_batch_size=32 --learning_rate=5e-5 \\
         --num_train_epochs=1 --warmup_proportion=0.1 --output_dir=/tmp/sst2
 
-Writes the trained model (`model.keras`), checkpoints (a rerun resumes from
-the last one), TensorBoard logs, training curves, `eval_results.txt`/`.json`
-and predictions into `--output_dir` (any TensorFlow file system).
+Writes the trained model (`model.keras`: weights, vocabulary, casing and labels,
+without the optimizer's slots; the file to predict with and export), checkpoints
+(with the optimizer's state: a rerun resumes from the last one), TensorBoard logs,
+training curves, `eval_results.txt`/`.json` and predictions into `--output_dir`
+(any TensorFlow file system).
 """
 
 from absl import flags

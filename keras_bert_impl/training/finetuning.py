@@ -346,10 +346,20 @@ def predict_outputs(model, dataset):
 
 
 def save_model(model, path):
-    """Writes `model` as `.keras` at `path` (any file system), atomically."""
+    """Writes `model` as `.keras` at `path` (any file system), atomically: config,
+    weights, preprocessor and compile settings, but not the optimizer's slots — two
+    more copies of the weights, which predicting, evaluating and exporting never
+    read (a run resumes from its checkpoints, which keep them)."""
+    optimizer = getattr(model, "optimizer", None)
     with tempfile.TemporaryDirectory() as local:
         local_path = os.path.join(local, "model.keras")
-        model.save(local_path)
+        if optimizer is not None and optimizer.built:
+            model.optimizer = type(optimizer).from_config(optimizer.get_config())
+        try:
+            model.save(local_path)
+        finally:
+            if optimizer is not None:
+                model.optimizer = optimizer
         temporary = path + ".tmp"
         tf.io.gfile.copy(local_path, temporary, overwrite=True)
         tf.io.gfile.rename(temporary, path, overwrite=True)
