@@ -74,19 +74,6 @@ TF_TEXT_OPS_BY_SERVER_VERSION = {
     ),
 }
 
-# tf-text release linked by each server release (first server version of each range).
-TF_TEXT_VERSION_BY_SERVER_VERSION = {
-    "2.2": "2.2.0",
-    "2.4.0": "2.3.0",
-    "2.4.3": "2.4.3",
-    "2.6": "2.5.0",
-    "2.7": "2.6.0",
-    "2.10": "2.7.3",
-    "2.11": "2.8.2",
-    "2.12": "2.12.1",
-    "2.20": "2.20.0",
-}
-
 # Kernels that exist only in the Python runtime, or that need XLA.
 NEVER_SERVABLE_OPS = {
     "PyFunc": "runs Python code; the server has no Python",

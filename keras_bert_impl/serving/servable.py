@@ -19,7 +19,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 - registers the tf-text kernels the server links
-from tensorflow.core.protobuf import config_pb2, saved_model_pb2
+from tensorflow.core.protobuf import config_pb2
 from tensorflow.python.saved_model import signature_constants
 
 from keras_bert_impl.serving import status
@@ -32,17 +32,6 @@ REGRESS_METHOD = "tensorflow/serving/regress"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 # TF Serving replays at most this many warmup records.
 MAX_WARMUP_RECORDS = 1000
-
-
-def read_serving_meta_graph(path):
-    """The MetaGraphDef tagged exactly {"serve"} of the SavedModel at `path`."""
-    saved_model = saved_model_pb2.SavedModel()
-    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-        saved_model.ParseFromString(f.read())
-    for meta_graph in saved_model.meta_graphs:
-        if set(meta_graph.meta_info_def.tags) == {"serve"}:
-            return meta_graph
-    raise ValueError(f"SavedModel {path} has no MetaGraphDef tagged 'serve'.")
 
 
 def _shape_compatible(shape, proto_shape):

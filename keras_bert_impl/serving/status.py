@@ -22,9 +22,6 @@ _HTTP_STATUS = {
     grpc.StatusCode.UNAUTHENTICATED: 401,
 }
 
-# tensorflow.error.Code names, as GetModelStatus reports them (same numbering as gRPC).
-CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
-
 
 class ServingError(Exception):
     """A request failed with a gRPC status code and TF Serving's message for it."""
