@@ -1,11 +1,13 @@
 """Imports point one way: text ← data ← models ← training / export / serving.
 
-A lower package never imports a higher one, not even inside a function, so
-constants both need live in the lower one (`keras_bert_impl.constants`).
+A lower package never imports a higher one, not even inside a function or
+through `importlib.import_module`, so constants both need live in the lower one
+(`keras_bert_impl.constants`).
 """
 
 import ast
 import os
+import sys
 
 import pytest
 
@@ -18,6 +20,21 @@ LOWER = {
     "data": HIGHER,
     "layers": HIGHER + ("data", "text"),
 }
+
+
+def _is_import_module_call(node):
+    """`importlib.import_module("keras_bert_impl....")` or `import_module(...)`
+    with a literal name: an import all the same, made at run time."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return False
+    function = node.func
+    name = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", None)
+    argument = node.args[0]
+    return (
+        name == "import_module"
+        and isinstance(argument, ast.Constant)
+        and isinstance(argument.value, str)
+    )
 
 
 def imported_subpackages(folder):
@@ -35,6 +52,8 @@ def imported_subpackages(folder):
                     modules = [node.module]
                 elif isinstance(node, ast.Import):
                     modules = [alias.name for alias in node.names]
+                elif _is_import_module_call(node):
+                    modules = [node.args[0].value]
                 for module in modules:
                     parts = module.split(".")
                     if parts[0] == "keras_bert_impl" and len(parts) > 1:
@@ -49,3 +68,19 @@ def test_lower_packages_never_import_higher_ones(folder):
         if target in LOWER[folder]
     ]
     assert not upward
+
+
+def test_run_time_imports_are_seen(tmp_path, monkeypatch):
+    """An upward import through importlib counts like an import statement."""
+    folder = tmp_path / "text"
+    folder.mkdir()
+    (folder / "sneaky.py").write_text(
+        "import importlib\n\n"
+        "def f():\n"
+        "    return importlib.import_module('keras_bert_impl.models.task')\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", str(tmp_path))
+    assert list(imported_subpackages("text")) == [
+        (os.path.join("text", "sneaky.py"), 4, "models")
+    ]
