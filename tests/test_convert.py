@@ -91,14 +91,14 @@ def _assert_backbone_matches_torch(ours, reference, batches):
 
 
 def test_huggingface_real_checkpoint_parity(checkpoint, batches):
-    ours = from_huggingface(checkpoint)
+    ours = from_huggingface(checkpoint, BertBackbone)
     reference = transformers.BertModel.from_pretrained(checkpoint).eval()
     assert sum(b["padding_mask"].sum() for b in batches) > 500
     _assert_backbone_matches_torch(ours, reference, batches)
 
 
 def test_to_huggingface_round_trip(checkpoint, batches, tmp_path):
-    ours = from_huggingface(checkpoint)
+    ours = from_huggingface(checkpoint, BertBackbone)
     to_huggingface(ours, tmp_path, vocab_file=os.path.join(checkpoint, "vocab.txt"))
     reloaded = transformers.BertModel.from_pretrained(str(tmp_path)).eval()
     _assert_backbone_matches_torch(ours, reloaded, batches[:1])
@@ -185,7 +185,7 @@ def test_unknown_tensor_is_listed(tmp_path, tiny_hf_state):
     state["encoder.layer.0.attention.self.rotary.weight"] = np.zeros(3, "float32")
     _write_hf_checkpoint(tmp_path / "ckpt", state, config)
     with pytest.raises(ValueError, match="unknown tensors.*rotary"):
-        from_huggingface(tmp_path / "ckpt")
+        from_huggingface(tmp_path / "ckpt", BertBackbone)
 
 
 def test_missing_tensor_is_listed(tmp_path, tiny_hf_state):
@@ -193,7 +193,7 @@ def test_missing_tensor_is_listed(tmp_path, tiny_hf_state):
     del state["encoder.layer.1.output.dense.bias"]
     _write_hf_checkpoint(tmp_path / "ckpt", state, config)
     with pytest.raises(ValueError, match="missing tensors.*layer_1/output/dense/bias"):
-        from_huggingface(tmp_path / "ckpt")
+        from_huggingface(tmp_path / "ckpt", BertBackbone)
 
 
 def test_misshaped_tensor_is_listed(tmp_path, tiny_hf_state):
@@ -203,13 +203,33 @@ def test_misshaped_tensor_is_listed(tmp_path, tiny_hf_state):
     with pytest.raises(
         ValueError, match=r"mis-shaped.*pooler/dense/bias: checkpoint \(7,\)"
     ):
-        from_huggingface(tmp_path / "ckpt")
+        from_huggingface(tmp_path / "ckpt", BertBackbone)
 
 
 def test_missing_weights_file(tmp_path):
     tiny_config().write_json_file(tmp_path / "config.json")
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        from_huggingface(tmp_path)
+        from_huggingface(tmp_path, BertBackbone)
+
+
+def test_every_model_head_is_a_head_the_formats_know():
+    """The models declare their heads' canonical names; the readers know the heads
+    of the formats. The two lists cannot drift apart."""
+    from keras_bert_impl.convert.weight_map import HEAD_NAMES
+    from keras_bert_impl.convert.weight_map import model_weights
+
+    config = tiny_config()
+    heads = set()
+    for model in (
+        BertPretrainer(config),
+        BertClassifier(config),
+        BertTokenClassifier(config),
+        BertQuestionAnswerer(config),
+    ):
+        model_weights(model)
+        heads.update(model.head_checkpoint_weights())
+    assert heads == HEAD_NAMES
+    assert not BertBackbone(config).head_checkpoint_weights()
 
 
 def test_name_translation_round_trips():
@@ -303,7 +323,7 @@ def test_google_tf1_checkpoint_parity(checkpoint, batches, tmp_path):
     config = BertConfig.from_json_dict(hf_config).replace(hidden_act="gelu_approximate")
     config.write_json_file(tmp_path / "bert_config.json", dialect="google")
 
-    ours = from_google_checkpoint(prefix, tmp_path / "bert_config.json")
+    ours = from_google_checkpoint(prefix, tmp_path / "bert_config.json", BertBackbone)
     assert ours.config.hidden_act == "gelu_approximate"
     # Google's "gelu" is the tanh form, which transformers calls "gelu_new".
     reference = transformers.BertModel.from_pretrained(
@@ -317,13 +337,15 @@ def test_google_checkpoint_errors(tmp_path):
         tmp_path / "bert_config.json", dialect="google"
     )
     with pytest.raises(FileNotFoundError, match="No TensorFlow checkpoint"):
-        from_google_checkpoint(tmp_path / "nothing.ckpt", tmp_path / "bert_config.json")
+        from_google_checkpoint(
+            tmp_path / "nothing.ckpt", tmp_path / "bert_config.json", BertBackbone
+        )
     prefix = str(tmp_path / "partial.ckpt")
     _write_tf1_checkpoint(
         prefix, {"bert/embeddings/word_embeddings": np.zeros((64, 32), "float32")}
     )
     with pytest.raises(ValueError, match="missing tensors"):
-        from_google_checkpoint(prefix, tmp_path / "bert_config.json")
+        from_google_checkpoint(prefix, tmp_path / "bert_config.json", BertBackbone)
 
 
 def test_keras_hub_parity(batches):
@@ -336,7 +358,7 @@ def test_keras_hub_parity(batches):
         intermediate_dim=128,
         max_sequence_length=128,
     )
-    ours = from_keras_hub(reference)
+    ours = from_keras_hub(reference, BertBackbone)
     untouched = BertBackbone(ours.config)
     for inputs in batches:
         mine, theirs = ours(inputs), reference(inputs)
@@ -358,4 +380,4 @@ def test_keras_hub_parity(batches):
 
 def test_from_keras_hub_rejects_other_models():
     with pytest.raises(ValueError, match="keras_hub.models.BertBackbone"):
-        from_keras_hub(BertBackbone(tiny_config()))
+        from_keras_hub(BertBackbone(tiny_config()), BertBackbone)

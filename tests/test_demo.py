@@ -164,6 +164,7 @@ def test_checkpoint_embeddings_match_sentence_transformers():
     )
     import tensorflow as tf
 
+    from keras_bert_impl import BertBackbone
     from keras_bert_impl.convert import from_huggingface
     from keras_bert_impl.text import Packer, Tokenizer
 
@@ -173,7 +174,7 @@ def test_checkpoint_embeddings_match_sentence_transformers():
     )
     inputs = Packer.from_tokenizer(tokenizer, 64)(tokenizer(tf.constant(sentences)))
     states = np.asarray(
-        from_huggingface(real_checkpoint_dir())(inputs)["sequence_output"]
+        from_huggingface(real_checkpoint_dir(), BertBackbone)(inputs)["sequence_output"]
     )
     mask = np.asarray(inputs["padding_mask"], "float32")[..., None]
     pooled = (states * mask).sum(1) / mask.sum(1)

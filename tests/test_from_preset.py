@@ -45,7 +45,7 @@ def tiny_hf_dir(tmp_path_factory):
 
 def test_real_checkpoint_gives_every_task_its_preprocessor():
     checkpoint = real_checkpoint_dir()
-    reference = from_huggingface(checkpoint)
+    reference = from_huggingface(checkpoint, BertBackbone)
     inputs = {"token_ids": np.array([[101, 7592, 2088, 102]], "int32")}
     expected = {
         BertClassifier: BertTextClassifierPreprocessor,

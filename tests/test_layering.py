@@ -19,6 +19,9 @@ LOWER = {
     "text": HIGHER + ("data",),
     "data": HIGHER,
     "layers": HIGHER + ("data", "text"),
+    # The checkpoint formats know no model class: models declare their weights'
+    # canonical names, and from_preset (models) calls the readers.
+    "convert": ("models", "preprocessing", "training", "export", "serving"),
 }
 
 

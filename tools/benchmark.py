@@ -33,6 +33,7 @@ from absl import flags
 
 from keras_bert_impl_tools import cli
 
+from keras_bert_impl import BertBackbone
 from keras_bert_impl import BertConfig
 from keras_bert_impl.convert import from_keras_hub
 from keras_bert_impl.convert import to_huggingface
@@ -355,7 +356,7 @@ def compare_backbones(
         )
     keras.utils.set_random_seed(seed)
     hub = keras_hub_backbone(config)
-    ours = from_keras_hub(hub)
+    ours = from_keras_hub(hub, BertBackbone)
     peers = [_KerasPeer(OURS, ours), _KerasPeer(KERAS_HUB, hub)]
     if include_torch:
         peers.append(_TorchPeer(ours, torch_threads))

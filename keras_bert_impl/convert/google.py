@@ -6,7 +6,6 @@ import numpy as np
 
 from keras_bert_impl.config import BertConfig
 from keras_bert_impl.convert.weight_map import load_canonical
-from keras_bert_impl.models import BertBackbone
 
 # Heads whose Google names sit outside the `bert/` and `cls/` scopes:
 # run_classifier.py's classifier and run_squad.py's span head.
@@ -33,9 +32,7 @@ def _is_training_state(name):
     )
 
 
-def from_google_checkpoint(
-    checkpoint_prefix, config_path, model_cls=BertBackbone, **kwargs
-):
+def from_google_checkpoint(checkpoint_prefix, config_path, model_cls, **kwargs):
     """Builds `model_cls` from a TF1 BERT checkpoint and its `bert_config.json`.
 
     Args:

@@ -15,11 +15,6 @@ import numpy as np
 from keras_bert_impl.config import BertConfig
 from keras_bert_impl.convert.weight_map import load_canonical
 from keras_bert_impl.convert.weight_map import model_weights
-from keras_bert_impl.models import BertBackbone
-from keras_bert_impl.models import BertClassifier
-from keras_bert_impl.models import BertPretrainer
-from keras_bert_impl.models import BertQuestionAnswerer
-from keras_bert_impl.models import BertTokenClassifier
 
 # Names that differ beyond the mechanical "/" ↔ "." translation.
 _SPECIAL = {
@@ -35,14 +30,6 @@ _IGNORED = (
     "cls.predictions.decoder.weight",  # tied to the word embeddings
     "cls.predictions.decoder.bias",  # the same tensor as cls.predictions.bias
 )
-
-_ARCHITECTURES = {
-    BertBackbone: "BertModel",
-    BertPretrainer: "BertForPreTraining",
-    BertClassifier: "BertForSequenceClassification",
-    BertTokenClassifier: "BertForTokenClassification",
-    BertQuestionAnswerer: "BertForQuestionAnswering",
-}
 
 
 def _is_transposed(canonical):
@@ -110,13 +97,14 @@ def _read_state_dict(directory):
     )
 
 
-def from_huggingface(directory, model_cls=BertBackbone, **kwargs):
+def from_huggingface(directory, model_cls, **kwargs):
     """Builds `model_cls` from a Hugging Face BERT directory.
 
     Args:
         directory: holds `config.json` and `model.safetensors` (or
             `pytorch_model.bin`).
-        model_cls: `BertBackbone` or a task model class; its head loads when
+        model_cls: `BertBackbone` or a task model class (any class built from
+            a `BertConfig` that declares `checkpoint_weights`); its head loads when
             the checkpoint has it (`BertForPreTraining` → `BertPretrainer`,
             `BertForSequenceClassification` → `BertClassifier`, …) and is
             freshly initialised, with a warning, when it does not.
@@ -193,10 +181,11 @@ def to_huggingface(model, directory, vocab_file=None, pruned_heads="shrink"):
     """
     from safetensors.numpy import save_file
 
-    if type(model) not in _ARCHITECTURES:
+    architecture = getattr(model, "huggingface_architecture", None)
+    if architecture is None:
         raise ValueError(
-            f"to_huggingface takes one of {[c.__name__ for c in _ARCHITECTURES]}, "
-            f"got {type(model).__name__}."
+            "to_huggingface takes a BertBackbone, BertPretrainer, BertClassifier, "
+            f"BertTokenClassifier or BertQuestionAnswerer, got {type(model).__name__}."
         )
     if pruned_heads not in PRUNED_HEADS:
         raise ValueError(
@@ -205,9 +194,10 @@ def to_huggingface(model, directory, vocab_file=None, pruned_heads="shrink"):
     config = model.config
     pad = pruned_heads == "pad" and bool(config.pruned_heads)
     os.makedirs(directory, exist_ok=True)
-    is_backbone = isinstance(model, BertBackbone)
+    is_backbone = architecture == "BertModel"
+    weights = model_weights(model)
     state = {}
-    for canonical, variable in model_weights(model).items():
+    for canonical, variable in weights.items():
         value = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
         value = value.astype(np.float32)
         if pad:
@@ -220,7 +210,7 @@ def to_huggingface(model, directory, vocab_file=None, pruned_heads="shrink"):
         ):
             name = "bert." + name
         state[name] = np.ascontiguousarray(value)
-    if isinstance(model, BertPretrainer):
+    if "cls/predictions/output_bias" in weights:
         # transformers ties the decoder to the word embeddings; it still
         # expects the decoder's own key, holding that same table.
         state["cls.predictions.decoder.weight"] = state[
@@ -234,13 +224,13 @@ def to_huggingface(model, directory, vocab_file=None, pruned_heads="shrink"):
     if pad:
         config = config.replace(pruned_heads={})
     values = config.to_huggingface_dict()
-    values["architectures"] = [_ARCHITECTURES[type(model)]]
+    values["architectures"] = [architecture]
     num_labels = getattr(model, "num_classes", None)
     if num_labels is not None:
         values["num_labels"] = num_labels
         values["id2label"] = {str(i): f"LABEL_{i}" for i in range(num_labels)}
         values["label2id"] = {f"LABEL_{i}": i for i in range(num_labels)}
-        if isinstance(model, BertClassifier):
+        if architecture == "BertForSequenceClassification":
             values["problem_type"] = (
                 "regression" if num_labels == 1 else "single_label_classification"
             )

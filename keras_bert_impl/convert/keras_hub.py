@@ -4,7 +4,6 @@ import numpy as np
 
 from keras_bert_impl.config import BertConfig
 from keras_bert_impl.convert.weight_map import load_canonical
-from keras_bert_impl.models import BertBackbone
 
 
 def _config_from(backbone):
@@ -92,7 +91,7 @@ def _canonical_tensors(backbone):
     return tensors
 
 
-def from_keras_hub(backbone, model_cls=BertBackbone, **kwargs):
+def from_keras_hub(backbone, model_cls, **kwargs):
     """Builds `model_cls` with the weights of a `keras_hub.models.BertBackbone`.
 
     The config carries `hidden_act="gelu_approximate"`, keras-hub's GELU,

@@ -1,7 +1,5 @@
 """`BertBackbone`: embeddings → N encoder blocks → pooled [CLS]."""
 
-import importlib
-
 import keras
 from keras import ops
 
@@ -9,6 +7,7 @@ from keras_bert_impl.config import BertConfig
 from keras_bert_impl.layers import BertEmbeddings
 from keras_bert_impl.layers import TransformerEncoderBlock
 from keras_bert_impl.layers.activations import truncated_normal
+from keras_bert_impl.models import checkpoint_names
 from keras_bert_impl.models import quantization
 from keras_bert_impl.models.inputs import validate_inputs
 from keras_bert_impl.models.summary import InformativeSummary
@@ -65,6 +64,8 @@ class BertBackbone(InformativeSummary, keras.Model):
 
     # What a saved backbone serves as (a `kbi-export --task`; see BertTask).
     serving_task = "embeddings"
+    # transformers' class for this model (`config.json`'s `architectures`).
+    huggingface_architecture = "BertModel"
 
     def __init__(self, config="base", output_hidden_states=False, **kwargs):
         super().__init__(**kwargs)
@@ -107,6 +108,14 @@ class BertBackbone(InformativeSummary, keras.Model):
             name="pooled_dense",
         )
 
+    def checkpoint_weights(self):
+        """Canonical name → variable (see `checkpoint_names`), every weight."""
+        return checkpoint_names.backbone_weights(self)
+
+    def head_checkpoint_weights(self):
+        """The weights of a task head: a backbone has none."""
+        return {}
+
     @classmethod
     def from_preset(cls, preset, **kwargs):
         """Builds the backbone from a preset name (random weights), a Hugging
@@ -117,8 +126,9 @@ class BertBackbone(InformativeSummary, keras.Model):
             preset: see above.
             **kwargs: `BertBackbone` arguments (`dtype`, `output_hidden_states`).
         """
-        presets = importlib.import_module("keras_bert_impl.convert.presets")
-        return presets.load(cls, preset, **kwargs)
+        from keras_bert_impl.models import preset_loading
+
+        return preset_loading.load(cls, preset, **kwargs)
 
     @property
     def token_embedding(self):

@@ -79,6 +79,7 @@ class BertClassifier(BertDenseHeadTask):
 
     head_input = "pooled_output"
     head_name = "classifier_head"
+    huggingface_architecture = "BertForSequenceClassification"
     preprocessor_class_name = "BertTextClassifierPreprocessor"
 
     def __init__(

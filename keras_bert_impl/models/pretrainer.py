@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_bert_impl.layers import MaskedLMHead
 from keras_bert_impl.layers.activations import truncated_normal
+from keras_bert_impl.models import checkpoint_names
 from keras_bert_impl.models.inputs import validate_inputs
 from keras_bert_impl.models.task import BertTask
 
@@ -66,6 +67,7 @@ class BertPretrainer(BertTask):
     # next-sentence pairs and dynamic masks, in tf.data).
     preprocessor_class_name = "BertPretrainingPreprocessor"
     export_task = "fill_mask"
+    huggingface_architecture = "BertForPreTraining"
 
     def __init__(self, backbone="base", **kwargs):
         super().__init__(backbone, **kwargs)
@@ -108,6 +110,21 @@ class BertPretrainer(BertTask):
         self.mlm_head.build()
         self.nsp_head.build((None, self.config.hidden_size))
         self.built = True
+
+    def head_checkpoint_weights(self):
+        # The MLM decoder is the word-embedding table itself (tied): only its
+        # transform and output bias are the head's own.
+        return {
+            **checkpoint_names.dense(
+                "cls/predictions/transform/dense", self.mlm_head.transform_dense
+            ),
+            **checkpoint_names.layer_norm(
+                "cls/predictions/transform/LayerNorm", self.mlm_head.transform_layer_norm
+            ),
+            "cls/predictions/output_bias": self.mlm_head.output_bias,
+            "cls/seq_relationship/output_weights": self.nsp_head.kernel,
+            "cls/seq_relationship/output_bias": self.nsp_head.bias,
+        }
 
     def call(self, inputs, training=None):
         validate_inputs(inputs, self.config, extra_keys=("mask_positions",))

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_bert_impl.layers.activations import truncated_normal
+from keras_bert_impl.models import checkpoint_names
 from keras_bert_impl.models.task import BertTask
 
 # Logit given to padded positions so no answer span can start or end there.
@@ -54,6 +55,7 @@ class BertQuestionAnswerer(BertTask):
 
     preprocessor_class_name = "BertQuestionAnswererPreprocessor"
     export_task = "question_answerer"
+    huggingface_architecture = "BertForQuestionAnswering"
 
     def __init__(self, backbone="base", **kwargs):
         super().__init__(backbone, **kwargs)
@@ -72,6 +74,10 @@ class BertQuestionAnswerer(BertTask):
         self.backbone.build()
         self.span_head.build((None, None, self.config.hidden_size))
         self.built = True
+
+    def head_checkpoint_weights(self):
+        # run_squad.py's span head, in transformers' name.
+        return checkpoint_names.dense("qa_outputs", self.span_head)
 
     def call(self, inputs, training=None):
         sequence = self.backbone(inputs, training=training)["sequence_output"]

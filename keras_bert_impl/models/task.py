@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_bert_impl.layers.activations import truncated_normal
+from keras_bert_impl.models import checkpoint_names
 from keras_bert_impl.models import quantization
 from keras_bert_impl.models import text_inputs
 from keras_bert_impl.models.backbone import BertBackbone
@@ -61,12 +62,22 @@ class BertTask(InformativeSummary, keras.Model):
     preprocessor_class_name = "BertTextClassifierPreprocessor"
     # The `kbi-export --task` this model is exported as (see `serving_task`).
     export_task = None
+    # transformers' class for this model (`config.json`'s `architectures`).
+    huggingface_architecture = None
 
     @property
     def serving_task(self):
         """What this model serves as (a `kbi-export --task`): a saved model
         knows it, so an export needs no `--task` and refuses a contradicting one."""
         return self.export_task
+
+    def checkpoint_weights(self):
+        """Canonical name → variable (see `checkpoint_names`), every weight."""
+        return {**self.backbone.checkpoint_weights(), **self.head_checkpoint_weights()}
+
+    def head_checkpoint_weights(self):
+        """Canonical name → variable of this task's own head (none here)."""
+        return {}
 
     def __init__(self, backbone, preprocessor=None, **kwargs):
         super().__init__(**kwargs)
@@ -105,8 +116,9 @@ class BertTask(InformativeSummary, keras.Model):
             The model; its preprocessor uses the checkpoint's vocabulary and
             casing.
         """
-        presets = importlib.import_module("keras_bert_impl.convert.presets")
-        return presets.load(cls, preset, **kwargs)
+        from keras_bert_impl.models import preset_loading
+
+        return preset_loading.load(cls, preset, **kwargs)
 
     def _prepare_text(self, x, y, sample_weight):
         """Task hook: turns user-friendly text inputs and labels into what the
@@ -307,6 +319,11 @@ class BertDenseHeadTask(BertTask):
         self.backbone.build()
         self.head.build((None, self.config.hidden_size))
         self.built = True
+
+    def head_checkpoint_weights(self):
+        # google-research/bert's run_classifier.py and transformers' classifiers
+        # (sequence and token) both call it "classifier".
+        return checkpoint_names.dense("classifier", self.head)
 
     def call(self, inputs, training=None):
         features = self.backbone(inputs, training=training)[self.head_input]

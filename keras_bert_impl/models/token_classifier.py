@@ -80,6 +80,7 @@ class BertTokenClassifier(BertDenseHeadTask):
     head_input = "sequence_output"
     head_name = "token_classifier_head"
     export_task = "token_classifier"
+    huggingface_architecture = "BertForTokenClassification"
     preprocessor_class_name = "BertTokenClassifierPreprocessor"
 
     def __init__(

@@ -3,7 +3,8 @@
 A preset is a `BertConfig` preset name (random weights), a Hugging Face
 checkpoint directory, a Google TF1 checkpoint directory, or a `.keras` file.
 A task's preprocessor comes from the checkpoint's `vocab.txt` and casing (or,
-for a `.keras` file, from the file itself).
+for a `.keras` file, from the file itself). The checkpoint formats are read by
+`keras_bert_impl.convert`, which builds whichever class it is given.
 """
 
 import glob
@@ -13,7 +14,7 @@ import os
 from keras_bert_impl.config import PRESETS
 from keras_bert_impl.convert.google import from_google_checkpoint
 from keras_bert_impl.convert.huggingface import from_huggingface
-from keras_bert_impl.models import BertBackbone
+from keras_bert_impl.models.backbone import BertBackbone
 from keras_bert_impl.models.task import BertTask
 from keras_bert_impl.models.task import load_saved
 from keras_bert_impl.models.task import preprocessing_module
