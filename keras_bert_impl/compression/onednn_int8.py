@@ -60,6 +60,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_bert_impl import internals
 from keras_bert_impl.compression import cpu_features
 from keras_bert_impl.models import quantization
 
@@ -75,9 +76,7 @@ def onednn_available():
     TF_ENABLE_ONEDNN_OPTS)."""
     if keras.backend.backend() != "tensorflow":
         return False
-    from tensorflow.python.framework import kernels
-
-    return bool(kernels.get_registered_kernels_for_op("_QuantizedMatMul").kernel)
+    return bool(internals.registered_kernels("_QuantizedMatMul"))
 
 
 def _is_exact_gelu(activation):
@@ -90,10 +89,9 @@ def _quantized_matmul_op(fused_ops, weight_is_constant, *arguments):
     """oneDNN's `_QuantizedMatMul` in the current graph. The op is internal (no
     `tf.raw_ops` entry), so it is built with TensorFlow's op library."""
     import tensorflow as tf
-    from tensorflow.python.framework import op_def_library
 
     quantized, kernel, bias, max_input, kernel_range = arguments
-    _, _, op, _ = op_def_library._apply_op_helper(
+    outputs = internals.apply_op(
         "_QuantizedMatMul",
         name="quantized_matmul",
         device_inputs=[quantized, kernel, bias],
@@ -115,7 +113,7 @@ def _quantized_matmul_op(fused_ops, weight_is_constant, *arguments):
         is_bias_const=False,
         leakyrelu_alpha=0.2,
     )
-    return op.outputs[0]
+    return outputs[0]
 
 
 @functools.lru_cache(maxsize=None)
@@ -202,7 +200,7 @@ def _onednn_int8_call(layer, inputs, training=None):
     call) are those of the same layer with the dequantized kernel in float."""
     import tensorflow as tf
 
-    kernel = tf.convert_to_tensor(layer._kernel)
+    kernel = tf.convert_to_tensor(internals.stored_kernel(layer))
     kernel_scale = tf.convert_to_tensor(layer.kernel_scale)
     bias = (
         tf.zeros([layer.units])
@@ -214,7 +212,7 @@ def _onednn_int8_call(layer, inputs, training=None):
     exact_gelu = _is_exact_gelu(activation)
     with tf.init_scope():  # read now: a traced function keeps them (module docstring)
         column_sums = np.sum(
-            keras.ops.convert_to_numpy(layer._kernel), axis=0, dtype="float32"
+            keras.ops.convert_to_numpy(internals.stored_kernel(layer)), axis=0, dtype="float32"
         ) / keras.ops.convert_to_numpy(layer.kernel_scale)
 
     def float_dense(inputs):
@@ -296,7 +294,7 @@ def use_onednn_int8(layer, input_range):
             stacklevel=2,
         )
         return False
-    layer._int8_call = types.MethodType(_onednn_int8_call, layer)
+    internals.set_int8_call(layer, types.MethodType(_onednn_int8_call, layer))
     return True
 
 
@@ -322,7 +320,7 @@ def input_ranges(model, layers, batches):
         return record
 
     for path, layer in layers.items():
-        layer._int8_call = recording(path, layer._int8_call)
+        internals.set_int8_call(layer, recording(path, internals.int8_call(layer)))
     count = 0
     try:
         for batch in batches:
@@ -330,7 +328,7 @@ def input_ranges(model, layers, batches):
             count += 1
     finally:
         for layer in layers.values():
-            del layer._int8_call
+            internals.reset_int8_call(layer)
     if not count:
         raise ValueError("The calibration data is empty: pass at least one text.")
     missing = sorted(set(layers) - set(ranges))

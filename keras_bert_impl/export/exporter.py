@@ -14,6 +14,7 @@ import os
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from keras_bert_impl import internals
 from keras_bert_impl.export import batching_files, serving_modules, warmup
 from keras_bert_impl.export.layout import VersionWriter
 from keras_bert_impl.export.servability import check_servability
@@ -88,10 +89,8 @@ def _set_method_names(saved_model_dir, method_names):
         f.write(saved_model.SerializeToString())
     fingerprint_path = os.path.join(saved_model_dir, "fingerprint.pb")
     if os.path.exists(fingerprint_path):
-        from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
-
         with open(fingerprint_path, "wb") as f:
-            f.write(fingerprinting.CreateFingerprintDef(saved_model_dir))
+            f.write(internals.saved_model_fingerprint(saved_model_dir))
 
 
 def _warmup_logs(module, model_name, texts):

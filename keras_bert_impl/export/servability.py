@@ -19,6 +19,8 @@ import sys
 
 from tensorflow.core.protobuf import saved_model_pb2
 
+from keras_bert_impl import internals
+
 # tf-text ops linked by tensorflow_model_server (tf-text `ops_lib`), by the first server
 # release that links each (tensorflow_serving/workspace.bzl + model_servers/BUILD).
 TF_TEXT_OPS_BY_SERVER_VERSION = {
@@ -125,9 +127,8 @@ def _core_ops_cache_file():
     the modification time of its C++ library name it, so another installation (or a
     reinstall) lists its ops afresh."""
     import tensorflow as tf
-    from tensorflow.python import pywrap_tensorflow
 
-    stamp = int(os.stat(pywrap_tensorflow.__file__).st_mtime_ns)
+    stamp = int(os.stat(internals.tensorflow_library_file()).st_mtime_ns)
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(
         os.path.expanduser("~"), ".cache"
     )

@@ -7,6 +7,7 @@ for ids. Outputs are dense and batch-major.
 
 import tensorflow as tf
 
+from keras_bert_impl import internals
 from keras_bert_impl.export.text_inputs import MODEL_INPUTS
 
 TEXT_SPEC = tf.TensorSpec([None], tf.string)
@@ -79,12 +80,10 @@ class ServingModule(tf.Module):
         The traces are made inside a save context: a tf.function's cache key includes
         the save options' variable policy, so a trace made outside one is traced again
         by `tf.saved_model.save` (twice the export time)."""
-        from tensorflow.python.saved_model import save_context
-
         options = options or tf.saved_model.SaveOptions()
         seen, variables = set(), []
         for function in self.serving_signatures.values():
-            with save_context.save_context(options):
+            with internals.save_context(options):
                 concrete = function.get_concrete_function()
             for variable in concrete.variables:
                 if id(variable) not in seen:

@@ -20,12 +20,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 - registers the tf-text kernels the server links
 from tensorflow.core.protobuf import config_pb2
-from tensorflow.python.saved_model import signature_constants
 
+from keras_bert_impl import internals
 from keras_bert_impl.serving import status
 from keras_bert_impl.serving import tensors
 
-DEFAULT_SIGNATURE = signature_constants.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
@@ -84,7 +84,7 @@ class Servable:
                 options.feed.extend(signature.inputs[a].name for a in input_aliases)
                 options.fetch.extend(signature.outputs[a].name for a in output_aliases)
                 try:
-                    function = self._session._make_callable_from_options(options)  # noqa: SLF001
+                    function = internals.session_callable(self._session, options)
                 except tf.errors.OpError as error:
                     raise status.from_tf_error(error) from error
                 self._callables[key] = function
