@@ -9,12 +9,16 @@ import numpy as np
 import pytest
 
 from keras_bert_impl_tools import finetune
+from model_helpers import tiny_config
 from pretraining_records import TINY_VOCAB
 from text_helpers import write_vocab
 
 LABELS = ("sports", "cooking", "music")
 # Each class draws its words from its own part of the tiny vocabulary.
-WORDS = {label: [f"word{i}" for i in range(k * 12, k * 12 + 12)] for k, label in enumerate(LABELS)}
+WORDS = {
+    label: [f"word{i}" for i in range(k * 12, k * 12 + 12)]
+    for k, label in enumerate(LABELS)
+}
 
 
 def _rows(count, seed=0):
@@ -22,7 +26,8 @@ def _rows(count, seed=0):
     rows = []
     for i in range(count):
         label = LABELS[i % len(LABELS)]
-        rows.append({"review": " ".join(rng.choice(WORDS[label], size=5)), "label": label})
+        review = " ".join(rng.choice(WORDS[label], size=5))
+        rows.append({"review": review, "label": label})
     return rows
 
 
@@ -43,10 +48,12 @@ def _run(tmp_path, *flags):
     """Runs kbi-finetune in this process; returns its result (or raises
     SystemExit for an error)."""
     vocab = write_vocab(tmp_path / "vocab.txt", TINY_VOCAB)
+    config = tmp_path / "config.json"
+    tiny_config().write_json_file(config)
     argv = [
         "kbi-finetune",
         f"--vocab_file={vocab}",
-        "--config=tiny",
+        f"--bert_config_file={config}",
         f"--output_dir={tmp_path / 'out'}",
         "--max_seq_length=12",
         "--train_batch_size=4",
@@ -149,7 +156,8 @@ def test_jsonl_pairs_and_a_regression_run_end_to_end(tmp_path):
         "--do_eval",
         "--do_predict",
     )
-    assert {"mse", "pearson", "spearman", "eval_examples"} == set(result["eval_results"])
+    metrics = set(result["eval_results"])
+    assert metrics == {"mse", "pearson", "spearman", "eval_examples"}
     header, *scores = _test_results(regression_dir / "out" / "test_results.tsv")
     assert header == ["prediction"] and len(scores) == 4
     assert all(np.isfinite(float(row[0])) for row in scores)
@@ -160,20 +168,29 @@ def test_each_mistake_is_one_line_naming_the_input(tmp_path, capsys):
     train = _write_csv(tmp_path / "train.csv", _rows(6))
     own = ["--task_name=text_classification", "--do_train", "--do_eval"]
 
-    line = _error(capsys, tmp_path, *own, f"--train_file={train}", f"--validation_file={train}", "--text_column=text")
+    def own_files(train_file, validation_file=train, *more):
+        return _error(
+            capsys,
+            tmp_path,
+            *own,
+            f"--train_file={train_file}",
+            f"--validation_file={validation_file}",
+            *more,
+        )
+
+    line = own_files(train, train, "--text_column=text")
     assert "train.csv: no column 'text'" in line and "['review', 'label']" in line
 
     odd = tmp_path / "train.xlsx"
     odd.write_text("review,label\n")
-    line = _error(capsys, tmp_path, *own, f"--train_file={odd}", f"--validation_file={train}")
+    line = own_files(odd)
     assert "--train_file=" in line and "train.xlsx: unknown file extension" in line
     assert ".tsv, .csv, .jsonl, .json" in line
 
     dev = _write_csv(tmp_path / "dev.csv", [{"review": "word1", "label": "opera"}])
-    line = _error(
-        capsys, tmp_path, *own, f"--train_file={train}", f"--validation_file={dev}", "--text_column=review"
-    )
-    assert "dev.csv:2: label 'opera' is not one of ['cooking', 'music', 'sports']" in line
+    line = own_files(train, dev, "--text_column=review")
+    known = "['cooking', 'music', 'sports']"
+    assert f"dev.csv:2: label 'opera' is not one of {known}" in line
 
     test = _write_csv(tmp_path / "test.csv", [{"review": "word1", "label": "opera"}])
     line = _error(
@@ -186,24 +203,30 @@ def test_each_mistake_is_one_line_naming_the_input(tmp_path, capsys):
         f"--test_file={test}",
         "--text_column=review",
     )
-    assert "test.csv:2: label 'opera' is not one of" in line
+    assert f"test.csv:2: label 'opera' is not one of {known}" in line
 
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    line = _error(capsys, tmp_path, *own, f"--train_file={empty}", f"--validation_file={train}")
-    assert "empty.jsonl: the file is empty" in line
+    assert "empty.jsonl: the file is empty" in own_files(empty)
     header_only = _write_csv(tmp_path / "header_only.csv", [])
-    line = _error(capsys, tmp_path, *own, f"--train_file={header_only}", f"--validation_file={train}", "--text_column=review")
+    line = own_files(header_only, train, "--text_column=review")
     assert "header_only.csv: no examples" in line
 
-    line = _error(capsys, tmp_path, "--task_name=sst2", f"--data_dir={tmp_path}", "--do_train", "--text_column=review")
+    line = _error(
+        capsys,
+        tmp_path,
+        "--task_name=sst2",
+        f"--data_dir={tmp_path}",
+        "--do_train",
+        "--text_column=review",
+    )
     assert "--text_column does not apply to --task_name=sst2" in line
     assert "--task_name=text_classification" in line
 
     line = _error(capsys, tmp_path, *own, f"--validation_file={train}")
     assert "--do_train for --task_name=text_classification needs --train_file" in line
 
-    line = _error(capsys, tmp_path, *own, f"--train_file={tmp_path / 'missing.csv'}", f"--validation_file={train}")
+    line = own_files(tmp_path / "missing.csv")
     assert "--train_file=" in line and "missing.csv does not exist" in line
     # Nothing that looks like a finished model was left behind.
     assert not (tmp_path / "out" / "model.keras").exists()

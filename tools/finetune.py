@@ -145,9 +145,9 @@ def define_flags(flag_values):
     flags.DEFINE_string(
         "bucket_lengths",
         None,
-        "Text classification/regression: pad each batch only to its longest sequence rounded up to a "
-        "bucket ('auto': 16, 32, 64, ... max_seq_length; or a comma list). Same "
-        "results as fixed padding, less work on short texts.",
+        "Text classification/regression: pad each batch only to its longest "
+        "sequence rounded up to a bucket ('auto': 16, 32, 64, ... max_seq_length; "
+        "or a comma list). Same results as fixed padding, less work on short texts.",
         flag_values=f,
     )
     flags.DEFINE_integer("doc_stride", 128, "SQuAD window stride.", flag_values=f)

@@ -98,9 +98,12 @@ def _read_json_lines(path):
             )
         if names is None:
             names = list(record)
-        rows.append((line_number, [_field(path, line_number, record, k) for k in names]))
+        fields = [_field(path, line_number, record, key) for key in names]
+        rows.append((line_number, fields))
     if names is None:
-        raise ValueError(f"{path}: the file is empty; expected one JSON object per line.")
+        raise ValueError(
+            f"{path}: the file is empty; expected one JSON object per line."
+        )
     return names, rows
 
 

@@ -208,7 +208,8 @@ class _TaskData:
         if self.kind == "ner":
             file_name = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
             sentences = tasks.read_conll(
-                text_tasks.data_dir_file(s, file_name[split]), label_vocabulary=self.label_vocabulary
+                text_tasks.data_dir_file(s, file_name[split]),
+                label_vocabulary=self.label_vocabulary,
             )
             if self.label_vocabulary is None:
                 self.label_vocabulary = sentences.label_vocabulary
