@@ -183,9 +183,10 @@ class _TaskData:
         self.tokenizer = tokenizer
         self.label_vocabulary = label_vocabulary
         self.kind = _kind(settings.task_name)
-        self.regression = self.kind == "text" and text_tasks.text_task(
-            settings
-        ).regression
+        self.text_task = (
+            text_tasks.text_task(settings) if self.kind == "text" else None
+        )
+        self.regression = bool(self.text_task and self.text_task.regression)
 
     @property
     def needs_labels(self):
@@ -200,7 +201,7 @@ class _TaskData:
         s = self.settings
         if self.kind == "text":
             examples = text_tasks.read_split(
-                s, text_tasks.text_task(s), split, self.label_vocabulary
+                s, self.text_task, split, self.label_vocabulary
             )
             if self.label_vocabulary is None:
                 self.label_vocabulary = examples.label_vocabulary
@@ -292,11 +293,11 @@ class _TaskData:
     # --- evaluation ---------------------------------------------------------
 
     def evaluate(self, outputs, examples, features):
-        s = self.settings
         if self.kind == "text":
-            metric = text_tasks.text_task(s).metric
             predictions = outputs[:, 0] if self.regression else outputs.argmax(-1)
-            return evaluation.glue_metrics(metric, features.labels, predictions)
+            return evaluation.glue_metrics(
+                self.text_task.metric, features.labels, predictions
+            )
         if self.kind == "ner":
             predicted = features_for_ner_words(features, outputs)
             return evaluation.entity_f1(examples.tags, predicted)
