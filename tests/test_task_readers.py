@@ -8,7 +8,11 @@ import pytest
 import tensorflow as tf
 
 from keras_bert_impl.data.conll import conll_features, read_conll, tag_vocabulary
-from keras_bert_impl.data.glue import read_tsv_examples, text_classification_dataset
+from keras_bert_impl.data.glue import (
+    read_text_examples,
+    read_tsv_examples,
+    text_classification_dataset,
+)
 from keras_bert_impl.data.squad import read_squad, squad_features
 from keras_bert_impl.data.squad_postprocess import squad_metrics, squad_predictions
 from keras_bert_impl.constants import IGNORE_LABEL
@@ -131,7 +135,8 @@ def test_tsv_unlabelled_yields_inputs_only(tmp_path, tokenizer):
         (
             "text\tlabel\nx\t1\n",
             {},
-            r"no column 'sentence' in the header \['text', 'label'\]",
+            r"bad\.tsv: no column 'sentence'; the columns found are "
+            r"\['text', 'label'\]",
         ),
         ("x\t1\n", {"header": False}, r"column 'sentence' is named, but header=False"),
         (
@@ -157,6 +162,63 @@ def test_tsv_invalid_utf8_names_the_line(tmp_path):
 def test_tsv_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.tsv"):
         read_tsv_examples(str(tmp_path / "nope.tsv"))
+
+
+def test_csv_and_json_lines_read_as_tsv_does(tmp_path):
+    csv_path = _write(
+        tmp_path,
+        "train.csv",
+        'text,label\n"Good, and\nlong",pos\n\nbad,neg\n',
+    )
+    examples = read_text_examples(csv_path, text_columns=("text",))
+    # A quoted field keeps its comma and line break.
+    assert examples.texts == (("Good, and\nlong", "bad"),)
+    assert examples.label_vocabulary == ("neg", "pos") and examples.labels == (1, 0)
+    json_path = _write(
+        tmp_path,
+        "train.jsonl",
+        '{"a": "x", "b": "y", "score": 0.5}\n\n{"b": "z", "a": "w", "score": 2}\n',
+    )
+    pairs = read_text_examples(
+        json_path, text_columns=("a", "b"), label_column="score", regression=True
+    )
+    assert pairs.texts == (("x", "w"), ("y", "z")) and pairs.labels == (0.5, 2.0)
+    # A test file may come with or without the label column.
+    test = _write(tmp_path, "test.csv", "text\nhello\n")
+    unlabelled = read_text_examples(
+        test,
+        text_columns=("text",),
+        label_vocabulary=("neg", "pos"),
+        labels_optional=True,
+    )
+    assert unlabelled.labels is None and unlabelled.texts == (("hello",),)
+
+
+OBJECT = '{"sentence": "x", "label": 1}\n'
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("bad.csv", "sentence,label\nx,1,2\n", r"bad\.csv:2: expected 2 comma-sep"),
+        ("bad.jsonl", OBJECT + "[1]\n", r"bad\.jsonl:2: expected a JSON object"),
+        ("bad.json", OBJECT[:-2] + "\n", r"bad\.json:1: not JSON"),
+        ("bad.jsonl", OBJECT + '{"label": 0}\n', r"bad\.jsonl:2: no key 'sentence'"),
+        ("bad.jsonl", OBJECT.replace('"x"', "null"), r"jsonl:1: 'sentence' is null"),
+        ("bad.jsonl", "\n", r"bad\.jsonl: the file is empty"),
+        (
+            "bad.txt",
+            "sentence\tlabel\nx\t1\n",
+            r"bad\.txt: unknown file extension; valid ones are "
+            r"\.tsv, \.csv, \.jsonl, \.json",
+        ),
+    ],
+)
+def test_csv_and_json_lines_bad_input_names_file_and_line(
+    tmp_path, name, content, message
+):
+    with pytest.raises(ValueError, match=message):
+        read_text_examples(_write(tmp_path, name, content))
 
 
 # --- CoNLL ------------------------------------------------------------------

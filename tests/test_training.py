@@ -296,9 +296,13 @@ def test_finetune_classifier_end_to_end(tmp_path):
     lines = (out / "eval_results.txt").read_text().splitlines()
     assert "eval_examples = 16" in lines
     assert json.loads((out / "eval_results.json").read_text()) == result["eval_results"]
-    probabilities = np.loadtxt(out / "test_results.tsv")
+    header, *rows = (out / "test_results.tsv").read_text().splitlines()
+    assert header.split("\t") == ["neg", "pos", "prediction"]
+    probabilities = np.array([row.split("\t")[:2] for row in rows], float)
     assert probabilities.shape == (2, 2)
     np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-5)
+    predicted = [row.split("\t")[2] for row in rows]
+    assert predicted == [["neg", "pos"][i] for i in probabilities.argmax(1)]
     assert json.loads((out / "labels.json").read_text()) == ["neg", "pos"]
     # Evaluation alone reloads the written model and agrees with the run.
     again = run_finetuning(

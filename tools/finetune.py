@@ -1,11 +1,17 @@
-"""Fine-tunes BERT on a GLUE-style task, CoNLL NER or SQuAD (`kbi-finetune`).
+"""Fine-tunes BERT on text classification/regression (GLUE or your own files),
+CoNLL NER or SQuAD (`kbi-finetune`).
 
-Flags follow google-research/bert's run_classifier.py / run_squad.py:
+Flags follow google-research/bert's run_classifier.py / run_squad.py, and
+transformers' run_glue.py for your own CSV, TSV or JSON lines files:
 
     kbi-finetune --task_name=sst2 --data_dir=glue/SST-2 \\
         --init_checkpoint=all-MiniLM-L6-v2/ --do_train --do_eval \\
         --max_seq_length=64 --train_batch_size=32 --learning_rate=5e-5 \\
         --num_train_epochs=1 --warmup_proportion=0.1 --output_dir=/tmp/sst2
+    kbi-finetune --task_name=text_classification --train_file=train.csv \\
+        --validation_file=dev.csv --test_file=test.csv --text_column=review \\
+        --init_checkpoint=all-MiniLM-L6-v2/ --do_train --do_eval --do_predict \\
+        --output_dir=/tmp/reviews
 
 Writes the trained model (`model.keras`: weights, vocabulary, casing and labels,
 without the optimizer's slots; the file to predict with and export), checkpoints
@@ -20,17 +26,55 @@ from keras_bert_impl_tools import cli
 
 
 def define_flags(flag_values):
+    from keras_bert_impl.data.table_files import FORMATS
     from keras_bert_impl.training.finetuning import TASK_NAMES
+    from keras_bert_impl.training import text_tasks
     from keras_bert_impl.training.strategy import STRATEGIES
 
     f = flag_values
     flags.DEFINE_string(
         "task_name", None, f"One of {', '.join(TASK_NAMES)}.", flag_values=f
     )
+    own = "text_classification/text_regression"
+    formats = ", ".join(FORMATS)
     flags.DEFINE_string(
         "data_dir", None, "GLUE TSVs or CoNLL train/valid/test.txt.", flag_values=f
     )
-    flags.DEFINE_string("train_file", None, "SQuAD training JSON.", flag_values=f)
+    flags.DEFINE_string(
+        "train_file",
+        None,
+        f"SQuAD training JSON; or {own} training data ({formats}, by extension; "
+        ".json: one object per line). Its sorted labels are the classes.",
+        flag_values=f,
+    )
+    flags.DEFINE_string(
+        "validation_file", None, f"{own}: the --do_eval file.", flag_values=f
+    )
+    flags.DEFINE_string(
+        "test_file",
+        None,
+        f"{own}: the --do_predict file (its label column, if any, is checked "
+        "against the training labels).",
+        flag_values=f,
+    )
+    flags.DEFINE_string(
+        "text_column",
+        None,
+        f"{own}: the text column (default {text_tasks.DEFAULT_TEXT_COLUMN!r}).",
+        flag_values=f,
+    )
+    flags.DEFINE_string(
+        "text_pair_column",
+        None,
+        f"{own}: a second text column for sentence pairs (default: none).",
+        flag_values=f,
+    )
+    flags.DEFINE_string(
+        "label_column",
+        None,
+        f"{own}: the label column (default {text_tasks.DEFAULT_LABEL_COLUMN!r}).",
+        flag_values=f,
+    )
     flags.DEFINE_string(
         "predict_file", None, "SQuAD JSON to evaluate/predict.", flag_values=f
     )
@@ -103,9 +147,9 @@ def define_flags(flag_values):
     flags.DEFINE_string(
         "bucket_lengths",
         None,
-        "GLUE tasks: pad each batch only to its longest sequence rounded up to a "
-        "bucket ('auto': 16, 32, 64, ... max_seq_length; or a comma list). Same "
-        "results as fixed padding, less work on short texts.",
+        "Text classification/regression: pad each batch only to its longest "
+        "sequence rounded up to a bucket ('auto': 16, 32, 64, ... max_seq_length; "
+        "or a comma list). Same results as fixed padding, less work on short texts.",
         flag_values=f,
     )
     flags.DEFINE_integer("doc_stride", 128, "SQuAD window stride.", flag_values=f)

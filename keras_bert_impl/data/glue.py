@@ -1,13 +1,14 @@
-"""GLUE-style TSV files → sentence (pair) classification or regression data.
+"""Text (pair) files → sentence (pair) classification or regression data.
 
 GLUE tasks ship tab-separated files with one example per line: one or two
-text columns and a label column (a class name, or a float score for STS-B).
+text columns and a label column (a class name, or a float score for STS-B);
+a user's own data comes the same way as CSV or JSON lines (`table_files`).
 Files are read in Python, where a malformed row can be reported with its file
 and line; tokenization and packing then run in the tf.data graph.
 
-    train = read_tsv_examples("sst2/train.tsv", text_columns=["sentence"])
-    dev = read_tsv_examples(
-        "sst2/dev.tsv", text_columns=["sentence"],
+    train = read_text_examples("train.csv", text_columns=["review"])
+    dev = read_text_examples(
+        "dev.csv", text_columns=["review"],
         label_vocabulary=train.label_vocabulary)
     dataset = text_classification_dataset(train, tokenizer, packer, 32,
                                           shuffle=True)
@@ -18,14 +19,14 @@ import dataclasses
 import tensorflow as tf
 
 from keras_bert_impl.data.batching import batched_examples
-from keras_bert_impl.data.text_files import read_lines
+from keras_bert_impl.data.table_files import read_table
 
 MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
 
 @dataclasses.dataclass(frozen=True)
 class TextExamples:
-    """Examples read from a TSV file.
+    """Examples read from a TSV, CSV or JSON lines file.
 
     Attributes:
         texts: one tuple of strings per text column (1 or 2 columns).
@@ -68,11 +69,13 @@ def _column_index(column, header, path):
             "indices or read the file with header=True."
         )
     if column not in header:
-        raise ValueError(f"{path}: no column {column!r} in the header {header}.")
+        raise ValueError(
+            f"{path}: no column {column!r}; the columns found are {header}."
+        )
     return header.index(column)
 
 
-def read_tsv_examples(
+def read_text_examples(
     path,
     *,
     text_columns=("sentence",),
@@ -80,8 +83,10 @@ def read_tsv_examples(
     header=True,
     regression=False,
     label_vocabulary=None,
+    file_format=None,
+    labels_optional=False,
 ):
-    """Reads a GLUE-style TSV file.
+    """Reads a TSV, CSV or JSON lines file of texts and labels.
 
     Args:
         path: the file (any path `tf.io.gfile` opens).
@@ -89,66 +94,47 @@ def read_tsv_examples(
             or by 0-based index.
         label_column: the label column (name or index); None for unlabelled
             files (e.g. GLUE test sets).
-        header: whether the first line names the columns.
+        header: whether the first line of a TSV/CSV file names the columns.
         regression: labels are float scores instead of class names.
         label_vocabulary: class names in index order. When None, the sorted
             distinct labels of this file are used (numerically sorted when
             they are all numbers); pass the training file's vocabulary when
             reading dev/test files so the indices agree.
+        file_format: `tsv`, `csv` or `jsonl` (see `table_files`); None: from
+            the extension of `path`.
+        labels_optional: a file without the label column is read unlabelled
+            (a test file that may or may not carry labels).
 
     Returns:
         `TextExamples`.
 
     Raises:
-        ValueError: naming the file and line of a row with the wrong number
-            of columns, an unknown label, a non-numeric regression label, or
-            invalid UTF-8; or when the file has no examples.
+        ValueError: naming the file (and line) of a missing column, a row
+            with the wrong number of columns, an unknown label, a
+            non-numeric regression label, or invalid UTF-8; or when the file
+            has no examples.
     """
     text_columns = tuple(text_columns)
     if len(text_columns) not in (1, 2):
         raise ValueError(
             f"text_columns must name one or two columns, got {text_columns}."
         )
-    lines = read_lines(path)
-    header_names = None
-    if header:
-        try:
-            _, first = next(lines)
-        except StopIteration:
-            raise ValueError(
-                f"{path}: the file is empty; expected a header line."
-            ) from None
-        header_names = first.split("\t")
+    header_names, rows = read_table(path, file_format, header)
+    if labels_optional and header_names and label_column not in header_names:
+        label_column = None
     wanted = [_column_index(c, header_names, path) for c in text_columns]
     label_index = (
         None
         if label_column is None
         else _column_index(label_column, header_names, path)
     )
-    num_columns = None
-    if header_names:
-        num_columns = len(header_names)
-        _check_indices(path, wanted + [label_index], num_columns)
-    texts = [[] for _ in text_columns]
-    raw_labels = []
-    for line_number, line in lines:
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if num_columns is None:
-            num_columns = len(fields)
-            _check_indices(path, wanted + [label_index], num_columns)
-        if len(fields) != num_columns:
-            raise ValueError(
-                f"{path}:{line_number}: expected {num_columns} tab-separated columns, "
-                f"found {len(fields)}."
-            )
-        for column, index in zip(texts, wanted):
-            column.append(fields[index])
-        if label_index is not None:
-            raw_labels.append((line_number, fields[label_index].strip()))
-    if not texts[0]:
+    if not rows:
         raise ValueError(f"{path}: no examples (only a header or blank lines).")
+    _check_indices(path, wanted + [label_index], len(rows[0][1]))
+    texts = tuple(tuple(fields[i] for _, fields in rows) for i in wanted)
+    raw_labels = []
+    if label_index is not None:
+        raw_labels = [(n, fields[label_index].strip()) for n, fields in rows]
     labels = None
     if label_index is not None and regression:
         labels = tuple(_parse_score(path, n, value) for n, value in raw_labels)
@@ -163,18 +149,23 @@ def read_tsv_examples(
             if value not in index_of:
                 raise ValueError(
                     f"{path}:{line_number}: label {value!r} is not one of "
-                    f"{list(label_vocabulary)}."
+                    f"{list(label_vocabulary)} (the training file's labels)."
                 )
             labels.append(index_of[value])
         labels = tuple(labels)
     else:
         label_vocabulary = None
     return TextExamples(
-        texts=tuple(tuple(column) for column in texts),
+        texts=texts,
         labels=labels,
         label_vocabulary=label_vocabulary,
         source=str(path),
     )
+
+
+def read_tsv_examples(path, **options):
+    """`read_text_examples` of a TSV file, whatever its extension."""
+    return read_text_examples(path, file_format="tsv", **options)
 
 
 def _check_indices(path, indices, num_columns):
@@ -209,7 +200,7 @@ def text_classification_dataset(
     """Tokenizes and packs `TextExamples` inside a tf.data pipeline.
 
     Args:
-        examples: `TextExamples` from `read_tsv_examples`.
+        examples: `TextExamples` from `read_text_examples`.
         tokenizer: a `keras_bert_impl.text.Tokenizer`.
         packer: a `keras_bert_impl.text.Packer` (its `seq_length` and
             truncation apply; pairs are packed as `[CLS] A [SEP] B [SEP]`).

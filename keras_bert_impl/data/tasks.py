@@ -1,7 +1,8 @@
 """Fine-tuning task readers in one place.
 
-- GLUE-style TSV (single sentences or pairs; classification or regression):
-  `read_tsv_examples` → `text_classification_dataset`.
+- Sentences or pairs with a class or score, in TSV (GLUE's files), CSV or
+  JSON lines (chosen by extension): `read_text_examples` →
+  `text_classification_dataset`.
 - CoNLL NER (tag on each word's first piece, `IGNORE_LABEL` elsewhere):
   `read_conll` → `conll_features` → `TokenClassificationFeatures.dataset`.
 - SQuAD v1.1/v2.0 (windows with doc stride, pieces mapped back to context
@@ -18,6 +19,7 @@ from keras_bert_impl.data.conll import (
 )
 from keras_bert_impl.data.glue import (
     TextExamples,
+    read_text_examples,
     read_tsv_examples,
     text_classification_dataset,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "conll_features",
     "read_conll",
     "read_squad",
+    "read_text_examples",
     "read_tsv_examples",
     "squad_features",
     "squad_metrics",

@@ -1,11 +1,13 @@
-"""Fine-tuning on GLUE-style classification/regression, CoNLL NER and SQuAD:
-the pure function behind `kbi-finetune` (google-research/bert's
-`run_classifier.py` and `run_squad.py`, plus NER).
+"""Fine-tuning on sentence (pair) classification/regression (GLUE presets or
+a user's own TSV/CSV/JSON lines files), CoNLL NER and SQuAD: the pure
+function behind `kbi-finetune` (google-research/bert's `run_classifier.py`
+and `run_squad.py`, transformers' `run_glue.py` for own files, plus NER).
 
 Outputs in `output_dir`: `checkpoints/`, `tensorboard/`, `metrics.{json,csv,png}`
 (training curves), `model.keras` (the trained model), `labels.json`,
 `eval_results.txt` (`key = value` lines) and `eval_results.json`, and for
-`do_predict` `test_results.tsv` (class probabilities, as run_classifier.py),
+`do_predict` `test_results.tsv` (a header, one probability column per label,
+then `prediction`: the label, or a regression's score),
 `test_predictions.json` (NER tags per word) or `predictions.json` /
 `nbest_predictions.json` (SQuAD).
 """
@@ -25,40 +27,25 @@ from keras_bert_impl.training.history import write_atomically
 from keras_bert_impl.training.model_loading import default_vocab_file, load_model
 from keras_bert_impl.training.optimization import create_optimizer
 from keras_bert_impl.training.strategy import get_strategy, is_chief
+from keras_bert_impl.training import text_tasks
+from keras_bert_impl.training.text_tasks import (
+    GLUE_TASKS,
+    OWN_DATA_FLAGS,
+    OWN_DATA_TASKS,
+)
 from keras_bert_impl.training.trainer import Trainer, TrainerSettings
 
 
-@dataclasses.dataclass(frozen=True)
-class GlueTask:
-    """Where a GLUE task's TSV files keep their texts and labels."""
-
-    text_columns: tuple
-    label_column: object
-    metric: str = "accuracy"
-    header: bool = True
-    regression: bool = False
-    dev_file: str = "dev.tsv"
-    test_text_columns: tuple | None = None
-
-
-GLUE_TASKS = {
-    "cola": GlueTask((3,), 1, "mcc", header=False, test_text_columns=("sentence",)),
-    "sst2": GlueTask(("sentence",), "label"),
-    "mrpc": GlueTask(("#1 String", "#2 String"), "Quality", "accuracy_f1"),
-    "qqp": GlueTask(("question1", "question2"), "is_duplicate", "accuracy_f1"),
-    "stsb": GlueTask(
-        ("sentence1", "sentence2"), "score", "pearson_spearman", regression=True
-    ),
-    "mnli": GlueTask(
-        ("sentence1", "sentence2"), "gold_label", dev_file="dev_matched.tsv"
-    ),
-    "qnli": GlueTask(("question", "sentence"), "label"),
-    "rte": GlueTask(("sentence1", "sentence2"), "label"),
-    "wnli": GlueTask(("sentence1", "sentence2"), "label"),
-}
 NER_TASKS = ("conll2003", "ner")
 SQUAD_TASKS = ("squad", "squad_v2")
-TASK_NAMES = tuple(GLUE_TASKS) + NER_TASKS + SQUAD_TASKS
+TASK_NAMES = tuple(GLUE_TASKS) + OWN_DATA_TASKS + NER_TASKS + SQUAD_TASKS
+# The file and column flags each kind of task reads.
+INPUT_FLAGS = {
+    "text": OWN_DATA_FLAGS,
+    "glue": ("data_dir",),
+    "ner": ("data_dir",),
+    "squad": ("train_file", "predict_file"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +57,11 @@ class FinetuneSettings:
     data_dir: str | None = None
     train_file: str | None = None
     predict_file: str | None = None
+    validation_file: str | None = None
+    test_file: str | None = None
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
     init_checkpoint: str | None = None
     bert_config_file: str | None = None
     config: str | None = None
@@ -121,15 +113,21 @@ def check_settings(s):
             f"Unknown --mixed_precision={s.mixed_precision!r}; valid values are "
             "'', 'mixed_bfloat16', 'mixed_float16'."
         )
+    _check_input_flags(s)
     if s.task_name in SQUAD_TASKS:
         if s.do_train and not s.train_file:
             raise ValueError("--do_train for SQuAD needs --train_file.")
         if (s.do_eval or s.do_predict) and not s.predict_file:
             raise ValueError("--do_eval/--do_predict for SQuAD needs --predict_file.")
+    elif s.task_name in OWN_DATA_TASKS:
+        text_tasks.check_own_data_files(s)
     elif not s.data_dir:
         raise ValueError(f"--task_name={s.task_name} needs --data_dir.")
-    if s.bucket_lengths not in (None, "none") and s.task_name not in GLUE_TASKS:
-        raise ValueError("--bucket_lengths applies to the GLUE-style tasks only.")
+    if s.bucket_lengths not in (None, "none") and _kind(s.task_name) != "text":
+        raise ValueError(
+            "--bucket_lengths applies to sentence (pair) classification and "
+            "regression only."
+        )
     if s.bucket_lengths not in (None, "none") and s.strategy == "tpu":
         raise ValueError("--bucket_lengths varies shapes; TPUs need static ones.")
     if not 0.0 <= s.warmup_proportion <= 1.0:
@@ -138,11 +136,28 @@ def check_settings(s):
         )
 
 
-def _data_file(settings, name):
-    path = os.path.join(settings.data_dir, name)
-    if not tf.io.gfile.exists(path):
-        raise ValueError(f"{path} not found (--data_dir={settings.data_dir}).")
-    return path
+def _kind(task_name):
+    if task_name in GLUE_TASKS or task_name in OWN_DATA_TASKS:
+        return "text"
+    return "ner" if task_name in NER_TASKS else "squad"
+
+
+def _check_input_flags(s):
+    """A file or column flag the task does not read is an error, not ignored."""
+    kind = "glue" if s.task_name in GLUE_TASKS else _kind(s.task_name)
+    reads = INPUT_FLAGS[kind]
+    for flag in sorted({f for flags in INPUT_FLAGS.values() for f in flags}):
+        if getattr(s, flag) and flag not in reads:
+            hint = ""
+            if kind == "glue":
+                hint = (
+                    " (a GLUE task's files and columns are fixed; "
+                    "--task_name=text_classification reads your own)"
+                )
+            raise ValueError(
+                f"--{flag} does not apply to --task_name={s.task_name}{hint}; "
+                f"it reads {', '.join('--' + f for f in reads)}."
+            )
 
 
 def _head(examples, limit):
@@ -167,10 +182,16 @@ class _TaskData:
         self.settings = settings
         self.tokenizer = tokenizer
         self.label_vocabulary = label_vocabulary
-        name = settings.task_name
-        self.kind = (
-            "glue" if name in GLUE_TASKS else "ner" if name in NER_TASKS else "squad"
+        self.kind = _kind(settings.task_name)
+        self.text_task = (
+            text_tasks.text_task(settings) if self.kind == "text" else None
         )
+        self.regression = bool(self.text_task and self.text_task.regression)
+
+    @property
+    def needs_labels(self):
+        """Whether the model's outputs are named by labels read in training."""
+        return self.kind == "ner" or (self.kind == "text" and not self.regression)
 
     # --- reading ------------------------------------------------------------
 
@@ -178,23 +199,9 @@ class _TaskData:
         from keras_bert_impl.data import tasks
 
         s = self.settings
-        if self.kind == "glue":
-            task = GLUE_TASKS[s.task_name]
-            file_name = {"train": "train.tsv", "dev": task.dev_file}.get(split)
-            if split == "test":
-                return tasks.read_tsv_examples(
-                    _data_file(s, "test.tsv"),
-                    text_columns=task.test_text_columns or task.text_columns,
-                    label_column=None,
-                    header=True,
-                )
-            examples = tasks.read_tsv_examples(
-                _data_file(s, file_name),
-                text_columns=task.text_columns,
-                label_column=task.label_column,
-                header=task.header,
-                regression=task.regression,
-                label_vocabulary=self.label_vocabulary,
+        if self.kind == "text":
+            examples = text_tasks.read_split(
+                s, self.text_task, split, self.label_vocabulary
             )
             if self.label_vocabulary is None:
                 self.label_vocabulary = examples.label_vocabulary
@@ -202,7 +209,8 @@ class _TaskData:
         if self.kind == "ner":
             file_name = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
             sentences = tasks.read_conll(
-                _data_file(s, file_name[split]), label_vocabulary=self.label_vocabulary
+                text_tasks.data_dir_file(s, file_name[split]),
+                label_vocabulary=self.label_vocabulary,
             )
             if self.label_vocabulary is None:
                 self.label_vocabulary = sentences.label_vocabulary
@@ -233,7 +241,7 @@ class _TaskData:
         options = dict(
             shuffle=training, seed=s.seed, repeat=training, drop_remainder=training
         )
-        if self.kind == "glue":
+        if self.kind == "text":
             packer = Packer.from_tokenizer(
                 self.tokenizer, s.max_seq_length, bucket_lengths=_buckets(s)
             )
@@ -256,11 +264,12 @@ class _TaskData:
 
         s = self.settings
         kwargs = {"dtype": dtype} if dtype else {}
-        if self.kind == "glue":
-            regression = GLUE_TASKS[s.task_name].regression
+        if self.kind == "text":
             cls = models.BertClassifier
-            kwargs["num_classes"] = 1 if regression else len(self.label_vocabulary)
-            if not regression:
+            kwargs["num_classes"] = (
+                1 if self.regression else len(self.label_vocabulary)
+            )
+            if not self.regression:
                 kwargs["label_names"] = self.label_vocabulary
             preprocessor = preprocessing.BertTextClassifierPreprocessor
         elif self.kind == "ner":
@@ -284,12 +293,11 @@ class _TaskData:
     # --- evaluation ---------------------------------------------------------
 
     def evaluate(self, outputs, examples, features):
-        s = self.settings
-        if self.kind == "glue":
-            task = GLUE_TASKS[s.task_name]
-            logits = outputs
-            predictions = logits[:, 0] if task.regression else logits.argmax(-1)
-            return evaluation.glue_metrics(task.metric, features.labels, predictions)
+        if self.kind == "text":
+            predictions = outputs[:, 0] if self.regression else outputs.argmax(-1)
+            return evaluation.glue_metrics(
+                self.text_task.metric, features.labels, predictions
+            )
         if self.kind == "ner":
             predicted = features_for_ner_words(features, outputs)
             return evaluation.entity_f1(examples.tags, predicted)
@@ -422,6 +430,9 @@ def run_finetuning(settings, strategy=None):
     if settings.do_eval:
         eval_examples = task.read("dev")
         eval_features = task.features(eval_examples)
+    if settings.do_predict and task.kind == "text":
+        # Read before training: a bad test file is reported at once.
+        test_examples = task.read("test")
     if task.label_vocabulary is not None and settings.do_train and is_chief(strategy):
         write_atomically(labels_path, json.dumps(list(task.label_vocabulary)))
 
@@ -470,7 +481,7 @@ def run_finetuning(settings, strategy=None):
             save_model(model, model_path)
         result["model_path"] = model_path
     else:
-        if task.label_vocabulary is None and task.kind != "squad":
+        if task.label_vocabulary is None and task.needs_labels:
             raise ValueError(
                 f"{labels_path} not found: run with --do_train into this --output_dir first."
             )
@@ -489,7 +500,12 @@ def run_finetuning(settings, strategy=None):
             write_eval_results(settings.output_dir, results)
         result["eval_results"] = results
     if settings.do_predict:
-        result["predictions_path"] = _predict(settings, task, model)
+        if task.kind == "text":
+            result["predictions_path"] = _predict_texts(
+                settings, task, model, test_examples
+            )
+        else:
+            result["predictions_path"] = _predict(settings, task, model)
     return result
 
 
@@ -554,19 +570,19 @@ def _predict(settings, task, model):
     outputs = predict_outputs(
         model, task.dataset(features, settings.predict_batch_size, False)
     )
-    if task.kind == "ner":
-        path = os.path.join(out, "test_predictions.json")
-        words = features_for_ner_words(features, outputs)
-        write_atomically(path, json.dumps(words) + "\n")
-        return path
-    path = os.path.join(out, "test_results.tsv")
-    if GLUE_TASKS[settings.task_name].regression:
-        lines = [f"{value:.6f}" for value in outputs[:, 0]]
-    else:
-        shifted = outputs - outputs.max(-1, keepdims=True)
-        probabilities = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
-        lines = ["\t".join(f"{p:.6f}" for p in row) for row in probabilities]
-    write_atomically(path, "\n".join(lines) + "\n")
+    path = os.path.join(out, "test_predictions.json")
+    words = features_for_ner_words(features, outputs)
+    write_atomically(path, json.dumps(words) + "\n")
+    return path
+
+
+def _predict_texts(settings, task, model, examples):
+    outputs = predict_outputs(
+        model, task.dataset(examples, settings.predict_batch_size, False)
+    )
+    path = os.path.join(settings.output_dir, "test_results.tsv")
+    text = text_tasks.predictions_tsv(outputs, task.label_vocabulary, task.regression)
+    write_atomically(path, text)
     return path
 
 
