@@ -48,15 +48,24 @@ def define_flags(flag_values):
         "config", None, "Preset (tiny ... large) when no checkpoint.", flag_values=f
     )
     flags.DEFINE_string(
-        "vocab_file", None, "Vocabulary; default: the checkpoint's.", flag_values=f
+        "vocab_file", None, "Vocabulary; default: the .keras model's, or the checkpoint's vocab.txt.", flag_values=f
     )
     flags.DEFINE_bool(
-        "do_lower_case", True, "Lower-case input (uncased models).", flag_values=f
+        "do_lower_case",
+        None,
+        "Lower-case input (uncased models); default: the .keras model's casing, "
+        "else true.",
+        flag_values=f,
     )
     flags.DEFINE_bool("do_train", False, "Train.", flag_values=f)
     flags.DEFINE_bool("do_eval", False, "Evaluate on the dev set.", flag_values=f)
     flags.DEFINE_bool("do_predict", False, "Predict the test set.", flag_values=f)
-    flags.DEFINE_integer("max_seq_length", 128, "Tokens per sequence.", flag_values=f)
+    flags.DEFINE_integer(
+        "max_seq_length",
+        None,
+        "Tokens per sequence; default: the .keras model's, else 128.",
+        flag_values=f,
+    )
     flags.DEFINE_integer(
         "train_batch_size", 32, "Global training batch size.", flag_values=f
     )
