@@ -103,3 +103,17 @@ def test_records_made_with_a_larger_vocabulary_are_an_error_naming_the_id(
     assert f"past the 30 tokens of --vocab_file={vocab}" in error
     assert "kbi-create-pretraining-data --vocab_file" in error
     assert not (tmp_path / "out" / "model.keras").exists()
+
+
+def test_ids_past_the_vocabulary_beyond_the_checked_records_are_named_too(
+    tmp_path, capsys, monkeypatch
+):
+    from keras_bert_impl.training import pretraining
+
+    monkeypatch.setattr(pretraining, "CHECKED_RECORDS", 0)
+    vocab = _vocab_file(tmp_path, pretraining_records.TINY_VOCAB[:30])
+    code = _pretrain(tmp_path, "--config=tiny", f"--vocab_file={vocab}")
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "a token id past the model's vocab_size=30" in error
+    assert "made with another vocabulary" in error

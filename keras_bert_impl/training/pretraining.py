@@ -30,6 +30,9 @@ from keras_bert_impl.training.strategy import get_strategy, is_chief
 from keras_bert_impl.training.trainer import Trainer, TrainerSettings
 
 INPUT_FORMATS = ("tfrecord", "sentences", "raw")
+# Records of each file whose token ids are checked before training: enough to
+# catch records made with another vocabulary, without reading a whole corpus.
+CHECKED_RECORDS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,10 +222,11 @@ def _pretrainer(settings, preprocessor, **kwargs):
     return BertPretrainer(config, preprocessor=preprocessor, **kwargs)
 
 
-def check_record_ids(file_patterns, vocab_size, vocabulary, limit=10_000):
-    """The token ids of the first `limit` records of every file must be
-    below `vocab_size`: records made with another vocabulary would index
-    past the embedding table (silently, on accelerators).
+def check_record_ids(file_patterns, vocab_size, vocabulary, limit=None):
+    """The token ids of the first `limit` (default `CHECKED_RECORDS`)
+    records of every file must be below `vocab_size`: records made with
+    another vocabulary would index past the embedding table (silently, on
+    accelerators).
 
     Raises:
         ValueError: naming the file, the id and `vocabulary` (its source).
@@ -232,11 +236,12 @@ def check_record_ids(file_patterns, vocab_size, vocabulary, limit=10_000):
     spec = {
         name: tf.io.VarLenFeature(tf.int64) for name in ("input_ids", "masked_lm_ids")
     }
+    records = CHECKED_RECORDS if limit is None else limit
     for path in expand_file_patterns(file_patterns):
         try:
             batches = [
                 tf.io.parse_example(batch, spec)
-                for batch in tf.data.TFRecordDataset(path).take(limit).batch(1000)
+                for batch in tf.data.TFRecordDataset(path).take(records).batch(1000)
             ]
         except tf.errors.OpError as e:
             raise ValueError(
@@ -435,7 +440,8 @@ def run_pretraining(settings, strategy=None):
                 evaluate=evaluate,
             )
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-            if " is not in [0, " in e.message:  # an id past the embedding table
+            if " is not in [0, " in e.message or "outside the valid range" in e.message:
+                # An id past the embedding table, or a label past the logits.
                 raise ValueError(
                     f"--input_file={settings.input_file}: a token id past the "
                     f"model's vocab_size={trainer.model.config.vocab_size} "
