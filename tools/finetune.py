@@ -10,6 +10,13 @@ Flags follow google-research/bert's run_classifier.py / run_squad.py:
 Writes the trained model (`model.keras`), checkpoints (a rerun resumes from
 the last one), TensorBoard logs, training curves, `eval_results.txt`/`.json`
 and predictions into `--output_dir` (any TensorFlow file system).
+
+`model.keras` holds the vocabulary, casing, sequence length and labels, so a
+finished run is evaluated again with nothing else:
+
+    kbi-finetune --task_name=sst2 --data_dir=glue/SST-2 --do_eval --output_dir=/tmp/sst2
+    kbi-finetune --task_name=sst2 --data_dir=glue/SST-2 --do_predict \
+        --init_checkpoint=/tmp/sst2/model.keras --output_dir=/tmp/sst2-test
 """
 
 from absl import flags

@@ -55,6 +55,11 @@ def evaluated_file(settings, model_path, task_class):
     return source
 
 
+def _or(value, default):
+    """`value` unless it is unset (None); a given 0 stays, to be refused."""
+    return default if value is None else value
+
+
 def with_saved_preprocessor(settings, source):
     """(settings, tokenizer): the settings completed from the preprocessor
     saved in the `.keras` file `source` (casing, and the sequence length when
@@ -70,10 +75,8 @@ def with_saved_preprocessor(settings, source):
         return (
             dataclasses.replace(
                 settings,
-                do_lower_case=(
-                    True if settings.do_lower_case is None else settings.do_lower_case
-                ),
-                max_seq_length=settings.max_seq_length or DEFAULT_SEQUENCE_LENGTH,
+                do_lower_case=_or(settings.do_lower_case, True),
+                max_seq_length=_or(settings.max_seq_length, DEFAULT_SEQUENCE_LENGTH),
             ),
             None,
         )
@@ -99,10 +102,9 @@ def with_saved_preprocessor(settings, source):
     settings = dataclasses.replace(
         settings,
         do_lower_case=tokenizer.lowercase,
-        max_seq_length=(
-            settings.max_seq_length
-            or preprocessor.sequence_length
-            or DEFAULT_SEQUENCE_LENGTH
+        max_seq_length=_or(
+            settings.max_seq_length,
+            _or(preprocessor.sequence_length, DEFAULT_SEQUENCE_LENGTH),
         ),
     )
     return settings, tokenizer
