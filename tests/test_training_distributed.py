@@ -137,7 +137,11 @@ def test_sigkill_at_a_random_step_then_resume_is_exact(tmp_path):
     vocab.write_text("\n".join(pretraining_records.TINY_VOCAB) + "\n")
     config = tmp_path / "bert_config.json"
     # Dropout on: the resumed run must draw the masks the killed one would have.
-    tiny_config(hidden_dropout=0.1, attention_dropout=0.1).write_json_file(config)
+    tiny_config(
+        vocab_size=len(pretraining_records.TINY_VOCAB),  # as --vocab_file has
+        hidden_dropout=0.1,
+        attention_dropout=0.1,
+    ).write_json_file(config)
     steps = 14
     common = (records, vocab, config, steps)
 

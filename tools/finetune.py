@@ -13,11 +13,17 @@ transformers' run_glue.py for your own CSV, TSV or JSON lines files:
         --init_checkpoint=all-MiniLM-L6-v2/ --do_train --do_eval --do_predict \\
         --output_dir=/tmp/reviews
 
-Writes the trained model (`model.keras`: weights, vocabulary, casing and labels,
-without the optimizer's slots; the file to predict with and export), checkpoints
-(with the optimizer's state: a rerun resumes from the last one), TensorBoard logs,
-training curves, `eval_results.txt`/`.json` and predictions into `--output_dir`
-(any TensorFlow file system).
+Writes the trained model (`model.keras`: weights, vocabulary, casing, sequence
+length and labels, without the optimizer's slots; the file to predict with and
+export), checkpoints (with the optimizer's state: a rerun resumes from the last
+one), TensorBoard logs, training curves, `eval_results.txt`/`.json` and
+predictions into `--output_dir` (any TensorFlow file system).
+
+A finished run is evaluated again from its `model.keras` with nothing else:
+
+    kbi-finetune --task_name=sst2 --data_dir=glue/SST-2 --do_eval --output_dir=/tmp/sst2
+    kbi-finetune --task_name=sst2 --data_dir=glue/SST-2 --do_predict \\
+        --init_checkpoint=/tmp/sst2/model.keras --output_dir=/tmp/sst2-test
 """
 
 from absl import flags
@@ -94,15 +100,24 @@ def define_flags(flag_values):
         "config", None, "Preset (tiny ... large) when no checkpoint.", flag_values=f
     )
     flags.DEFINE_string(
-        "vocab_file", None, "Vocabulary; default: the checkpoint's.", flag_values=f
+        "vocab_file", None, "Vocabulary; default: the .keras model's, or the checkpoint's vocab.txt.", flag_values=f
     )
     flags.DEFINE_bool(
-        "do_lower_case", True, "Lower-case input (uncased models).", flag_values=f
+        "do_lower_case",
+        None,
+        "Lower-case input (uncased models); default: the .keras model's casing, "
+        "else true.",
+        flag_values=f,
     )
     flags.DEFINE_bool("do_train", False, "Train.", flag_values=f)
     flags.DEFINE_bool("do_eval", False, "Evaluate on the dev set.", flag_values=f)
     flags.DEFINE_bool("do_predict", False, "Predict the test set.", flag_values=f)
-    flags.DEFINE_integer("max_seq_length", 128, "Tokens per sequence.", flag_values=f)
+    flags.DEFINE_integer(
+        "max_seq_length",
+        None,
+        "Tokens per sequence; default: the .keras model's, else 128.",
+        flag_values=f,
+    )
     flags.DEFINE_integer(
         "train_batch_size", 32, "Global training batch size.", flag_values=f
     )

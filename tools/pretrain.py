@@ -13,6 +13,12 @@ Raw text instead of TFRecords (pairs and masks drawn afresh in every batch):
     kbi-pretrain --input_file='corpus/*.txt' --input_format=raw \\
         --vocab_file=vocab.txt --config=tiny --output_dir=/tmp/bert-tiny
 
+With `--vocab_file` the model has one embedding row per token of it (a
+`--config` preset's vocab_size gives way; a `--bert_config_file` that disagrees
+is an error), and `model.keras` carries the tokenizer, so that
+`kbi-export --task=fill_mask --init_checkpoint=<output_dir>/model.keras` needs
+nothing else.
+
 A rerun with the same `--output_dir` resumes from its last checkpoint.
 """
 
@@ -44,7 +50,10 @@ def define_flags(f):
     string("config", None, "Preset (tiny, mini, small, medium, base, large).")
     string("init_checkpoint", None, ".keras file, HF directory or TF1 checkpoint.")
     string(
-        "vocab_file", None, "Vocabulary (needed with --dynamic_masking or text input)."
+        "vocab_file",
+        None,
+        "Vocabulary: sets the model's vocab_size and is saved in model.keras "
+        "(needed with --dynamic_masking or text input).",
     )
     boolean("dynamic_masking", False, "Mask afresh in every batch (RoBERTa-style).")
     flags.DEFINE_enum(

@@ -22,7 +22,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from keras_bert_impl.training import evaluation
+from keras_bert_impl.training import evaluation, saved_runs
 from keras_bert_impl.training.history import write_atomically
 from keras_bert_impl.training.model_loading import default_vocab_file, load_model
 from keras_bert_impl.training.optimization import create_optimizer
@@ -66,11 +66,11 @@ class FinetuneSettings:
     bert_config_file: str | None = None
     config: str | None = None
     vocab_file: str | None = None
-    do_lower_case: bool = True
+    do_lower_case: bool | None = None  # None: the saved model's, else True
     do_train: bool = False
     do_eval: bool = False
     do_predict: bool = False
-    max_seq_length: int = 128
+    max_seq_length: int | None = None  # None: the saved model's, else 128
     train_batch_size: int = 32
     eval_batch_size: int = 64
     predict_batch_size: int = 64
@@ -382,14 +382,22 @@ def write_eval_results(output_dir, results, name="eval_results"):
     )
 
 
-def _tokenizer(settings):
+def _tokenizer(settings, saved=None):
+    """The saved model's tokenizer (`saved`), else one from `--vocab_file` or
+    the checkpoint's `vocab.txt`."""
     from keras_bert_impl.text import Tokenizer
 
+    if saved is not None:
+        return saved
     vocab_file = settings.vocab_file or default_vocab_file(settings.init_checkpoint)
     if not vocab_file:
-        raise ValueError(
-            "--vocab_file is needed: the --init_checkpoint has no vocab.txt beside it."
+        where = (
+            f"--init_checkpoint={settings.init_checkpoint} holds no vocabulary (no "
+            "preprocessor in it, no vocab.txt beside it)"
+            if settings.init_checkpoint
+            else "no --init_checkpoint gives one"
         )
+        raise ValueError(f"--vocab_file is needed: {where}.")
     if not tf.io.gfile.exists(vocab_file):
         raise ValueError(f"--vocab_file={vocab_file} does not exist.")
     return Tokenizer(vocab_file, lowercase=settings.do_lower_case)
@@ -414,12 +422,23 @@ def run_finetuning(settings, strategy=None):
         strategy = get_strategy(settings.strategy, settings.tpu)
     keras.utils.set_random_seed(settings.seed)
     tf.io.gfile.makedirs(settings.output_dir)
-    tokenizer = _tokenizer(settings)
+    model_path = os.path.join(settings.output_dir, "model.keras")
+    # Without --do_train: the finished model evaluated; with it, the .keras
+    # model trained from. Either gives the vocabulary, casing and length.
+    evaluated = None
+    if not settings.do_train:
+        evaluated = saved_runs.evaluated_file(
+            settings, model_path, _task_class(settings.task_name)
+        )
+    source = evaluated or saved_runs.keras_file(settings.init_checkpoint)
+    settings, saved_tokenizer = saved_runs.with_saved_preprocessor(settings, source)
+    tokenizer = _tokenizer(settings, saved_tokenizer)
     labels_path = os.path.join(settings.output_dir, "labels.json")
-    label_vocabulary = None
-    if not settings.do_train and tf.io.gfile.exists(labels_path):
-        with tf.io.gfile.GFile(labels_path) as f:
-            label_vocabulary = json.load(f)
+    label_vocabulary = saved_runs.saved_label_names(evaluated)
+    if label_vocabulary is None and not settings.do_train:
+        if tf.io.gfile.exists(labels_path):
+            with tf.io.gfile.GFile(labels_path) as f:
+                label_vocabulary = json.load(f)
     task = _TaskData(settings, tokenizer, label_vocabulary)
     result = {}
 
@@ -436,7 +455,6 @@ def run_finetuning(settings, strategy=None):
     if task.label_vocabulary is not None and settings.do_train and is_chief(strategy):
         write_atomically(labels_path, json.dumps(list(task.label_vocabulary)))
 
-    model_path = os.path.join(settings.output_dir, "model.keras")
     if settings.do_train:
         num_examples = len(train_features)
         steps = num_train_steps_for(
@@ -463,6 +481,9 @@ def run_finetuning(settings, strategy=None):
                 verbose=settings.verbose,
             ),
         )
+        note = saved_runs.rerun_note(settings.output_dir, model_path, steps)
+        if note and is_chief(strategy):
+            print(note)
         began = time.perf_counter()
         history = trainer.train(
             lambda: task.dataset(train_features, settings.train_batch_size, True)
@@ -485,7 +506,7 @@ def run_finetuning(settings, strategy=None):
             raise ValueError(
                 f"{labels_path} not found: run with --do_train into this --output_dir first."
             )
-        model = _trained_model(settings, task, model_path)
+        model = _trained_model(settings, task, model_path, evaluated)
 
     if settings.do_eval:
         outputs = predict_outputs(
@@ -509,16 +530,25 @@ def run_finetuning(settings, strategy=None):
     return result
 
 
-def _trained_model(settings, task, model_path):
-    """The finished `model.keras`, else the newest checkpoint of a run that
-    is still going or was stopped (as run_classifier.py evaluates the
-    latest checkpoint of its output_dir)."""
+def _task_class(task_name):
+    """The class name of a finished model of `task_name`."""
+    if task_name in GLUE_TASKS:
+        return "BertClassifier"
+    return "BertTokenClassifier" if task_name in NER_TASKS else "BertQuestionAnswerer"
+
+
+def _trained_model(settings, task, model_path, evaluated=None):
+    """The finished model (`evaluated`: the output dir's `model.keras`, else
+    a task model given as `--init_checkpoint`), else the newest checkpoint of
+    a run that is still going or was stopped (as run_classifier.py evaluates
+    the latest checkpoint of its output_dir)."""
     import keras
 
     from keras_bert_impl.training import checkpoints
 
-    if tf.io.gfile.exists(model_path):
-        return keras.saving.load_model(model_path, compile=False)
+    if evaluated:
+        print(f"Evaluating {evaluated} (no --do_train: the finished model).")
+        return keras.saving.load_model(evaluated, compile=False)
     latest = tf.train.latest_checkpoint(
         checkpoints.checkpoint_directory(settings.output_dir)
     )

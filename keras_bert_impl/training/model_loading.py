@@ -8,7 +8,10 @@
 - nothing: a fresh model from `--bert_config_file` or a `--config` preset.
 """
 
+import importlib
+import json
 import os
+import zipfile
 
 import keras
 import tensorflow as tf
@@ -36,6 +39,33 @@ def default_vocab_file(init_checkpoint):
     )
     candidate = os.path.join(folder, "vocab.txt")
     return candidate if tf.io.gfile.exists(candidate) else None
+
+
+def saved_model_config(path):
+    """The `.keras` file's model config (class name and arguments), read
+    without its weights: what a run takes its vocabulary, casing, sequence
+    length and label names from.
+
+    Raises:
+        ValueError: naming `path` when it is not a readable `.keras` file.
+    """
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f, zipfile.ZipFile(f) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path} is not a readable .keras file: {e}") from None
+    return config.get("class_name"), config.get("config") or {}
+
+
+def saved_preprocessor(path):
+    """The preprocessor saved in a `.keras` model file, or None (a backbone,
+    or a model saved without one); built from its config alone."""
+    importlib.import_module("keras_bert_impl.preprocessing")  # registers them
+    _, config = saved_model_config(path)
+    serialized = config.get("preprocessor")
+    if serialized is None:
+        return None
+    return keras.saving.deserialize_keras_object(serialized)
 
 
 def _from_keras_file(path, model_cls, **kwargs):

@@ -22,12 +22,17 @@ import tensorflow as tf
 
 from keras_bert_impl.training.finetuning import MIXED_PRECISION, save_model
 from keras_bert_impl.training.finetuning import write_eval_results
-from keras_bert_impl.training.model_loading import load_model
+from keras_bert_impl.training.model_loading import default_vocab_file, load_model
+from keras_bert_impl.training.model_loading import resolve_config
+from keras_bert_impl.training.model_loading import saved_preprocessor
 from keras_bert_impl.training.optimization import create_optimizer
 from keras_bert_impl.training.strategy import get_strategy, is_chief
 from keras_bert_impl.training.trainer import Trainer, TrainerSettings
 
 INPUT_FORMATS = ("tfrecord", "sentences", "raw")
+# Records of each file whose token ids are checked before training: enough to
+# catch records made with another vocabulary, without reading a whole corpus.
+CHECKED_RECORDS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,23 +135,128 @@ def _check_input_format(settings):
         )
 
 
+def _preprocessor_arguments(settings):
+    line_sentences = (
+        {} if settings.input_format == "raw" else {"sentence_end_tokens": ()}
+    )
+    return dict(
+        sequence_length=settings.max_seq_length,
+        max_predictions_per_seq=settings.max_predictions_per_seq,
+        whole_word_mask=settings.do_whole_word_mask,
+        **line_sentences,
+    )
+
+
 @functools.lru_cache(maxsize=2)
 def _text_preprocessor(settings):
     """One preprocessor per run: training and evaluation share it (and its
     traced graph)."""
     from keras_bert_impl.preprocessing import BertPretrainingPreprocessor
 
-    line_sentences = (
-        {} if settings.input_format == "raw" else {"sentence_end_tokens": ()}
-    )
     return BertPretrainingPreprocessor.from_preset(
-        settings.vocab_file,
-        sequence_length=settings.max_seq_length,
-        max_predictions_per_seq=settings.max_predictions_per_seq,
-        whole_word_mask=settings.do_whole_word_mask,
-        seed=settings.seed,
-        **line_sentences,
+        settings.vocab_file, seed=settings.seed, **_preprocessor_arguments(settings)
     )
+
+
+def _saved_preprocessor(settings):
+    """The preprocessor the saved model carries, so that it loads, predicts
+    and exports without being told its vocabulary again: `vocab_file`
+    (casing read off it), else the one saved in a `.keras` checkpoint, else
+    the checkpoint's `vocab.txt`; None when there is no vocabulary."""
+    from keras_bert_impl.preprocessing import BertPretrainingPreprocessor
+
+    arguments = _preprocessor_arguments(settings)
+    if settings.vocab_file:
+        if not tf.io.gfile.exists(settings.vocab_file):
+            raise ValueError(f"--vocab_file={settings.vocab_file} does not exist.")
+        return BertPretrainingPreprocessor.from_preset(settings.vocab_file, **arguments)
+    checkpoint = settings.init_checkpoint
+    if checkpoint and checkpoint.endswith(".keras") and tf.io.gfile.exists(checkpoint):
+        saved = saved_preprocessor(checkpoint)
+        if saved is not None:
+            return BertPretrainingPreprocessor(saved.tokenizer, **arguments)
+    vocab_file = default_vocab_file(checkpoint)
+    if vocab_file is None:
+        return None
+    return BertPretrainingPreprocessor.from_preset(vocab_file, **arguments)
+
+
+def _pretrainer(settings, preprocessor, **kwargs):
+    """The `BertPretrainer` to train, with one embedding row per token of
+    the preprocessor's vocabulary: a preset's `vocab_size` gives way to the
+    vocabulary's; an explicit config or checkpoint that disagrees is an
+    error naming both."""
+    from keras_bert_impl.models import BertPretrainer
+
+    size = None if preprocessor is None else len(preprocessor.tokenizer.vocabulary)
+    vocabulary = (
+        f"--vocab_file={settings.vocab_file}"
+        if settings.vocab_file
+        else f"The vocabulary of --init_checkpoint={settings.init_checkpoint}"
+    )
+    if settings.init_checkpoint:
+        model = load_model(
+            BertPretrainer,
+            settings.init_checkpoint,
+            settings.bert_config_file,
+            settings.config,
+            preprocessor=preprocessor,
+            **kwargs,
+        )
+        if size is not None and model.config.vocab_size != size:
+            raise ValueError(
+                f"{vocabulary} holds {size} tokens, but --init_checkpoint="
+                f"{settings.init_checkpoint} has vocab_size="
+                f"{model.config.vocab_size}: give the checkpoint's own vocabulary."
+            )
+        return model
+    config = resolve_config(settings.bert_config_file, settings.config)
+    if size is not None and config.vocab_size != size:
+        if settings.bert_config_file:
+            raise ValueError(
+                f"{vocabulary} holds {size} tokens, but --bert_config_file="
+                f"{settings.bert_config_file} says vocab_size={config.vocab_size}: "
+                "make them agree (or give --config, which takes the vocabulary's size)."
+            )
+        config = dataclasses.replace(config, vocab_size=size)
+    return BertPretrainer(config, preprocessor=preprocessor, **kwargs)
+
+
+def check_record_ids(file_patterns, vocab_size, vocabulary, limit=None):
+    """The token ids of the first `limit` (default `CHECKED_RECORDS`)
+    records of every file must be below `vocab_size`: records made with
+    another vocabulary would index past the embedding table (silently, on
+    accelerators).
+
+    Raises:
+        ValueError: naming the file, the id and `vocabulary` (its source).
+    """
+    from keras_bert_impl.text.file_patterns import expand_file_patterns
+
+    spec = {
+        name: tf.io.VarLenFeature(tf.int64) for name in ("input_ids", "masked_lm_ids")
+    }
+    records = CHECKED_RECORDS if limit is None else limit
+    for path in expand_file_patterns(file_patterns):
+        try:
+            batches = [
+                tf.io.parse_example(batch, spec)
+                for batch in tf.data.TFRecordDataset(path).take(records).batch(1000)
+            ]
+        except tf.errors.OpError as e:
+            raise ValueError(
+                f"{path}: unreadable record: {e.message.strip().splitlines()[0]}"
+            ) from None
+        for parsed in batches:
+            for name, ids in parsed.items():
+                largest = int(tf.reduce_max(ids.values)) if tf.size(ids.values) else 0
+                if largest >= vocab_size:
+                    raise ValueError(
+                        f"{path}: {name} holds token id {largest}, past the "
+                        f"{vocab_size} tokens of {vocabulary}: the records were "
+                        "made with another vocabulary; make them again with "
+                        "kbi-create-pretraining-data --vocab_file=<this vocabulary>."
+                    )
 
 
 def text_pretraining_dataset(settings, file_patterns, batch_size, training):
@@ -244,12 +354,26 @@ def evaluate_pretraining(model, dataset, max_steps, call=None):
     }
 
 
+def _check_ids(settings, vocab_size):
+    if settings.input_format != "tfrecord":
+        return  # tokenized with the vocabulary itself
+    vocabulary = (
+        f"--vocab_file={settings.vocab_file}"
+        if settings.vocab_file
+        else f"the model's vocabulary (vocab_size={vocab_size})"
+    )
+    inputs = [settings.input_file] if settings.do_train else []
+    if settings.do_eval:
+        inputs.append(settings.eval_input_file or settings.input_file)
+    for file_patterns in dict.fromkeys(inputs):
+        check_record_files(file_patterns)
+        check_record_ids(file_patterns, vocab_size, vocabulary)
+
+
 def run_pretraining(settings, strategy=None):
     """Pretrains (and/or evaluates) as `settings` asks; returns a dict with
     the training history rows and `eval_results`."""
     import keras
-
-    from keras_bert_impl.models import BertPretrainer
 
     if settings.mixed_precision not in MIXED_PRECISION:
         raise ValueError(
@@ -262,15 +386,10 @@ def run_pretraining(settings, strategy=None):
     keras.utils.set_random_seed(settings.seed)
     tf.io.gfile.makedirs(settings.output_dir)
     kwargs = {"dtype": settings.mixed_precision} if settings.mixed_precision else {}
+    preprocessor = _saved_preprocessor(settings)
     trainer = Trainer(
         strategy,
-        lambda: load_model(
-            BertPretrainer,
-            settings.init_checkpoint,
-            settings.bert_config_file,
-            settings.config,
-            **kwargs,
-        ),
+        lambda: _pretrainer(settings, preprocessor, **kwargs),
         lambda: create_optimizer(
             settings.learning_rate,
             settings.num_train_steps,
@@ -289,6 +408,7 @@ def run_pretraining(settings, strategy=None):
         ),
     )
     result = {}
+    _check_ids(settings, trainer.model.config.vocab_size)
     eval_dataset = None
     if settings.do_eval:
         eval_dataset = pretraining_input(
@@ -298,8 +418,6 @@ def run_pretraining(settings, strategy=None):
             False,
         )
     if settings.do_train:
-        if settings.input_format == "tfrecord":
-            check_record_files(settings.input_file)
         evaluate = None
         if eval_dataset is not None:
             # At every checkpoint too, so the curves show the held-out metrics.
@@ -322,6 +440,14 @@ def run_pretraining(settings, strategy=None):
                 evaluate=evaluate,
             )
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            if " is not in [0, " in e.message or "outside the valid range" in e.message:
+                # An id past the embedding table, or a label past the logits.
+                raise ValueError(
+                    f"--input_file={settings.input_file}: a token id past the "
+                    f"model's vocab_size={trainer.model.config.vocab_size} "
+                    f"({e.message.strip().splitlines()[0]}): the records were "
+                    "made with another vocabulary."
+                ) from e
             raise ValueError(
                 f"--input_file={settings.input_file}: unreadable record: "
                 f"{e.message.strip().splitlines()[0]}"
