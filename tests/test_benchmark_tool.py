@@ -75,8 +75,8 @@ def test_torch_peer_runs_with_xla_off_only():
 def test_a_peer_computing_something_else_stops_the_run(monkeypatch):
     convert = benchmark.from_keras_hub
 
-    def perturbed(backbone):
-        model = convert(backbone)
+    def perturbed(backbone, model_cls):
+        model = convert(backbone, model_cls)
         kernel = model.pooled_dense.kernel
         noise = np.random.default_rng(0).normal(size=kernel.shape)
         kernel.assign(kernel.numpy() + noise.astype("float32"))

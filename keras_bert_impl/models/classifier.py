@@ -122,8 +122,8 @@ class BertClassifier(BertDenseHeadTask):
         """One line naming a label outside 0..num_classes-1 (TensorFlow's own error
         names an op deep inside the loss)."""
         values = np.asarray(labels)
-        if values.dtype.kind not in "iuf":
-            return
+        if values.dtype.kind not in "iuf" or (values.ndim > 1 and values.shape[-1] > 1):
+            return  # not class indices: e.g. a teacher's soft targets (distillation)
         bad = values[(values < 0) | (values >= self.num_classes) | (values != np.round(values))]
         if bad.size:
             names = f" ({', '.join(self.label_names)})" if self.label_names else ""
