@@ -117,3 +117,12 @@ def test_ids_past_the_vocabulary_beyond_the_checked_records_are_named_too(
     error = capsys.readouterr().err
     assert "a token id past the model's vocab_size=30" in error
     assert "made with another vocabulary" in error
+
+
+def test_a_warm_up_longer_than_training_is_named_by_its_flags(tmp_path, capsys):
+    code = _pretrain(tmp_path, "--config=tiny", "--num_warmup_steps=5")
+    assert code == 1
+    assert (
+        "--num_warmup_steps=5 must be between 0 and --num_train_steps=2"
+        in capsys.readouterr().err
+    )

@@ -122,6 +122,21 @@ def _masker(settings):
     )
 
 
+def _check_schedule(settings):
+    # Named by the flags: the schedule's own check speaks of its arguments.
+    if not settings.do_train:
+        return
+    if settings.num_train_steps < 1:
+        raise ValueError(
+            f"--num_train_steps={settings.num_train_steps}: train at least one step."
+        )
+    if not 0 <= settings.num_warmup_steps <= settings.num_train_steps:
+        raise ValueError(
+            f"--num_warmup_steps={settings.num_warmup_steps} must be between 0 and "
+            f"--num_train_steps={settings.num_train_steps} (warm-up is part of training)."
+        )
+
+
 def _check_input_format(settings):
     if settings.input_format not in INPUT_FORMATS:
         raise ValueError(
@@ -381,6 +396,7 @@ def run_pretraining(settings, strategy=None):
             "are '', 'mixed_bfloat16', 'mixed_float16'."
         )
     _check_input_format(settings)
+    _check_schedule(settings)
     if strategy is None:
         strategy = get_strategy(settings.strategy, settings.tpu)
     keras.utils.set_random_seed(settings.seed)
