@@ -161,10 +161,11 @@ def load_saved_model(path, task):
         return model, saved
     if task == "embeddings":  # any model's encoder
         return model, task
+    labels = getattr(model, "label_names", None)
     raise ValueError(
         f"--task={task} contradicts --init_checkpoint={path}: it holds a "
         f"{type(model).__name__}, which exports as --task={saved}"
-        + (f" (labels {', '.join(model.label_names)})" if getattr(model, "label_names", None) else "")
+        + (f" (labels {', '.join(labels)})" if labels else "")
         + f". Leave --task out (or give --task={saved} or --task=embeddings), or start "
         f"from a checkpoint directory to put a new {task} head on its encoder."
     )

@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 
 from keras_bert_impl.config import BertConfig
+from keras_bert_impl.convert.weight_map import HEAD_NAMES
 from keras_bert_impl.convert.weight_map import load_canonical
 from keras_bert_impl.convert.weight_map import model_weights
 
@@ -205,9 +206,7 @@ def to_huggingface(model, directory, vocab_file=None, pruned_heads="shrink"):
         if _is_transposed(canonical):
             value = value.T
         name = hf_name(canonical)
-        if not is_backbone and not canonical.startswith(
-            ("cls/", "classifier/", "qa_outputs/")
-        ):
+        if not is_backbone and canonical not in HEAD_NAMES:
             name = "bert." + name
         state[name] = np.ascontiguousarray(value)
     if "cls/predictions/output_bias" in weights:

@@ -22,12 +22,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from keras_bert_impl.training import evaluation, saved_runs
+from keras_bert_impl.training import evaluation, saved_runs, text_tasks
 from keras_bert_impl.training.history import write_atomically
 from keras_bert_impl.training.model_loading import default_vocab_file, load_model
 from keras_bert_impl.training.optimization import create_optimizer
 from keras_bert_impl.training.strategy import get_strategy, is_chief
-from keras_bert_impl.training import text_tasks
 from keras_bert_impl.training.text_tasks import (
     GLUE_TASKS,
     OWN_DATA_FLAGS,

@@ -8,7 +8,6 @@
 - nothing: a fresh model from `--bert_config_file` or a `--config` preset.
 """
 
-import importlib
 import json
 import os
 import zipfile
@@ -17,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from keras_bert_impl.config import BertConfig
+from keras_bert_impl.models.task import preprocessing_module
 
 
 def resolve_config(bert_config_file=None, preset=None):
@@ -60,7 +60,7 @@ def saved_model_config(path):
 def saved_preprocessor(path):
     """The preprocessor saved in a `.keras` model file, or None (a backbone,
     or a model saved without one); built from its config alone."""
-    importlib.import_module("keras_bert_impl.preprocessing")  # registers them
+    preprocessing_module()  # registers the preprocessor classes
     _, config = saved_model_config(path)
     serialized = config.get("preprocessor")
     if serialized is None:
