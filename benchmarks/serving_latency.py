@@ -1,6 +1,6 @@
 r"""Latency of the raw-text export as TF Serving runs it, against ONNX Runtime and HF torch.
 
-    python benchmarks/serving_latency.py --init_checkpoint=$MINILM_DIR \
+    python -m benchmarks.serving_latency --init_checkpoint=$MINILM_DIR \
         --sentences=../shared/data/sst2/dev.tsv --num_sentences=200 --rounds=3 \
         --work_dir=/tmp/serving_latency --benchmarks_file=BENCHMARKS.md
 
@@ -55,7 +55,9 @@ def define_flags():
         "Runtime's intra-op threads, torch's threads. 0: each system's own default.",
         lower_bound=0,
     )
-    flags.DEFINE_string("benchmarks_file", None, "Write the section into this markdown file.")
+    from benchmarks import benchmarks_file
+
+    benchmarks_file.define_flag()
 
 
 def read_sentences(path, count):
@@ -132,7 +134,7 @@ def build_systems(work_dir, checkpoint, max_seq_length, names, threads=0):
     from keras_bert_impl import BertClassifier
     from keras_bert_impl.convert import to_huggingface
     from keras_bert_impl.export import exporter
-    from keras_bert_impl_tools import onnx_peer
+    from benchmarks import onnx_peer
 
     for part in ("ours", "onnx", "huggingface"):  # the exports are made anew
         shutil.rmtree(os.path.join(work_dir, part), ignore_errors=True)
@@ -253,7 +255,7 @@ def main(argv):
     limit_tensorflow_threads(FLAGS.threads)
     import tensorflow as tf
 
-    from keras_bert_impl_tools import benchmarks_file
+    from benchmarks import benchmarks_file
 
     machine = benchmarks_file.machine_line()
     sentences = read_sentences(FLAGS.sentences, FLAGS.num_sentences)
@@ -270,7 +272,7 @@ def main(argv):
         f"TensorFlow {tf.__version__}.",
         "",
         "```bash",
-        "python benchmarks/serving_latency.py --init_checkpoint=$MINILM_DIR \\",
+        "python -m benchmarks.serving_latency --init_checkpoint=$MINILM_DIR \\",
         f"  --sentences={FLAGS.sentences} --num_sentences={len(sentences)} --rounds={FLAGS.rounds} "
         f"--batch_size={size} --work_dir={FLAGS.work_dir}"
         + (f" --threads={FLAGS.threads}" if FLAGS.threads else ""),
@@ -302,10 +304,8 @@ def main(argv):
     if "ours" in systems:
         lines += [""] + profile_lines(export_path, model, FLAGS.max_seq_length, sentences[0])
     section = "\n".join(lines)
-    print(section)
-    if FLAGS.benchmarks_file:
-        heading = SECTION + (f" — {FLAGS.threads} thread(s) each" if FLAGS.threads else "")
-        benchmarks_file.replace_section(FLAGS.benchmarks_file, heading, section, machine)
+    heading = SECTION + (f" — {FLAGS.threads} thread(s) each" if FLAGS.threads else "")
+    benchmarks_file.publish(FLAGS.benchmarks_file, heading, section, machine)
     return 0
 
 

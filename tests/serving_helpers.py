@@ -49,7 +49,7 @@ class ServerProcess:
 
 
 def _command(args):
-    return [sys.executable, "-m", "keras_bert_impl_tools.serve", *args]
+    return [sys.executable, "-m", "keras_bert_impl.cli", "serve", *args]
 
 
 @contextlib.contextmanager

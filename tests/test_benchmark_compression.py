@@ -1,4 +1,4 @@
-"""kbi-benchmark-compression's bookkeeping: the table and its best combination,
+"""benchmarks.compression_tradeoff's bookkeeping: the table and its best combination,
 students and pruned models reused only when their settings match, bad flags."""
 
 import json
@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from keras_bert_impl_tools import benchmark_compression as tool
-from keras_bert_impl_tools.benchmark_precision import PrecisionResult
+from benchmarks import compression_tradeoff as tool
+from benchmarks.precision import PrecisionResult
 
 
 class _Model:
@@ -86,7 +86,7 @@ class _Flags:
 
 
 def test_a_student_is_reused_only_with_the_same_settings(tmp_path, monkeypatch):
-    from keras_bert_impl_tools import distill
+    from keras_bert_impl.cli import distill
 
     calls = []
     monkeypatch.setattr(distill, "run", calls.append)
@@ -128,7 +128,7 @@ def test_bad_flags_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         tool.run(
             [
-                "kbi-benchmark-compression",
+                "compression_tradeoff",
                 f"--teacher={tmp_path}/missing.keras",
                 f"--train_file={tmp_path}/t.tsv",
                 f"--eval_file={tmp_path}/d.tsv",
@@ -140,7 +140,7 @@ def test_bad_flags_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         tool.run(
             [
-                "kbi-benchmark-compression",
+                "compression_tradeoff",
                 "--batch_sizes=1,x",
                 "--teacher=a",
                 "--train_file=b",

@@ -1,21 +1,15 @@
-"""kbi-benchmark-pretraining: its batches are valid pretraining batches and
+"""benchmarks.pretraining_throughput: its batches are valid pretraining batches and
 bad flags are one-line errors (the measurement itself is in BENCHMARKS.md)."""
-
-import os
-import sys
 
 import numpy as np
 import pytest
 
+from benchmarks import pretraining_throughput
 from model_helpers import tiny_config
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
-
-from tools import benchmark_pretraining  # noqa: E402
 
 
 def test_synthetic_batches_mask_distinct_real_positions():
-    x, y = benchmark_pretraining.synthetic_batches(tiny_config(), 4, 16, 5, 3)
+    x, y = pretraining_throughput.synthetic_batches(tiny_config(), 4, 16, 5, 3)
     assert x["token_ids"].shape == (12, 16) and y["masked_lm_ids"].shape == (12, 5)
     positions = x["mask_positions"]
     lengths = x["padding_mask"].sum(1)
@@ -37,6 +31,6 @@ def test_synthetic_batches_mask_distinct_real_positions():
 )
 def test_bad_flags_are_one_line_errors(flag, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        benchmark_pretraining.run(["kbi-benchmark-pretraining", flag])
+        pretraining_throughput.run(["pretraining_throughput", flag])
     assert exit_info.value.code == 1
     assert message in capsys.readouterr().err

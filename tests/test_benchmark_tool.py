@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
-from keras_bert_impl_tools import benchmark
-from keras_bert_impl_tools import cli
+from benchmarks import backbone_forward
+from keras_bert_impl.cli import command
 from keras_bert_impl.compression import cpu_features
-from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
+from benchmarks.benchmarks_file import machine_line, replace_section
 from tests.model_helpers import tiny_config
 
 
@@ -31,7 +31,7 @@ def _compare(**overrides):
         "log": _quiet,
     }
     kwargs.update(overrides)
-    return benchmark.compare_backbones(tiny_config(), **kwargs)
+    return backbone_forward.compare_backbones(tiny_config(), **kwargs)
 
 
 def test_compare_backbones_times_both_models_and_reports_ratios():
@@ -42,12 +42,12 @@ def test_compare_backbones_times_both_models_and_reports_ratios():
         (batch, xla, model)
         for batch in (2,)
         for xla in (False, True)
-        for model in (benchmark.OURS, benchmark.KERAS_HUB)
+        for model in (backbone_forward.OURS, backbone_forward.KERAS_HUB)
     ]
     for timing in results:
         assert len(timing.wall_seconds) == len(timing.cpu_seconds) == 2
         assert all(t > 0 for t in timing.wall_seconds)
-        if timing.model == benchmark.OURS:
+        if timing.model == backbone_forward.OURS:
             assert timing.speedups_wall == timing.speedups_cpu == []
             assert timing.max_abs_diff is None
         else:
@@ -56,7 +56,7 @@ def test_compare_backbones_times_both_models_and_reports_ratios():
             # Same weights, same function: the agreement check really ran.
             assert timing.max_abs_diff <= 1e-5
 
-    table = benchmark.markdown_table(results)
+    table = backbone_forward.markdown_table(results)
     assert len(table.splitlines()) == 2 + len(results)
     assert "| 2 | on | keras-hub |" in table
     assert "× (" in table
@@ -66,14 +66,14 @@ def test_torch_peer_runs_with_xla_off_only():
     pytest.importorskip("transformers")
     results = _compare(include_torch=True, torch_threads=1)
 
-    torch_rows = [t for t in results if t.model == benchmark.TORCH]
+    torch_rows = [t for t in results if t.model == backbone_forward.TORCH]
     assert [t.xla for t in torch_rows] == [False]
     assert torch_rows[0].max_abs_diff <= 1e-5
     assert len(torch_rows[0].speedups_wall) == 2
 
 
 def test_a_peer_computing_something_else_stops_the_run(monkeypatch):
-    convert = benchmark.from_keras_hub
+    convert = backbone_forward.from_keras_hub
 
     def perturbed(backbone, model_cls):
         model = convert(backbone, model_cls)
@@ -82,7 +82,7 @@ def test_a_peer_computing_something_else_stops_the_run(monkeypatch):
         kernel.assign(kernel.numpy() + noise.astype("float32"))
         return model
 
-    monkeypatch.setattr(benchmark, "from_keras_hub", perturbed)
+    monkeypatch.setattr(backbone_forward, "from_keras_hub", perturbed)
     with pytest.raises(RuntimeError, match="keras-hub differs from keras_bert_impl"):
         _compare(batch_sizes=(1,), xla_modes=(False,))
 
@@ -112,12 +112,12 @@ def _flag_values(**overrides):
 
 
 def test_settings_from_flags_defaults_and_quick():
-    settings = benchmark.settings_from_flags(_flag_values())
+    settings = backbone_forward.settings_from_flags(_flag_values())
     assert settings["config"].hidden_size == 768
     assert settings["batch_sizes"] == [1, 16]
     assert settings["xla_modes"] == [False, True]
 
-    quick = benchmark.settings_from_flags(_flag_values(quick=True))
+    quick = backbone_forward.settings_from_flags(_flag_values(quick=True))
     assert quick["config_name"] == "tiny"
     assert quick["seq_length"] == 32
 
@@ -138,27 +138,27 @@ def test_settings_from_flags_defaults_and_quick():
 )
 def test_bad_flags_name_the_flag(overrides, flag):
     with pytest.raises(ValueError, match=flag):
-        benchmark.settings_from_flags(_flag_values(**overrides))
+        backbone_forward.settings_from_flags(_flag_values(**overrides))
 
 
 def test_main_writes_its_section_and_keeps_the_others(tmp_path):
-    cli.define_flags_once(benchmark.define_flags)
-    if not benchmark.FLAGS.is_parsed():
-        benchmark.FLAGS.mark_as_parsed()
+    command.define_flags_once(backbone_forward.define_flags)
+    if not backbone_forward.FLAGS.is_parsed():
+        backbone_forward.FLAGS.mark_as_parsed()
     path = tmp_path / "BENCHMARKS.md"
     path.write_text("# Benchmarks\n\n## Other\n\nother figures\n")
     with flagsaver.flagsaver(
-        quick=True, xla=["off"], batch_sizes=["1"], write_to=str(path)
+        quick=True, xla=["off"], batch_sizes=["1"], benchmarks_file=str(path)
     ):
-        benchmark.main(["benchmark"])
+        backbone_forward.main(["benchmark"])
 
     text = path.read_text()
     assert "## Other\n\nother figures\n" in text
-    assert text.count(benchmark.SECTION_HEADING) == 1
-    assert "python tools/benchmark.py" in text
+    assert text.count(backbone_forward.SECTION_HEADING) == 1
+    assert "python -m benchmarks.backbone_forward" in text
     assert "| 4 | off | keras-hub |" in text
     # The section's first line: the machine it ran on.
-    heading_and_machine = text.split(benchmark.SECTION_HEADING + "\n\n")[1]
+    heading_and_machine = text.split(backbone_forward.SECTION_HEADING + "\n\n")[1]
     assert heading_and_machine.startswith("Machine: " + cpu_features.summary())
 
 
@@ -202,7 +202,7 @@ def test_machine_line_names_the_cpu_its_isa_features_cores_and_load(monkeypatch)
 
 
 def test_synthetic_inputs_pad_after_the_real_tokens():
-    inputs = benchmark.synthetic_inputs(4, 10, tiny_config(), seed=1)
+    inputs = backbone_forward.synthetic_inputs(4, 10, tiny_config(), seed=1)
     mask = inputs["padding_mask"].astype(bool)
     assert mask[0].all()
     # Real tokens first, then padding: the mask never turns back on.

@@ -18,7 +18,7 @@ from keras_bert_impl.compression import (
 )
 from keras_bert_impl.constants import IGNORE_LABEL
 from keras_bert_impl.training.finetuning import save_model
-from keras_bert_impl_tools import distill as distill_tool
+from keras_bert_impl.cli import distill as distill_tool
 from model_helpers import tiny_config, tiny_inputs, tiny_text_model
 
 TEXTS = ["good film", "bad film bad", "w1 w2 good", "w3 bad w4", "good good", "bad"] * 4

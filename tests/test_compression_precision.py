@@ -183,7 +183,7 @@ def test_kbi_export_precision_int8_writes_a_servable_export(float_model, tmp_pat
 def test_benchmark_times_every_precision_on_the_same_batches(
     float_model, bf16_model, int8_model
 ):
-    from keras_bert_impl_tools.benchmark_precision import (
+    from benchmarks.precision import (
         report_markdown,
         time_precisions,
     )

@@ -362,7 +362,7 @@ def _write_tsv(path, texts, labels):
 
 
 def test_kbi_prune_end_to_end_and_bad_input(classifier, tmp_path, capsys):
-    from keras_bert_impl_tools import prune as prune_tool
+    from keras_bert_impl.cli import prune as prune_tool
 
     # As older kbi-finetune runs saved it: no preprocessor, no label names (the
     # classes are the TSV's sorted labels "0" / "1").

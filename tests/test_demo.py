@@ -50,7 +50,8 @@ def _kbi_demo(run_dir, checkpoint, corpus, *flags):
     return [
         sys.executable,
         "-m",
-        "keras_bert_impl_tools.demo",
+        "keras_bert_impl.cli",
+        "demo",
         f"--run_dir={run_dir}",
         f"--checkpoint_dir={checkpoint}",
         f"--corpus_files={corpus}",

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from keras_bert_impl.export.layout import VersionWriter, existing_versions, next_version
-from keras_bert_impl_tools.export import parse_bucket_lengths, read_text_lines
+from keras_bert_impl.cli.export import parse_bucket_lengths, read_text_lines
 
 
 def test_versions_count_up_and_ignore_other_entries(tmp_path):

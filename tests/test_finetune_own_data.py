@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_bert_impl_tools import finetune
+from keras_bert_impl.cli import finetune
 from model_helpers import tiny_config
 from pretraining_records import TINY_VOCAB
 from text_helpers import write_vocab

@@ -17,7 +17,7 @@ TOOLS = os.path.join(os.path.dirname(__file__), os.pardir)
 def _finetune(*flags):
     """Runs kbi-finetune in-process; returns its exit code."""
     sys.path.insert(0, TOOLS)
-    from tools import finetune
+    from keras_bert_impl.cli import finetune
 
     try:
         finetune.run(["kbi-finetune", "--task_name=sst2", *flags])

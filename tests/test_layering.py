@@ -1,4 +1,4 @@
-"""Imports point one way: text ← data ← models ← training / export / serving.
+"""Imports point one way: text ← data ← models ← training / export / serving ← cli.
 
 A lower package never imports a higher one, not even inside a function or
 through `importlib.import_module`, so constants both need live in the lower one
@@ -69,6 +69,23 @@ def test_lower_packages_never_import_higher_ones(folder):
         f"{path}:{line} imports keras_bert_impl.{target}"
         for path, line, target in imported_subpackages(folder)
         if target in LOWER[folder]
+    ]
+    assert not upward
+
+
+def test_nothing_in_the_package_imports_its_commands():
+    """The kbi-* commands (`cli`) sit on top: a library call never runs one."""
+    folders = [
+        name
+        for name in os.listdir(PACKAGE)
+        if os.path.isdir(os.path.join(PACKAGE, name)) and name not in ("cli", "__pycache__")
+    ]
+    assert "serving" in folders
+    upward = [
+        f"{path}:{line} imports keras_bert_impl.cli"
+        for folder in folders
+        for path, line, target in imported_subpackages(folder)
+        if target == "cli"
     ]
     assert not upward
 

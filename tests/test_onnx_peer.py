@@ -16,7 +16,7 @@ from model_helpers import max_abs_diff, tiny_config, tiny_inputs
 onnx = pytest.importorskip("onnx", reason="onnx (test extra) is not installed")
 pytest.importorskip("onnxruntime", reason="onnxruntime (test extra) is not installed")
 pytest.importorskip("transformers", reason="transformers (test extra) is not installed")
-from keras_bert_impl_tools import onnx_peer  # noqa: E402
+from benchmarks import onnx_peer  # noqa: E402
 
 # Exported with a 2 x 8 example; these differ in both dimensions.
 BATCH, LENGTH = 6, 13
@@ -195,7 +195,7 @@ def test_predict_rejects_bad_token_dicts(exported):
 def test_precision_benchmark_times_onnx_runtime_in_the_same_rounds(
     classifier, exported
 ):
-    from keras_bert_impl_tools.benchmark_precision import accuracy, time_precisions
+    from benchmarks.precision import accuracy, time_precisions
 
     directory, quantized = exported
     models = {
@@ -222,7 +222,7 @@ def test_precision_benchmark_gives_a_bare_classifier_a_preprocessor(
 ):
     """A .keras classifier saved without a preprocessor runs on text with
     --vocab_file: same weights, the vocabulary's tokens."""
-    from keras_bert_impl_tools.benchmark_precision import with_preprocessor
+    from benchmarks.precision import with_preprocessor
 
     bare = BertClassifier(classifier.backbone, num_classes=3)
     bare.build()

@@ -71,11 +71,12 @@ def test_wheel_carries_data_tools_and_every_console_script(wheel):
         "keras_bert_impl/pipeline/data/README.md",
         "keras_bert_impl/pipeline/data/sentiment/train.tsv",
         "keras_bert_impl/pipeline/data/sentiment/dev.tsv",
-        "keras_bert_impl_tools/demo.py",
+        "keras_bert_impl/cli/demo.py",
         "keras_bert_impl/text/bert_char_tables.py",
     ):
         assert name in names, name
-    assert not any(n.startswith(("tests/", "tools/")) for n in names)
+    # Tests, benchmarks and developer tools stay in the checkout.
+    assert not any(n.startswith(("tests/", "tools/", "benchmarks/")) for n in names)
     for script in _console_scripts():
         assert f"{script} = " in scripts, script
     assert "Requires-Python: <3.14,>=3.10" in metadata
@@ -100,7 +101,7 @@ def test_wheel_installs_and_imports_on_its_own(wheel, tmp_path):
         timeout=300,
     )
     probe = (
-        "import os, keras_bert_impl, keras_bert_impl.pipeline as p, keras_bert_impl_tools.demo;"
+        "import os, keras_bert_impl, keras_bert_impl.pipeline as p, keras_bert_impl.cli.demo;"
         "print(keras_bert_impl.__file__); print(os.path.getsize(p.SAMPLE_CORPUS))"
     )
     result = subprocess.run(

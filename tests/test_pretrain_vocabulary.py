@@ -17,7 +17,7 @@ TOOLS = os.path.join(os.path.dirname(__file__), os.pardir)
 
 def _pretrain(tmp_path, *flags, records=40):
     sys.path.insert(0, TOOLS)
-    from tools import pretrain
+    from keras_bert_impl.cli import pretrain
 
     data = tmp_path / "train.tfrecord"
     if not data.exists():

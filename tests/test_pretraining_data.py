@@ -646,7 +646,8 @@ def test_command_line_tool(tmp_path, text_corpus_file):
         command = [
             sys.executable,
             "-m",
-            "keras_bert_impl_tools.create_pretraining_data",
+            "keras_bert_impl.cli",
+            "create-pretraining-data",
         ]
         return subprocess.run(
             command + [f"--vocab_file={vocab_file}", "--max_seq_length=32", *args],

@@ -149,7 +149,7 @@ def _text_corpus(tmp_path, rng):
 
 
 def test_pretrain_tool_trains_on_raw_text(tmp_path):
-    from tools import pretrain
+    from keras_bert_impl.cli import pretrain
 
     vocab_file, config_file, corpus = _text_corpus(tmp_path, np.random.default_rng(1))
     out = tmp_path / "out"

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from keras_bert_impl.cli import launch
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOISE = (
     "oneDNN custom operations",
@@ -21,27 +23,46 @@ NOISE = (
 
 
 def console_scripts():
-    """{script name: module} from setup.cfg's console_scripts."""
+    """{script name: the module of its command}, from setup.cfg's console_scripts
+    (each enters through `launch`, which names the command's module)."""
     config = configparser.ConfigParser()
     config.read(os.path.join(ROOT, "setup.cfg"))
     entries = config["options.entry_points"]["console_scripts"].strip().splitlines()
     scripts = {}
     for entry in entries:
         name, target = (part.strip() for part in entry.split("="))
-        scripts[name] = target.split(":")[0]
+        scripts[name] = target
     return scripts
+
+
+def command_modules():
+    return {
+        name: f"keras_bert_impl.cli.{module}" for name, module in launch.COMMANDS.items()
+    }
+
+
+def test_every_console_script_enters_through_its_launcher():
+    scripts = console_scripts()
+    assert set(scripts) == set(launch.COMMANDS)
+    for name, target in scripts.items():
+        module, function = target.split(":")
+        assert module == "keras_bert_impl.cli.launch", name
+        assert launch.COMMANDS[name] == function, name
 
 
 # Runs in a fresh process: other tests define tools' flags in theirs.
 _TOOLS_FLAGS_SCRIPT = """
-import importlib, json, sys
+import importlib, json, os, sys
 from absl import flags
+stderr_before = os.fstat(2)
 modules = sys.argv[1:]
 for module in modules:
     importlib.import_module(module)
 defined_on_import = [
-    m for m in flags.FLAGS.flags_by_module_dict() if m.startswith("keras_bert_impl_tools")
+    m for m in flags.FLAGS.flags_by_module_dict() if m.startswith("keras_bert_impl.cli")
 ]
+# Importing a command leaves stderr alone (only running one filters it).
+stderr_is_untouched = os.path.samestat(os.fstat(2), stderr_before)
 own = {}
 for module in modules:
     define_flags = importlib.import_module(module).define_flags
@@ -55,14 +76,18 @@ for module in modules:
     own[module] = sorted(set(flags.FLAGS) - before)
     for name in own[module]:
         delattr(flags.FLAGS, name)
-print(json.dumps({"defined_on_import": defined_on_import, "own": own}))
+print(json.dumps({
+    "defined_on_import": defined_on_import,
+    "stderr_is_untouched": stderr_is_untouched,
+    "own": own,
+}))
 """
 
 
 @pytest.fixture(scope="module")
 def tools_flags():
     """Importing every tool in one process, then each tool's own flags."""
-    modules = sorted(set(console_scripts().values()))
+    modules = sorted(set(command_modules().values()))
     done = subprocess.run(
         [sys.executable, "-c", _TOOLS_FLAGS_SCRIPT, *modules],
         capture_output=True,
@@ -76,6 +101,7 @@ def tools_flags():
 
 def test_every_tool_imports_into_one_process_without_defining_flags(tools_flags):
     assert tools_flags["defined_on_import"] == []
+    assert tools_flags["stderr_is_untouched"]
 
 
 def _script(name):
@@ -86,7 +112,7 @@ def _script(name):
 
 
 def test_help_lists_each_tools_own_flags_without_start_up_noise(tools_flags):
-    scripts = console_scripts()
+    scripts = command_modules()
     running = {
         name: subprocess.Popen(
             [_script(name), "--help"],
@@ -159,7 +185,7 @@ def test_a_registry_tool_exits_zero_when_its_result_is_not_an_exit_code(monkeypa
     the console script exits with the return value, so only ints pass."""
     from absl import flags
 
-    from keras_bert_impl_tools import cli
+    from keras_bert_impl.cli import command
 
     def define(registry):
         flags.DEFINE_integer("steps", 1, "Steps.", flag_values=registry)
@@ -167,7 +193,27 @@ def test_a_registry_tool_exits_zero_when_its_result_is_not_an_exit_code(monkeypa
     def main(registry):
         return {"steps": registry.steps}
 
-    assert cli.run_with_registry(main, define, ["kbi-x", "--steps=3"]) == {"steps": 3}
+    assert command.run_with_registry(main, define, ["kbi-x", "--steps=3"]) == {"steps": 3}
     monkeypatch.setattr(sys, "argv", ["kbi-x", "--steps=3"])
-    assert cli.run_with_registry(main, define) is None  # sys.exit(None): code 0
-    assert cli.run_with_registry(lambda registry: 4, define) == 4
+    assert command.run_with_registry(main, define) is None  # sys.exit(None): code 0
+    assert command.run_with_registry(lambda registry: 4, define) == 4
+
+
+def test_python_m_runs_a_command_by_name_and_says_which_exist():
+    def module_run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "keras_bert_impl.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    helped = module_run("build_vocab", "--help")
+    assert "kbi-build-vocab" in helped.stdout and "--vocab_size" in helped.stdout
+    unknown = module_run("train")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines() == [
+        "python -m keras_bert_impl.cli: error: no command 'train'; commands: "
+        + ", ".join(name.removeprefix("kbi-") for name in launch.COMMANDS)
+    ]
+    assert module_run().returncode == 2

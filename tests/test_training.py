@@ -438,7 +438,7 @@ def _pretraining_inputs(tmp_path):
 
 def test_pretrain_tool_trains_evaluates_and_resumes(tmp_path):
     sys.path.insert(0, TOOLS)
-    from tools import pretrain
+    from keras_bert_impl.cli import pretrain
 
     records, config = _pretraining_inputs(tmp_path)
     out = tmp_path / "out"

@@ -1,16 +1,12 @@
 """Our trainer against transformers' PyTorch training on the same run
-(the full 120-step comparison is `kbi-compare-training`, in BENCHMARKS.md)."""
-
-import os
-import sys
+(the full 120-step comparison is `python -m benchmarks.training_parity`, in BENCHMARKS.md)."""
 
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
-from tools.compare_with_transformers import compare_training  # noqa: E402
+from benchmarks.training_parity import compare_training  # noqa: E402
 
 
 @pytest.mark.parametrize("kind", ["pretraining", "classifier"])

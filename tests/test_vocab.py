@@ -136,7 +136,9 @@ def test_command_line_tool(corpus_files, tmp_path):
     result = subprocess.run(
         [
             sys.executable,
-            str(text_helpers.REPO_DIR / "tools" / "build_vocab.py"),
+            "-m",
+            "keras_bert_impl.cli",
+            "build-vocab",
             f"--input_files={corpus_files / 'part-0.txt'},{corpus_files / 'part-1.txt'}",
             f"--output_file={output}",
             "--vocab_size=120",

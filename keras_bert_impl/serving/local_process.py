@@ -28,7 +28,7 @@ def kbi_serve_command():
     if os.path.exists(script):
         return [script]
     found = shutil.which("kbi-serve")
-    return [found] if found else [sys.executable, "-m", "keras_bert_impl_tools.serve"]
+    return [found] if found else [sys.executable, "-m", "keras_bert_impl.cli", "serve"]
 
 
 class LocalServer:

@@ -24,7 +24,7 @@ A rerun with the same `--output_dir` resumes from its last checkpoint.
 
 from absl import flags
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 
 def define_flags(f):
@@ -94,12 +94,12 @@ def define_flags(f):
 def main(f):
     from keras_bert_impl.training.pretraining import PretrainSettings, run_pretraining
 
-    cli.require_flags(f, "input_file", "output_dir")
+    command.require_flags(f, "input_file", "output_dir")
     if not (
         f["bert_config_file"].value or f["config"].value or f["init_checkpoint"].value
     ):
         raise ValueError("Give --bert_config_file, --config or --init_checkpoint.")
-    result = run_pretraining(cli.settings_from_flags(f, PretrainSettings))
+    result = run_pretraining(command.settings_from_flags(f, PretrainSettings))
     for key, value in sorted(result.get("eval_results", {}).items()):
         print(f"{key} = {value}")
     return result
@@ -107,8 +107,4 @@ def main(f):
 
 def run(argv=None):
     """Console entry point: flags are defined here, in a fresh registry."""
-    return cli.run_with_registry(main, define_flags, argv)
-
-
-if __name__ == "__main__":
-    run()
+    return command.run_with_registry(main, define_flags, argv)

@@ -94,3 +94,26 @@ def replace_section(path, heading, body, machine):
         lines[start:end] = section + (["\n"] if tail else [])
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(lines)
+
+
+def define_flag(flag_values=None):
+    """Defines `--benchmarks_file`, the one place every benchmark writes to (into
+    `flag_values`, absl's global flags when None)."""
+    from absl import flags
+
+    flags.DEFINE_string(
+        "benchmarks_file",
+        "",
+        "Markdown file (e.g. BENCHMARKS.md) in which the run rewrites its own "
+        "section; unset, the section is only printed.",
+        **({} if flag_values is None else {"flag_values": flag_values}),
+    )
+
+
+def publish(path, heading, body, machine):
+    """Prints the section, and writes it into the markdown file at `path` only
+    when one is given (`--benchmarks_file`)."""
+    print(f"\n{heading}\n\n{machine}\n\n{body.strip()}\n")
+    if path:
+        replace_section(path, heading, body, machine)
+        print(f"Wrote the '{heading}' section of {path}.")

@@ -8,8 +8,8 @@
   the wrapper in `bin/`, not the module that defined them.
 - TensorFlow's notices on a CPU machine (oneDNN, CUDA driver and CPU feature
   lines) are kept from the user's terminal; everything else on stderr is
-  passed through (the package's `__init__` starts TensorFlow this way before
-  any tool imports it).
+  passed through (`launch` starts TensorFlow this way before it imports the
+  command).
 """
 
 import atexit

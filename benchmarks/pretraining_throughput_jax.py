@@ -1,5 +1,5 @@
 """BERT pretraining throughput and MFU on an accelerator, JAX backend
-(`kbi-benchmark-pretraining-jax`).
+(`python -m benchmarks.pretraining_throughput_jax`).
 
 Runs our `BertPretrainer` (MLM + NSP) under Keras' JAX backend with
 `mixed_bfloat16`, XLA-compiled `fit` steps on synthetic batches of the
@@ -13,7 +13,7 @@ per layer, the attention products 2 x 2 x seq_length^2 x hidden per layer,
 the pooler, the MLM transform and tied decoder on the predicted positions,
 and the NSP head.
 
-    KERAS_BACKEND=jax python tools/benchmark_pretraining_jax.py \\
+    KERAS_BACKEND=jax python -m benchmarks.pretraining_throughput_jax \\
         --config=base --batch_size=256 --seq_length=128 --peak_tflops=989
 
 (989 TFLOP/s: H100/H200 SXM dense bf16.) Prepared for a GPU machine; a CPU
@@ -23,7 +23,7 @@ run with `--config=tiny` only checks that it works.
 import os
 import time
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -147,7 +147,7 @@ def main(f):
 
 def run(argv=None):
     """Console entry point (flags defined here, not at import)."""
-    return cli.run_with_registry(main, define_flags, argv)
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Training parity with Hugging Face transformers (`kbi-compare-training`).
+"""Training parity with Hugging Face transformers (`python -m benchmarks.training_parity`).
 
 From the same initial weights (ours, exported with `to_huggingface`), the
 same batches, dropout off, and the same optimizer recipe (AdamW, weight
@@ -9,15 +9,17 @@ must report the same loss at every step. Batches carry padding and padded
 prediction slots (weight 0), so masking, loss weighting, the schedule and
 the decay exclusions are all exercised.
 
-    kbi-compare-training --steps=120 --write_benchmarks
+    python -m benchmarks.training_parity --steps=120 --write_benchmarks
 """
 
 import os
+import shlex
+import sys
 import tempfile
 
 import numpy as np
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 BENCHMARKS_HEADING = "## Training parity with transformers (CPU)"
 
@@ -292,18 +294,15 @@ def define_flags(f):
     from absl import flags
 
     flags.DEFINE_integer("steps", 120, "Training steps compared.", flag_values=f)
-    flags.DEFINE_bool(
-        "write_benchmarks",
-        False,
-        "Write the figures into BENCHMARKS.md.",
-        flag_values=f,
-    )
+    from benchmarks import benchmarks_file
+
+    benchmarks_file.define_flag(f)
 
 
 def main(f):
-    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
+    from benchmarks import benchmarks_file
 
-    machine = machine_line()
+    machine = benchmarks_file.machine_line()
     results = {}
     for kind in ("pretraining", "classifier"):
         results[kind] = compare_training(kind, num_steps=f.steps)
@@ -312,16 +311,15 @@ def main(f):
             f"{results[kind]['last_loss']:.4f}, max relative difference "
             f"{results[kind]['max_relative_difference']:.2e}"
         )
-    if f.write_benchmarks:
-        command = f"kbi-compare-training --steps={f.steps} --write_benchmarks"
-        body = _section(results, command)
-        replace_section("BENCHMARKS.md", BENCHMARKS_HEADING, body, machine)
+    command = shlex.join(["python", "-m", "benchmarks.training_parity", *sys.argv[1:]])
+    body = _section(results, command)
+    benchmarks_file.publish(f.benchmarks_file, BENCHMARKS_HEADING, body, machine)
     return results
 
 
 def run(argv=None):
     """Console entry point (flags defined here, not at import)."""
-    return cli.run_with_registry(main, define_flags, argv)
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":

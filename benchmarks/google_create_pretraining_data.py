@@ -8,7 +8,7 @@ TF2 equivalents, runs its `main`, and writes statistics in the same layout as
 The reference code is not part of this package: point `--reference_dir` at a
 checkout of https://github.com/google-research/bert (it needs `six`).
 
-    python -m keras_bert_impl_tools.run_google_create_pretraining_data \\
+    python -m benchmarks.google_create_pretraining_data \\
         --reference_dir=/path/to/bert --stats_file=reference.json \\
         --input_file=corpus.txt --output_file=reference.tfrecord \\
         --vocab_file=vocab.txt --dupe_factor=5

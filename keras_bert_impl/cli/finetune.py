@@ -28,7 +28,7 @@ A finished run is evaluated again from its `model.keras` with nothing else:
 
 from absl import flags
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 
 def define_flags(flag_values):
@@ -188,8 +188,8 @@ def define_flags(flag_values):
 def main(flag_values):
     from keras_bert_impl.training.finetuning import FinetuneSettings, run_finetuning
 
-    cli.require_flags(flag_values, "task_name", "output_dir")
-    result = run_finetuning(cli.settings_from_flags(flag_values, FinetuneSettings))
+    command.require_flags(flag_values, "task_name", "output_dir")
+    result = run_finetuning(command.settings_from_flags(flag_values, FinetuneSettings))
     for key, value in sorted(result.get("eval_results", {}).items()):
         print(f"{key} = {value}")
     return result
@@ -197,8 +197,4 @@ def main(flag_values):
 
 def run(argv=None):
     """Console entry point: flags are defined here, in a fresh registry."""
-    return cli.run_with_registry(main, define_flags, argv)
-
-
-if __name__ == "__main__":
-    run()
+    return command.run_with_registry(main, define_flags, argv)

@@ -15,8 +15,8 @@ Two measurements on SST-2 with a real checkpoint, same config and batch:
   timed.
 
 Usage:
-  python tools/text_classifier_fit.py --mode=accuracy --benchmarks_file=BENCHMARKS.md
-  python tools/text_classifier_fit.py --mode=throughput --benchmarks_file=BENCHMARKS.md
+  python -m benchmarks.text_classifier_fit --mode=accuracy --benchmarks_file=BENCHMARKS.md
+  python -m benchmarks.text_classifier_fit --mode=throughput --benchmarks_file=BENCHMARKS.md
 """
 
 import dataclasses
@@ -29,8 +29,8 @@ import time
 from absl import app
 from absl import flags
 
-from keras_bert_impl_tools import cli
-from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
+from keras_bert_impl.cli import command
+from benchmarks import benchmarks_file
 
 _REPO_DIR = pathlib.Path(__file__).resolve().parent.parent
 _DEFAULT_DATA_DIR = _REPO_DIR.parent / "shared" / "data" / "sst2"
@@ -64,9 +64,7 @@ def define_flags():
     flags.DEFINE_integer("rounds", 3, "Interleaved rounds (throughput mode).")
     flags.DEFINE_integer("steps_per_round", 20, "Timed steps per round and path.")
     flags.DEFINE_integer("warmup_steps", 3, "Untimed steps at the start of each round.")
-    flags.DEFINE_string(
-        "benchmarks_file", None, "If set, write this mode's section there."
-    )
+    benchmarks_file.define_flag()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,7 +367,7 @@ def _pipeline_alone(model, texts, labels, settings, passes=1):
 
 def _command(settings):
     return (
-        f"python tools/text_classifier_fit.py --mode={FLAGS.mode} "
+        f"python -m benchmarks.text_classifier_fit --mode={FLAGS.mode} "
         f"--num_train_examples={settings.num_train_examples} "
         f"--max_seq_length={settings.max_seq_length} "
         f"--train_batch_size={settings.train_batch_size} "
@@ -462,21 +460,18 @@ def main(argv):
     for name in ("train.tsv", "dev.tsv"):
         if not os.path.isfile(os.path.join(settings.data_dir, name)):
             raise app.UsageError(f"--data_dir={settings.data_dir} has no {name}.")
-    machine = machine_line()
+    machine = benchmarks_file.machine_line()
     if FLAGS.mode == "accuracy":
         results = run_accuracy(settings)
         body, heading = accuracy_section(settings, results), ACCURACY_HEADING
     else:
         results = run_throughput(settings)
         body, heading = throughput_section(settings, results), THROUGHPUT_HEADING
-    print(body)
-    if FLAGS.benchmarks_file:
-        replace_section(FLAGS.benchmarks_file, heading, body, machine)
-        print(f"wrote the section to {FLAGS.benchmarks_file}")
+    benchmarks_file.publish(FLAGS.benchmarks_file, heading, body, machine)
 
 
 def run():
-    cli.run(main, define_flags, __name__)
+    command.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

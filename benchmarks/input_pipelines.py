@@ -15,7 +15,7 @@ Prints a markdown table of records per CPU second and per wall-clock second
 (medians over repeats) and the ratios to the reference; with --benchmarks_file
 it also replaces its own section there.
 
-    python tools/bench_input_pipelines.py --records=20000 --repeats=5
+    python -m benchmarks.input_pipelines --records=20000 --repeats=5
 """
 
 import os
@@ -27,7 +27,8 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from keras_bert_impl_tools import cli
+from benchmarks import benchmarks_file
+from keras_bert_impl.cli import command
 
 from keras_bert_impl.data.masking import MaskedLMMasker
 from keras_bert_impl.data.pretraining_reader import (
@@ -45,11 +46,7 @@ def define_flags():
     flags.DEFINE_integer("max_predictions", 20, "Prediction slots.")
     flags.DEFINE_integer("batch_size", 32, "Batch size.")
     flags.DEFINE_integer("repeats", 5, "Timed passes per pipeline.")
-    flags.DEFINE_string(
-        "benchmarks_file",
-        None,
-        "Markdown file whose '## Input pipelines' section to replace.",
-    )
+    benchmarks_file.define_flag()
 
 
 _VOCAB_SIZE = 30522
@@ -162,9 +159,7 @@ def _records_per_second(dataset, batch_size):
 
 def main(argv):
     del argv
-    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
-
-    machine = machine_line()
+    machine = benchmarks_file.machine_line()
     seq_length, max_predictions = FLAGS.seq_length, FLAGS.max_predictions
     batch_size = FLAGS.batch_size
     with tempfile.TemporaryDirectory() as folder:
@@ -232,12 +227,12 @@ def main(argv):
             f"| {name} | {cpu:,.0f} | {cpu / reference[1]:.2f}x "
             f"| {wall:,.0f} | {wall / reference[0]:.2f}x |"
         )
-    command = (
-        "python tools/bench_input_pipelines.py "
+    command_line = (
+        "python -m benchmarks.input_pipelines "
         f"--records={FLAGS.records} --repeats={FLAGS.repeats}"
     )
     if FLAGS.benchmarks_file:
-        command += f" --benchmarks_file={FLAGS.benchmarks_file}"
+        command_line += f" --benchmarks_file={FLAGS.benchmarks_file}"
     lines += [
         "",
         (
@@ -247,17 +242,14 @@ def main(argv):
             "the pipeline then costs about as much as reading."
         ),
         "",
-        f"Command: `{command}`",
+        f"Command: `{command_line}`",
     ]
     body = "\n".join(lines) + "\n"
-    print(_SECTION)
-    print(body)
-    if FLAGS.benchmarks_file:
-        replace_section(FLAGS.benchmarks_file, _SECTION, body, machine)
+    benchmarks_file.publish(FLAGS.benchmarks_file, _SECTION, body, machine)
 
 
 def run():
-    cli.run(main, define_flags, __name__)
+    command.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

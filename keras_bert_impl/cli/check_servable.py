@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 FLAGS = flags.FLAGS
 
@@ -61,8 +61,4 @@ def main(argv):
 
 
 def run():
-    cli.run(main, define_flags, __name__)
-
-
-if __name__ == "__main__":
-    run()
+    command.run(main, define_flags, __name__)

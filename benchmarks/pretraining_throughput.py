@@ -1,5 +1,5 @@
 """Pretraining step throughput against keras-hub's `BertMaskedLM`
-(`kbi-benchmark-pretraining`).
+(`python -m benchmarks.pretraining_throughput`).
 
 Both sides train the same BERT size (a `--config` preset, its 30,522-token
 vocabulary) on the same batches (sequence length `--max_seq_length`,
@@ -20,7 +20,7 @@ same load on a shared machine; each round's ratio compares the two sides of
 that round, and the median ratio is reported, for wall time and for process
 CPU time (all threads).
 
-    kbi-benchmark-pretraining --config=mini --rounds=5 --steps_per_round=4 \\
+    python -m benchmarks.pretraining_throughput --config=mini --rounds=5 --steps_per_round=4 \\
         --benchmarks_file=BENCHMARKS.md
 """
 
@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 HEADING = "## Pretraining throughput vs keras-hub BertMaskedLM (CPU)"
 
@@ -69,7 +69,7 @@ def _keras_hub_masked_lm(config, optimizer, jit_compile):
     import keras
     import keras_hub
 
-    from keras_bert_impl_tools.benchmark import keras_hub_backbone
+    from benchmarks.backbone_forward import keras_hub_backbone
 
     model = keras_hub.models.BertMaskedLM(keras_hub_backbone(config), preprocessor=None)
     model.compile(
@@ -276,9 +276,9 @@ def define_flags(f):
     )
     flags.DEFINE_integer("warmup_steps", 2, "Untimed steps per side.", flag_values=f)
     flags.DEFINE_bool("jit_compile", False, "XLA on both sides.", flag_values=f)
-    flags.DEFINE_string(
-        "benchmarks_file", None, "If set, write the section there.", flag_values=f
-    )
+    from benchmarks import benchmarks_file
+
+    benchmarks_file.define_flag(f)
 
 
 def main(f):
@@ -290,9 +290,9 @@ def main(f):
             f"--max_predictions_per_seq={f.max_predictions_per_seq} must be between 1 "
             f"and --max_seq_length - 1 ({f.max_seq_length - 1})."
         )
-    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
+    from benchmarks import benchmarks_file
 
-    machine = machine_line()
+    machine = benchmarks_file.machine_line()
     result = measure_throughput(
         config_name=f.config,
         batch_size=f.train_batch_size,
@@ -303,17 +303,15 @@ def main(f):
         warmup_steps=f.warmup_steps,
         jit_compile=f.jit_compile,
     )
-    body = section(result, " ".join(["kbi-benchmark-pretraining"] + sys.argv[1:]))
-    print(body)
-    if f.benchmarks_file:
-        replace_section(f.benchmarks_file, HEADING, body, machine)
-        print(f"wrote the section to {f.benchmarks_file}")
+    command_line = ["python", "-m", "benchmarks.pretraining_throughput", *sys.argv[1:]]
+    body = section(result, " ".join(command_line))
+    benchmarks_file.publish(f.benchmarks_file, HEADING, body, machine)
     return result
 
 
 def run(argv=None):
     """Console entry point (flags defined here, not at import)."""
-    return cli.run_with_registry(main, define_flags, argv)
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@
    CPU-second (per core) and the ratio, and checks the recipe figures against
    each other.
 
-    python -m keras_bert_impl_tools.eval_pretraining_recipe \\
+    python -m benchmarks.pretraining_recipe \\
         --reference_dir=/path/to/google-research/bert --dupe_factor=5
 """
 
@@ -27,7 +27,7 @@ import time
 
 from absl import app, flags
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 _REPO_DIR = pathlib.Path(__file__).resolve().parent.parent
 
@@ -95,16 +95,21 @@ def convert_wikitext(wikitext_file, output_file, repeat):
 
 
 def _run(module, args, stats_file):
-    """Runs one side as a command; returns its statistics plus whole-command times.
+    """Runs one side as a command (`python -m <module>`); returns its statistics
+    plus whole-command times.
 
     `command_*` cover the whole process (interpreter, imports, everything);
     `seconds`/`cpu_seconds` come from the side's own timer around the job.
     """
-    command = [sys.executable, "-m", f"keras_bert_impl_tools.{module}", *args]
+    command = [sys.executable, "-m", *module.split(), *args]
     print("$", " ".join(command), flush=True)
+    # The reference's runner lives in this checkout's benchmarks package.
+    env = dict(os.environ, PYTHONPATH=str(_REPO_DIR))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    done = subprocess.run(
+        command, check=False, capture_output=True, text=True, env=env
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -253,7 +258,7 @@ def main(argv):
             f"--stats_file={stats_file}",
             f"--num_workers={FLAGS.num_workers}",
         ]
-        ours.append(_run("create_pretraining_data", arguments, stats_file))
+        ours.append(_run("keras_bert_impl.cli create-pretraining-data", arguments, stats_file))
         if FLAGS.reference_dir:
             stats_file = os.path.join(work_dir, f"reference-{seed}.stats.json")
             output_file = os.path.join(work_dir, f"reference-{seed}.tfrecord")
@@ -264,7 +269,7 @@ def main(argv):
                 f"--stats_file={stats_file}",
             ]
             reference.append(
-                _run("run_google_create_pretraining_data", arguments, stats_file)
+                _run("benchmarks.google_create_pretraining_data", arguments, stats_file)
             )
 
     print()
@@ -286,7 +291,7 @@ def main(argv):
 
 
 def run():
-    cli.run(main, define_flags, __name__)
+    command.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

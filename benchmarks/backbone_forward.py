@@ -11,9 +11,9 @@ With `--torch`, transformers' PyTorch `BertModel`, loaded from the same
 weights, runs as a third peer (eagerly: XLA rows leave it out).
 
 Examples:
-    python tools/benchmark.py --write_to=BENCHMARKS.md
-    python tools/benchmark.py --quick
-    python tools/benchmark.py --config=small --seq_length=256 --batch_sizes=8 --torch
+    python -m benchmarks.backbone_forward --benchmarks_file=BENCHMARKS.md
+    python -m benchmarks.backbone_forward --quick
+    python -m benchmarks.backbone_forward --config=small --seq_length=256 --batch_sizes=8 --torch
 """
 
 import dataclasses
@@ -31,13 +31,13 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 from keras_bert_impl import BertBackbone
 from keras_bert_impl import BertConfig
 from keras_bert_impl.convert import from_keras_hub
 from keras_bert_impl.convert import to_huggingface
-from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
+from benchmarks import benchmarks_file
 
 SECTION_HEADING = "## Backbone forward (CPU)"
 OURS = "keras_bert_impl"
@@ -80,11 +80,7 @@ def define_flags():
         False,
         "Smoke test: the tiny preset, seq 32, batches 1 and 4, 3 short rounds.",
     )
-    flags.DEFINE_string(
-        "write_to",
-        "",
-        f"Markdown file whose '{SECTION_HEADING}' section receives the report.",
-    )
+    benchmarks_file.define_flag()
 
 
 @dataclasses.dataclass
@@ -215,7 +211,7 @@ def _keras_hub():
         import keras_hub
     except ImportError:
         raise ValueError(
-            "kbi-benchmark measures against keras-hub, which is not installed: "
+            "python -m benchmarks.backbone_forward measures against keras-hub, which is not installed: "
             'pip install -e ".[peers]"'
         ) from None
     return keras_hub
@@ -549,9 +545,9 @@ def main(argv):
         settings = settings_from_flags(FLAGS)
     except ValueError as error:
         raise app.UsageError(str(error)) from error
-    command = shlex.join(["python", "tools/benchmark.py"] + sys.argv[1:])
+    command = shlex.join(["python", "-m", "benchmarks.backbone_forward"] + sys.argv[1:])
     config_name = settings.pop("config_name")
-    machine = machine_line()
+    machine = benchmarks_file.machine_line()
     load_before = os.getloadavg()[0]
     results = compare_backbones(**settings)
     load_after = os.getloadavg()[0]
@@ -567,14 +563,11 @@ def main(argv):
         load_before,
         load_after,
     )
-    print(body)
-    if FLAGS.write_to:
-        replace_section(FLAGS.write_to, SECTION_HEADING, body, machine)
-        print(f"Wrote the '{SECTION_HEADING}' section of {FLAGS.write_to}.")
+    benchmarks_file.publish(FLAGS.benchmarks_file, SECTION_HEADING, body, machine)
 
 
 def run():
-    cli.run(main, define_flags, __name__)
+    command.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

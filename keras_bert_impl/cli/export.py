@@ -24,7 +24,7 @@ import warnings
 
 from absl import app, flags
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 FLAGS = flags.FLAGS
 
@@ -322,8 +322,4 @@ def main(argv):
 
 
 def run():
-    cli.run(main, define_flags, __name__)
-
-
-if __name__ == "__main__":
-    run()
+    command.run(main, define_flags, __name__)

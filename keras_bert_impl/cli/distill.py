@@ -23,12 +23,11 @@ Writes `model.keras` (the student, with its preprocessor) and
 
 import json
 import os
-import sys
 import time
 
 from absl import flags
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 
 def define_flags(registry):
@@ -173,7 +172,7 @@ def _student(teacher, registry):
 def _preprocessor(teacher, bucket_lengths):
     """The teacher's preprocessor, with `--bucket_lengths` when given."""
     from keras_bert_impl import BertClassifier
-    from keras_bert_impl_tools.export import parse_bucket_lengths
+    from keras_bert_impl.cli.export import parse_bucket_lengths
 
     if bucket_lengths is None:
         return teacher.preprocessor
@@ -188,7 +187,7 @@ def main(registry):
     from keras_bert_impl.compression.distillation import distill
     from keras_bert_impl.training.finetuning import save_model
 
-    cli.require_flags(registry, "teacher", "train_file", "output_dir")
+    command.require_flags(registry, "teacher", "train_file", "output_dir")
     epochs = registry.num_train_epochs
     if epochs < 1 or epochs != int(epochs):
         raise ValueError(f"--num_train_epochs={epochs} must be a whole number >= 1.")
@@ -266,8 +265,4 @@ def main(registry):
 
 def run(argv=None):
     """Console entry point: flags are defined here, in a fresh registry."""
-    return cli.run_with_registry(main, define_flags, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(run())
+    return command.run_with_registry(main, define_flags, argv)

@@ -1,7 +1,7 @@
-r"""kbi-benchmark-compression: a fine-tuned classifier's smaller variants, their speed,
+r"""benchmarks.compression_tradeoff: a fine-tuned classifier's smaller variants, their speed,
 accuracy and servability, in one run.
 
-  kbi-benchmark-compression --teacher=runs/sst2/model.keras \
+  python -m benchmarks.compression_tradeoff --teacher=runs/sst2/model.keras \
       --train_file=../shared/data/sst2/train.tsv --eval_file=../shared/data/sst2/dev.tsv \
       --work_dir=runs/compression --write_to=BENCHMARKS.md
 
@@ -20,7 +20,7 @@ a rerun (or a run after the training steps were run separately) only measures.
 
 Then, in one process: dev accuracy of every variant on `--eval_file`; throughput at
 each of `--batch_sizes` on its first `--sentences` sentences in interleaved rounds
-(`kbi-benchmark-precision`'s timing: each batch cut to its longest sentence, rotating
+(`python -m benchmarks.precision`'s timing: each batch cut to its longest sentence, rotating
 order, the median of per-round ratios to the float32 teacher); every Keras variant
 exported as a SavedModel that takes raw strings, checked with `check_servables` for
 `--server_version`, and served by one `kbi-serve` whose gRPC answers are compared with
@@ -38,7 +38,8 @@ import sys
 import numpy as np
 from absl import flags
 
-from keras_bert_impl_tools import cli
+from benchmarks import benchmarks_file
+from keras_bert_impl.cli import command
 
 SECTION_HEADING = "## Compression trade-off: precision, distillation, pruning (CPU)"
 TEACHER = "float32 (teacher)"
@@ -133,11 +134,7 @@ def define_flags(registry):
         flag_values=registry,
     )
     string("server_version", "2.10", "TF Serving release the exports must load on.")
-    string(
-        "write_to",
-        "",
-        f"Markdown file whose '{SECTION_HEADING}' section gets the table.",
-    )
+    benchmarks_file.define_flag(registry)
 
 
 @dataclasses.dataclass
@@ -191,7 +188,7 @@ def _previous(path, expected):
 
 def student(registry, layers, alpha):
     """(directory, command) of a student, trained by kbi-distill unless already there."""
-    from keras_bert_impl_tools import distill
+    from keras_bert_impl.cli import distill
 
     kind = "kd" if alpha else "labels"
     out = os.path.join(registry.work_dir, f"student_{len(layers.split(','))}_{kind}")
@@ -233,7 +230,7 @@ def student(registry, layers, alpha):
 
 def pruned(registry):
     """(directory, command) of the pruned teacher, made by kbi-prune unless there."""
-    from keras_bert_impl_tools import prune
+    from keras_bert_impl.cli import prune
 
     out = os.path.join(
         registry.work_dir, f"pruned_{round(registry.head_fraction * 100)}"
@@ -311,7 +308,7 @@ def make_variants(registry, teacher, calibration):
 
 
 def onnx_variants(teacher, work_dir):
-    from keras_bert_impl_tools.benchmark_precision import onnx_runtime_peers
+    from benchmarks.precision import onnx_runtime_peers
 
     peers = onnx_runtime_peers(teacher, os.path.join(work_dir, "onnx"))
     return [Variant(name, peer) for name, peer in peers.items()]
@@ -534,15 +531,15 @@ def best_combination(variants, timings, accuracies, batch_size):
 
 def main(registry):
     from keras_bert_impl.data.glue import read_tsv_examples
-    from keras_bert_impl_tools.benchmark_precision import (
+    from benchmarks.precision import (
         calibration_sample,
         correct,
         time_precisions,
     )
-    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
+    from benchmarks import benchmarks_file
 
-    machine = machine_line()
-    cli.require_flags(registry, "teacher", "train_file", "eval_file", "work_dir")
+    machine = benchmarks_file.machine_line()
+    command.require_flags(registry, "teacher", "train_file", "eval_file", "work_dir")
     try:
         batch_sizes = [int(b) for b in registry.batch_sizes]
     except ValueError:
@@ -583,7 +580,7 @@ def main(registry):
             variants, texts[:8], registry.work_dir, registry.server_version
         )
     settings = (
-        f"`{shlex.join(['kbi-benchmark-compression'] + sys.argv[1:])}`\n\n"
+        f"`{shlex.join(['python', '-m', 'benchmarks.compression_tradeoff'] + sys.argv[1:])}`\n\n"
         f"Teacher {registry.teacher}; accuracy on all {len(texts)} sentences of "
         f"{registry.eval_file}; speed on its first {registry.sentences} sentences in "
         f"file order, each batch cut to its longest sentence, {registry.rounds} "
@@ -606,9 +603,7 @@ def main(registry):
         registry.server_version,
     )
     report += "\n" + "\n".join(twin_comparisons(variants, hits)) + "\n"
-    print(report)
-    if registry.write_to:
-        replace_section(registry.write_to, SECTION_HEADING, report, machine)
+    benchmarks_file.publish(registry.benchmarks_file, SECTION_HEADING, report, machine)
     problems = [name for name, (ok, *_) in serving.items() if not ok]
     if problems:
         for name in problems:
@@ -619,7 +614,7 @@ def main(registry):
 
 def run(argv=None):
     """Console entry point: flags are defined here, in a fresh registry."""
-    return cli.run_with_registry(main, define_flags, argv)
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":

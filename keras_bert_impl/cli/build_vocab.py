@@ -8,7 +8,7 @@ Usage:
 from absl import app, flags
 
 from keras_bert_impl.text import build_vocabulary
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 FLAGS = flags.FLAGS
 
@@ -70,8 +70,4 @@ def main(argv):
 
 
 def run():
-    cli.run(main, define_flags, __name__)
-
-
-if __name__ == "__main__":
-    run()
+    command.run(main, define_flags, __name__)

@@ -1,6 +1,6 @@
 r"""kbi-serve under faults, too slow for the test suite: the figures for BENCHMARKS.md.
 
-  python -m keras_bert_impl_tools.bench_serving_faults --requests=2000 --clients=16 \
+  python -m benchmarks.serving_faults --requests=2000 --clients=16 \
       --baseline_kbi_serve=/path/to/other/checkout/.venv/bin/kbi-serve \
       --benchmarks_file=BENCHMARKS.md
 
@@ -32,8 +32,9 @@ import time
 import numpy as np
 from absl import flags
 
-from keras_bert_impl_tools import benchmarks_file, cli
-from keras_bert_impl_tools.bench_serving import load_phase, percentile, rss_kib
+from benchmarks import benchmarks_file
+from keras_bert_impl.cli import command
+from benchmarks.serving_load import load_phase, percentile, rss_kib
 
 FLAGS = flags.FLAGS
 SECTION = "## Serving: kbi-serve under faults and load (CPU)"
@@ -47,7 +48,7 @@ def define_flags():
     flags.DEFINE_integer("idle_connections", 50, "Idle TCP connections held on REST.")
     flags.DEFINE_string("baseline_kbi_serve", None, "Another kbi-serve to compare with.")
     flags.DEFINE_list("parts", ["load", "versions", "sigterm"], "Which parts to run.")
-    flags.DEFINE_string("benchmarks_file", None, "Write the section into this file.")
+    benchmarks_file.define_flag()
 
 
 def _free_port():
@@ -241,7 +242,7 @@ def main(argv):
     base = os.path.join(work, "load")
     shutil.copytree(VERSION, os.path.join(base, "1"))
     lines = [
-        "Command: `python -m keras_bert_impl_tools.bench_serving_faults "
+        "Command: `python -m benchmarks.serving_faults "
         f"--requests={FLAGS.requests} --clients={FLAGS.clients} "
         f"--idle_connections={FLAGS.idle_connections} --parts={','.join(FLAGS.parts)}"
         + (" --baseline_kbi_serve=..." if FLAGS.baseline_kbi_serve else "")
@@ -283,16 +284,12 @@ def main(argv):
             "",
         ]
     shutil.rmtree(work, ignore_errors=True)
-    print("\n".join(lines))
-    if FLAGS.benchmarks_file:
-        benchmarks_file.replace_section(
-            FLAGS.benchmarks_file, SECTION, "\n".join(lines), machine
-        )
+    benchmarks_file.publish(FLAGS.benchmarks_file, SECTION, "\n".join(lines), machine)
     return 0
 
 
 def run():
-    cli.run(main, define_flags, __name__)
+    command.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-r"""kbi-benchmark-precision: a BERT classifier in float32, bfloat16 and int8, in one run.
+r"""benchmarks.precision: a BERT classifier in float32, bfloat16 and int8, in one run.
 
-  kbi-benchmark-precision --init_checkpoint=$MINILM_DIR \
+  python -m benchmarks.precision --init_checkpoint=$MINILM_DIR \
       --input_file=../shared/data/sst2/dev.tsv --write_to=BENCHMARKS.md
-  kbi-benchmark-precision --init_checkpoint=runs/sst2/model.keras --accuracy ...
-  kbi-benchmark-precision ... --precisions=float32 --onnx_dir=runs/onnx
+  python -m benchmarks.precision --init_checkpoint=runs/sst2/model.keras --accuracy ...
+  python -m benchmarks.precision ... --precisions=float32 --onnx_dir=runs/onnx
 
 Builds the three precisions from one model (`keras_bert_impl.compression.with_precision`),
 encodes real sentences with the model's own preprocessor in consecutive batches (each
@@ -14,7 +14,7 @@ machine reaches all of them alike. Speed is quoted as the median over rounds of 
 round's throughput ratio to float32. With --accuracy (a fine-tuned model), every
 precision also classifies the whole file and its accuracy is reported. With --onnx_dir,
 ONNX Runtime runs the same model in the same rounds, as exported through transformers
-and in its dynamic int8 quantization (`keras_bert_impl_tools.onnx_peer`), with
+and in its dynamic int8 quantization (`benchmarks.onnx_peer`), with
 TensorFlow's number of intra-op threads.
 """
 
@@ -28,7 +28,8 @@ import time
 
 from absl import app, flags
 
-from keras_bert_impl_tools import cli
+from benchmarks import benchmarks_file
+from keras_bert_impl.cli import command
 
 SECTION_HEADING = "## Inference precision: float32 vs bfloat16 vs int8 (CPU)"
 
@@ -88,11 +89,7 @@ def define_flags():
     flags.DEFINE_bool(
         "accuracy", False, "Also classify the whole file with every precision."
     )
-    flags.DEFINE_string(
-        "write_to",
-        "",
-        f"Markdown file whose '{SECTION_HEADING}' section gets the report.",
-    )
+    benchmarks_file.define_flag()
 
 
 @dataclasses.dataclass
@@ -248,7 +245,7 @@ def onnx_runtime_peers(model, directory, allow_spinning=False):
     dynamic int8, each with as many intra-op threads as TensorFlow uses."""
     import tensorflow as tf
 
-    from keras_bert_impl_tools.onnx_peer import (
+    from benchmarks.onnx_peer import (
         FLOAT_FILE,
         OnnxRuntimeClassifier,
         export_classifier,
@@ -322,7 +319,7 @@ def main(argv):
         batch_sizes = [int(b) for b in FLAGS.batch_sizes]
     except ValueError:
         print(
-            f"kbi-benchmark-precision: --batch_sizes={','.join(FLAGS.batch_sizes)}: "
+            f"benchmarks.precision: --batch_sizes={','.join(FLAGS.batch_sizes)}: "
             "expected comma-separated integers",
             file=sys.stderr,
         )
@@ -333,14 +330,12 @@ def main(argv):
     unknown = sorted(set(FLAGS.precisions) - set(PRECISIONS))
     if unknown:
         print(
-            f"kbi-benchmark-precision: --precisions={','.join(FLAGS.precisions)}: "
+            f"benchmarks.precision: --precisions={','.join(FLAGS.precisions)}: "
             f"unknown {', '.join(unknown)}; expected some of {', '.join(PRECISIONS)}",
             file=sys.stderr,
         )
         return 1
-    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
-
-    machine = machine_line()
+    machine = benchmarks_file.machine_line()
     try:
         texts, labels, vocabulary = read_sentences(FLAGS.input_file)
         if not os.path.exists(FLAGS.init_checkpoint):
@@ -368,7 +363,7 @@ def main(argv):
                 "--accuracy needs a fine-tuned .keras classifier and a labelled --input_file"
             )
     except (FileNotFoundError, ValueError) as error:
-        print(f"kbi-benchmark-precision: {error}", file=sys.stderr)
+        print(f"benchmarks.precision: {error}", file=sys.stderr)
         return 1
     models = {"float32": model}
     for precision in PRECISIONS[1:]:
@@ -389,7 +384,7 @@ def main(argv):
                 )
             )
         except (OSError, ValueError) as error:
-            print(f"kbi-benchmark-precision: --onnx_dir: {error}", file=sys.stderr)
+            print(f"benchmarks.precision: --onnx_dir: {error}", file=sys.stderr)
             return 1
     timed_texts = texts[: FLAGS.sentences]
     print(
@@ -406,7 +401,7 @@ def main(argv):
             labels = [model.label_names.index(vocabulary[i]) for i in labels]
         for precision, m in models.items():
             accuracies[precision] = accuracy(m, texts, labels, preprocessed_by=model)
-    command = shlex.join(["kbi-benchmark-precision"] + sys.argv[1:])
+    command = shlex.join(["python", "-m", "benchmarks.precision"] + sys.argv[1:])
     settings = (
         f"{_checkpoint_name(FLAGS.init_checkpoint)}; the first "
         f"{len(timed_texts)} sentences of {FLAGS.input_file} in file order, each batch "
@@ -416,7 +411,7 @@ def main(argv):
     if FLAGS.onnx_dir:
         import onnxruntime
 
-        from keras_bert_impl_tools.onnx_peer import reduces_range
+        from benchmarks.onnx_peer import reduces_range
 
         threads = models[ONNX_RUNTIME_INT8].session.get_session_options()
         settings += (
@@ -430,14 +425,12 @@ def main(argv):
     if accuracies:
         settings += f" Accuracy over all {len(texts)} sentences."
     report = report_markdown(results, accuracies, command, settings)
-    print(report)
-    if FLAGS.write_to:
-        replace_section(FLAGS.write_to, SECTION_HEADING, report, machine)
+    benchmarks_file.publish(FLAGS.benchmarks_file, SECTION_HEADING, report, machine)
     return 0
 
 
 def run():
-    cli.run(main, define_flags, __name__)
+    command.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Fine-tuning throughput against transformers' PyTorch loop, and the SST-2
-result of a `kbi-finetune` run, into BENCHMARKS.md (`kbi-benchmark-finetune`).
+result of a `kbi-finetune` run, into BENCHMARKS.md (`python -m benchmarks.finetune_throughput`).
 
 Both sides train the same all-MiniLM-L6-v2 classifier (ours imported from
 its Hugging Face files) on the same SST-2 batches (ids from our tokenizer,
@@ -7,8 +7,8 @@ padded to --max_seq_length), AdamW + warm-up/decay + clipping, in
 interleaved rounds so that both see the same machine load; the ratio is
 taken per round.
 
-    kbi-benchmark-finetune --data_dir=../shared/data/sst2 \\
-        --finetune_output_dir=/tmp/sst2 --write_benchmarks
+    python -m benchmarks.finetune_throughput --data_dir=../shared/data/sst2 \\
+        --finetune_output_dir=/tmp/sst2 --benchmarks_file=BENCHMARKS.md
 """
 
 import json
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 HEADING = "## Fine-tuning: SST-2 with all-MiniLM-L6-v2 (CPU)"
 
@@ -151,7 +151,9 @@ def define_flags(f):
     flags.DEFINE_integer(
         "steps_per_round", 8, "Steps per round and side.", flag_values=f
     )
-    flags.DEFINE_bool("write_benchmarks", False, "Write BENCHMARKS.md.", flag_values=f)
+    from benchmarks import benchmarks_file
+
+    benchmarks_file.define_flag(f)
 
 
 def main(f):
@@ -162,15 +164,13 @@ def main(f):
         from keras_bert_impl.convert.installed import installed_checkpoint_dir
 
         checkpoint = installed_checkpoint_dir()
-    from keras_bert_impl_tools.benchmarks_file import machine_line, replace_section
+    from benchmarks import benchmarks_file
 
-    machine = machine_line()
+    machine = benchmarks_file.machine_line()
     speed = measure_throughput(
         f.data_dir, checkpoint, rounds=f.rounds, steps_per_round=f.steps_per_round
     )
     print(json.dumps(speed))
-    if not f.write_benchmarks:
-        return speed
     lines = [
         "Training step throughput, seq 64, batch 32, same batches, interleaved rounds "
         f"({f.rounds} x {f.steps_per_round} steps per side), on the shared 2-core machine "
@@ -184,7 +184,7 @@ def main(f):
     ):
         lines.append(f"| {i + 1} | {a:.1f} | {b:.1f} | {r:.2f}x |")
     lines.append(f"| median | | | {np.median(speed['ratios']):.2f}x |")
-    command = " ".join(["kbi-benchmark-finetune"] + sys.argv[1:])
+    command = " ".join(["python", "-m", "benchmarks.finetune_throughput"] + sys.argv[1:])
     lines += ["", f"Command: `{command}`"]
     if f.finetune_output_dir:
         results_path = os.path.join(f.finetune_output_dir, "eval_results.json")
@@ -209,13 +209,13 @@ def main(f):
                 "",
                 f"Command: `{run_command}`",
             ]
-    replace_section("BENCHMARKS.md", HEADING, "\n".join(lines), machine)
+    benchmarks_file.publish(f.benchmarks_file, HEADING, "\n".join(lines), machine)
     return speed
 
 
 def run(argv=None):
     """Console entry point (flags defined here, not at import)."""
-    return cli.run_with_registry(main, define_flags, argv)
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 r"""Serving measurements: length bucketing on SST-2 dev, and kbi-serve under load.
 
-  python -m keras_bert_impl_tools.bench_serving --init_checkpoint=$MINILM_DIR \
+  python -m benchmarks.serving_load --init_checkpoint=$MINILM_DIR \
       --sst2_dev=../shared/data/sst2/dev.tsv --work_dir=/tmp/bench_serving \
       --benchmarks_file=BENCHMARKS.md
 
@@ -28,7 +28,9 @@ import time
 import numpy as np
 from absl import flags
 
-from keras_bert_impl_tools import bench_batching, benchmarks_file, cli
+from benchmarks import serving_batching
+from benchmarks import benchmarks_file
+from keras_bert_impl.cli import command
 
 FLAGS = flags.FLAGS
 SECTION = "## Serving: length bucketing and kbi-serve under load (CPU)"
@@ -62,9 +64,7 @@ def define_flags():
         "Which measurements to run: bucketing, load, batching (kbi-serve with and "
         "without --enable_batching, single sentences; its own section).",
     )
-    flags.DEFINE_string(
-        "benchmarks_file", None, "Write the section into this markdown file."
-    )
+    benchmarks_file.define_flag()
 
 
 def read_sentences(path):
@@ -179,7 +179,7 @@ def main(argv):
         "Command (ratios from the same run):",
         "",
         "```bash",
-        "python -m keras_bert_impl_tools.bench_serving --init_checkpoint=$MINILM_DIR \\",
+        "python -m benchmarks.serving_load --init_checkpoint=$MINILM_DIR \\",
         f"  --sst2_dev=../shared/data/sst2/dev.tsv --work_dir={FLAGS.work_dir} "
         f"--parts={','.join(FLAGS.parts)} --requests={FLAGS.requests} --clients={FLAGS.clients}"
         + (f" --max_sentences={FLAGS.max_sentences}" if FLAGS.max_sentences else "")
@@ -209,19 +209,14 @@ def main(argv):
         load_path = load_export(sentences, tokenizer, vocabulary, labels, exporter)
         sections.append(
             (
-                bench_batching.SECTION,
-                lines[:7] + bench_batching.batching_part(
+                serving_batching.SECTION,
+                lines[:7] + serving_batching.batching_part(
                     sentences, load_path, FLAGS, Client, kbi_serve, load_phase, percentile
                 ),
             )
         )
     for heading, body in sections:
-        section = "\n".join(body)
-        print(section)
-        if FLAGS.benchmarks_file:
-            benchmarks_file.replace_section(
-                FLAGS.benchmarks_file, heading, section, machine
-            )
+        benchmarks_file.publish(FLAGS.benchmarks_file, heading, "\n".join(body), machine)
     return 0
 
 
@@ -372,7 +367,7 @@ def load_part(
 
 
 def run():
-    cli.run(main, define_flags, __name__)
+    command.run(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

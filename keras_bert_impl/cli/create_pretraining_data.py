@@ -23,7 +23,7 @@ import json
 
 from absl import app, flags, logging
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 FLAGS = flags.FLAGS
 
@@ -129,8 +129,4 @@ def main(argv):
 
 
 def run():
-    cli.run(main, define_flags, __name__)
-
-
-if __name__ == "__main__":
-    run()
+    command.run(main, define_flags, __name__)

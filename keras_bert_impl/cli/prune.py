@@ -14,7 +14,7 @@ before/after, accuracies with --eval_file) into --output_dir.
 
 from absl import flags
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 
 def define_flags(flag_values):
@@ -114,8 +114,8 @@ def define_flags(flag_values):
 def main(flag_values):
     from keras_bert_impl.compression.pruning_run import PruneSettings, run_pruning
 
-    cli.require_flags(flag_values, "init_checkpoint", "train_file", "output_dir")
-    settings = cli.settings_from_flags(flag_values, PruneSettings)
+    command.require_flags(flag_values, "init_checkpoint", "train_file", "output_dir")
+    settings = command.settings_from_flags(flag_values, PruneSettings)
     settings = PruneSettings(
         **dict(vars(settings), text_columns=tuple(settings.text_columns))
     )
@@ -131,8 +131,4 @@ def main(flag_values):
 
 def run(argv=None):
     """Console entry point: flags are defined here, in a fresh registry."""
-    return cli.run_with_registry(main, define_flags, argv)
-
-
-if __name__ == "__main__":
-    run()
+    return command.run_with_registry(main, define_flags, argv)

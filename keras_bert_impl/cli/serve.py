@@ -15,7 +15,7 @@ import threading
 
 from absl import app, flags
 
-from keras_bert_impl_tools import cli
+from keras_bert_impl.cli import command
 
 FLAGS = flags.FLAGS
 
@@ -186,12 +186,8 @@ def main(argv):
     server.stop()
     # Requests cut off at the end of the grace may still be computing on their threads;
     # exit now rather than wait for work no one will receive.
-    cli.exit_now(0)
+    command.exit_now(0)
 
 
 def run():
-    cli.run(main, define_flags, __name__)
-
-
-if __name__ == "__main__":
-    run()
+    command.run(main, define_flags, __name__)
