@@ -44,43 +44,58 @@ OURS = "keras_bert_impl"
 KERAS_HUB = "keras-hub"
 TORCH = "transformers (torch)"
 
-FLAGS = flags.FLAGS
 
-
-def define_flags():
+def define_flags(f):
     """Defined when the tool runs, so importing this module adds no flags."""
-    flags.DEFINE_string("config", "base", "BertConfig preset of both backbones.")
-    flags.DEFINE_integer("seq_length", 128, "Sequence length of every batch.")
-    flags.DEFINE_list("batch_sizes", ["1", "16"], "Batch sizes to time.")
-    flags.DEFINE_list(
-        "xla", ["off", "on"], "XLA settings to time: off (tf.function) and/or on."
+    flags.DEFINE_string(
+        "config", "base", "BertConfig preset of both backbones.", flag_values=f
     )
-    flags.DEFINE_integer("rounds", 7, "Timed rounds per batch size and XLA setting.")
-    flags.DEFINE_integer("warmup", 1, "Untimed calls per model before the rounds.")
+    flags.DEFINE_integer(
+        "seq_length", 128, "Sequence length of every batch.", flag_values=f
+    )
+    flags.DEFINE_list("batch_sizes", ["1", "16"], "Batch sizes to time.", flag_values=f)
+    flags.DEFINE_list(
+        "xla",
+        ["off", "on"],
+        "XLA settings to time: off (tf.function) and/or on.",
+        flag_values=f,
+    )
+    flags.DEFINE_integer(
+        "rounds", 7, "Timed rounds per batch size and XLA setting.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "warmup", 1, "Untimed calls per model before the rounds.", flag_values=f
+    )
     flags.DEFINE_float(
         "min_round_seconds",
         2.0,
         "Each model repeats its call within a round until about this long.",
+        flag_values=f,
     )
-    flags.DEFINE_bool("torch", False, "Also time transformers' PyTorch BertModel.")
+    flags.DEFINE_bool(
+        "torch", False, "Also time transformers' PyTorch BertModel.", flag_values=f
+    )
     flags.DEFINE_integer(
         "torch_threads",
         0,
         "torch.set_num_threads for the PyTorch peer; 0 keeps torch's default.",
+        flag_values=f,
     )
     flags.DEFINE_float(
         "max_abs_diff",
         1e-4,
         "Largest |output difference| to ours a peer may show; beyond it the peers "
         "compute different functions and the run stops.",
+        flag_values=f,
     )
-    flags.DEFINE_integer("seed", 0, "Seed of the weights and inputs.")
+    flags.DEFINE_integer("seed", 0, "Seed of the weights and inputs.", flag_values=f)
     flags.DEFINE_bool(
         "quick",
         False,
         "Smoke test: the tiny preset, seq 32, batches 1 and 4, 3 short rounds.",
+        flag_values=f,
     )
-    benchmarks_file.define_flag()
+    benchmarks_file.define_flag(f)
 
 
 @dataclasses.dataclass
@@ -538,11 +553,9 @@ def settings_from_flags(flag_values):
     }
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+def main(flag_values):
     try:
-        settings = settings_from_flags(FLAGS)
+        settings = settings_from_flags(flag_values)
     except ValueError as error:
         raise app.UsageError(str(error)) from error
     command = shlex.join(["python", "-m", "benchmarks.backbone_forward"] + sys.argv[1:])
@@ -563,12 +576,13 @@ def main(argv):
         load_before,
         load_after,
     )
-    benchmarks_file.publish(FLAGS.benchmarks_file, SECTION_HEADING, body, machine)
+    benchmarks_file.publish(flag_values.benchmarks_file, SECTION_HEADING, body, machine)
 
 
-def run():
-    command.run(main, define_flags, __name__)
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(run())

@@ -96,9 +96,9 @@ def replace_section(path, heading, body, machine):
         f.writelines(lines)
 
 
-def define_flag(flag_values=None):
-    """Defines `--benchmarks_file`, the one place every benchmark writes to (into
-    `flag_values`, absl's global flags when None)."""
+def define_flag(flag_values):
+    """Defines `--benchmarks_file` in a benchmark's flag registry: the one place
+    every benchmark writes to."""
     from absl import flags
 
     flags.DEFINE_string(
@@ -106,7 +106,7 @@ def define_flag(flag_values=None):
         "",
         "Markdown file (e.g. BENCHMARKS.md) in which the run rewrites its own "
         "section; unset, the section is only printed.",
-        **({} if flag_values is None else {"flag_values": flag_values}),
+        flag_values=flag_values,
     )
 
 

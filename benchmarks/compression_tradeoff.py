@@ -618,4 +618,4 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    raise SystemExit(run())

@@ -184,7 +184,9 @@ def main(f):
     ):
         lines.append(f"| {i + 1} | {a:.1f} | {b:.1f} | {r:.2f}x |")
     lines.append(f"| median | | | {np.median(speed['ratios']):.2f}x |")
-    command = " ".join(["python", "-m", "benchmarks.finetune_throughput"] + sys.argv[1:])
+    command = " ".join(
+        ["python", "-m", "benchmarks.finetune_throughput"] + sys.argv[1:]
+    )
     lines += ["", f"Command: `{command}`"]
     if f.finetune_output_dir:
         results_path = os.path.join(f.finetune_output_dir, "eval_results.json")
@@ -219,4 +221,4 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(run())

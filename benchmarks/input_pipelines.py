@@ -36,17 +36,17 @@ from keras_bert_impl.data.pretraining_reader import (
     pretraining_dataset,
 )
 
-FLAGS = flags.FLAGS
 
-
-def define_flags():
+def define_flags(f):
     """Defined when the tool runs, so importing this module adds no flags."""
-    flags.DEFINE_integer("records", 20_000, "Synthetic records to write (4 files).")
-    flags.DEFINE_integer("seq_length", 128, "Sequence length.")
-    flags.DEFINE_integer("max_predictions", 20, "Prediction slots.")
-    flags.DEFINE_integer("batch_size", 32, "Batch size.")
-    flags.DEFINE_integer("repeats", 5, "Timed passes per pipeline.")
-    benchmarks_file.define_flag()
+    flags.DEFINE_integer(
+        "records", 20_000, "Synthetic records to write (4 files).", flag_values=f
+    )
+    flags.DEFINE_integer("seq_length", 128, "Sequence length.", flag_values=f)
+    flags.DEFINE_integer("max_predictions", 20, "Prediction slots.", flag_values=f)
+    flags.DEFINE_integer("batch_size", 32, "Batch size.", flag_values=f)
+    flags.DEFINE_integer("repeats", 5, "Timed passes per pipeline.", flag_values=f)
+    benchmarks_file.define_flag(f)
 
 
 _VOCAB_SIZE = 30522
@@ -157,13 +157,12 @@ def _records_per_second(dataset, batch_size):
     )
 
 
-def main(argv):
-    del argv
+def main(flag_values):
     machine = benchmarks_file.machine_line()
-    seq_length, max_predictions = FLAGS.seq_length, FLAGS.max_predictions
-    batch_size = FLAGS.batch_size
+    seq_length, max_predictions = flag_values.seq_length, flag_values.max_predictions
+    batch_size = flag_values.batch_size
     with tempfile.TemporaryDirectory() as folder:
-        paths = _write_files(folder, FLAGS.records, seq_length, max_predictions)
+        paths = _write_files(folder, flag_values.records, seq_length, max_predictions)
         pattern = os.path.join(folder, "bench-*.tfrecord")
         common = {
             "repeat": False,
@@ -201,7 +200,7 @@ def main(argv):
         rates = {name: [] for name in pipelines}
         for make in pipelines.values():
             _records_per_second(make().take(20), batch_size)  # warm-up
-        for _ in range(FLAGS.repeats):
+        for _ in range(flag_values.repeats):
             for name, make in pipelines.items():
                 rates[name].append(_records_per_second(make(), batch_size))
     medians = {
@@ -211,10 +210,10 @@ def main(argv):
     reference = medians["reference (FixedLenFeature parse)"]
     lines = [
         (
-            f"Synthetic records: {FLAGS.records}, seq {seq_length}, "
+            f"Synthetic records: {flag_values.records}, seq {seq_length}, "
             f"{max_predictions} predictions, batch {batch_size}, shuffle buffer "
             f"{_SHUFFLE_BUFFER}, {os.cpu_count()} CPU cores; median of "
-            f"{FLAGS.repeats} alternating passes in one process. Records per CPU "
+            f"{flag_values.repeats} alternating passes in one process. Records per CPU "
             "second (all threads of the process) is the steadier figure on a "
             "shared machine."
         ),
@@ -229,10 +228,10 @@ def main(argv):
         )
     command_line = (
         "python -m benchmarks.input_pipelines "
-        f"--records={FLAGS.records} --repeats={FLAGS.repeats}"
+        f"--records={flag_values.records} --repeats={flag_values.repeats}"
     )
-    if FLAGS.benchmarks_file:
-        command_line += f" --benchmarks_file={FLAGS.benchmarks_file}"
+    if flag_values.benchmarks_file:
+        command_line += f" --benchmarks_file={flag_values.benchmarks_file}"
     lines += [
         "",
         (
@@ -245,12 +244,13 @@ def main(argv):
         f"Command: `{command_line}`",
     ]
     body = "\n".join(lines) + "\n"
-    benchmarks_file.publish(FLAGS.benchmarks_file, _SECTION, body, machine)
+    benchmarks_file.publish(flag_values.benchmarks_file, _SECTION, body, machine)
 
 
-def run():
-    command.run(main, define_flags, __name__)
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(run())

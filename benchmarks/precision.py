@@ -26,17 +26,15 @@ import statistics
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 from benchmarks import benchmarks_file
 from keras_bert_impl.cli import command
 
 SECTION_HEADING = "## Inference precision: float32 vs bfloat16 vs int8 (CPU)"
 
-FLAGS = flags.FLAGS
 
-
-def define_flags():
+def define_flags(f):
     """Defined when the tool runs, so importing this module adds no flags."""
     flags.DEFINE_string(
         "init_checkpoint",
@@ -44,52 +42,67 @@ def define_flags():
         "A classifier saved as .keras, or a Hugging Face / Google BERT checkpoint "
         "directory (then the 2-class head is untrained: speed only).",
         required=True,
+        flag_values=f,
     )
     flags.DEFINE_string(
         "input_file",
         None,
         "GLUE-style TSV with a `sentence` column (and `label`).",
         required=True,
+        flag_values=f,
     )
     flags.DEFINE_string(
         "vocab_file",
         "",
         "Vocabulary (vocab.txt or the checkpoint directory) for a .keras classifier "
         "saved without its preprocessor; a saved preprocessor takes precedence.",
+        flag_values=f,
     )
-    flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes to time.")
+    flags.DEFINE_list("batch_sizes", ["1", "32"], "Batch sizes to time.", flag_values=f)
     flags.DEFINE_list(
         "precisions",
         ["float32", "bfloat16", "int8", "int8_weight_only", "int8_onednn"],
         "Keras precisions to run; float32 (the reference) is always run.",
+        flag_values=f,
     )
     flags.DEFINE_string(
         "calibration_file",
         "",
         "GLUE-style TSV of training sentences; 512 of them (a seeded sample) set the "
         "int8_onednn activation ranges (default: int8_onednn is skipped).",
+        flag_values=f,
     )
     flags.DEFINE_string(
         "onnx_dir",
         "",
         "If set, the classifier is exported here (model.onnx, model_quantized.onnx) "
         "and ONNX Runtime float32 and dynamic int8 join the comparison.",
+        flag_values=f,
     )
     flags.DEFINE_bool(
         "onnx_allow_spinning",
         False,
         "Let ONNX Runtime's idle threads spin (its default; fastest on cores of its "
         "own, slow on cores shared with other busy jobs).",
+        flag_values=f,
     )
     flags.DEFINE_integer(
-        "sentences", 128, "Sentences (from the top of the file) each round runs."
+        "sentences",
+        128,
+        "Sentences (from the top of the file) each round runs.",
+        flag_values=f,
     )
-    flags.DEFINE_integer("rounds", 5, "Timed rounds per batch size.")
-    flags.DEFINE_integer("max_seq_length", 128, "Longest packed sequence.")
+    flags.DEFINE_integer("rounds", 5, "Timed rounds per batch size.", flag_values=f)
+    flags.DEFINE_integer(
+        "max_seq_length", 128, "Longest packed sequence.", flag_values=f
+    )
     flags.DEFINE_bool(
-        "accuracy", False, "Also classify the whole file with every precision."
+        "accuracy",
+        False,
+        "Also classify the whole file with every precision.",
+        flag_values=f,
     )
-    benchmarks_file.define_flag()
+    benchmarks_file.define_flag(f)
 
 
 @dataclasses.dataclass
@@ -312,14 +325,12 @@ def report_markdown(results, accuracies, command, settings):
     return "\n".join(lines) + "\n"
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+def main(flag_values):
     try:
-        batch_sizes = [int(b) for b in FLAGS.batch_sizes]
+        batch_sizes = [int(b) for b in flag_values.batch_sizes]
     except ValueError:
         print(
-            f"benchmarks.precision: --batch_sizes={','.join(FLAGS.batch_sizes)}: "
+            f"benchmarks.precision: --batch_sizes={','.join(flag_values.batch_sizes)}: "
             "expected comma-separated integers",
             file=sys.stderr,
         )
@@ -327,37 +338,39 @@ def main(argv):
     from keras_bert_impl import BertClassifier
     from keras_bert_impl.compression import PRECISIONS, with_precision
 
-    unknown = sorted(set(FLAGS.precisions) - set(PRECISIONS))
+    unknown = sorted(set(flag_values.precisions) - set(PRECISIONS))
     if unknown:
         print(
-            f"benchmarks.precision: --precisions={','.join(FLAGS.precisions)}: "
+            f"benchmarks.precision: --precisions={','.join(flag_values.precisions)}: "
             f"unknown {', '.join(unknown)}; expected some of {', '.join(PRECISIONS)}",
             file=sys.stderr,
         )
         return 1
     machine = benchmarks_file.machine_line()
     try:
-        texts, labels, vocabulary = read_sentences(FLAGS.input_file)
-        if not os.path.exists(FLAGS.init_checkpoint):
+        texts, labels, vocabulary = read_sentences(flag_values.input_file)
+        if not os.path.exists(flag_values.init_checkpoint):
             raise FileNotFoundError(
-                f"--init_checkpoint={FLAGS.init_checkpoint} does not exist"
+                f"--init_checkpoint={flag_values.init_checkpoint} does not exist"
             )
-        kwargs = {"sequence_length": FLAGS.max_seq_length}
-        if not FLAGS.init_checkpoint.endswith(".keras"):
+        kwargs = {"sequence_length": flag_values.max_seq_length}
+        if not flag_values.init_checkpoint.endswith(".keras"):
             kwargs["num_classes"] = 2
-        if FLAGS.vocab_file:
-            kwargs["vocabulary"] = FLAGS.vocab_file
-        model = BertClassifier.from_preset(FLAGS.init_checkpoint, **kwargs)
-        if model.preprocessor is None and FLAGS.vocab_file:
-            model = with_preprocessor(model, FLAGS.vocab_file, FLAGS.max_seq_length)
+        if flag_values.vocab_file:
+            kwargs["vocabulary"] = flag_values.vocab_file
+        model = BertClassifier.from_preset(flag_values.init_checkpoint, **kwargs)
+        if model.preprocessor is None and flag_values.vocab_file:
+            model = with_preprocessor(
+                model, flag_values.vocab_file, flag_values.max_seq_length
+            )
         if model.preprocessor is None:
             raise ValueError(
-                f"--init_checkpoint={FLAGS.init_checkpoint} has no preprocessor (a "
+                f"--init_checkpoint={flag_values.init_checkpoint} has no preprocessor (a "
                 ".keras file saved without one); pass --vocab_file=VOCAB.txt or the "
                 "checkpoint directory it was fine-tuned from"
             )
-        if FLAGS.accuracy and (
-            labels is None or not FLAGS.init_checkpoint.endswith(".keras")
+        if flag_values.accuracy and (
+            labels is None or not flag_values.init_checkpoint.endswith(".keras")
         ):
             raise ValueError(
                 "--accuracy needs a fine-tuned .keras classifier and a labelled --input_file"
@@ -367,32 +380,34 @@ def main(argv):
         return 1
     models = {"float32": model}
     for precision in PRECISIONS[1:]:
-        if precision not in FLAGS.precisions:
+        if precision not in flag_values.precisions:
             continue
         if precision != "int8_onednn":
             models[precision] = with_precision(model, precision)
-        elif FLAGS.calibration_file:
-            calibration = calibration_sample(FLAGS.calibration_file)
+        elif flag_values.calibration_file:
+            calibration = calibration_sample(flag_values.calibration_file)
             models[precision] = with_precision(
                 model, precision, calibration=calibration
             )
-    if FLAGS.onnx_dir:
+    if flag_values.onnx_dir:
         try:
             models.update(
                 onnx_runtime_peers(
-                    model, FLAGS.onnx_dir, allow_spinning=FLAGS.onnx_allow_spinning
+                    model,
+                    flag_values.onnx_dir,
+                    allow_spinning=flag_values.onnx_allow_spinning,
                 )
             )
         except (OSError, ValueError) as error:
             print(f"benchmarks.precision: --onnx_dir: {error}", file=sys.stderr)
             return 1
-    timed_texts = texts[: FLAGS.sentences]
+    timed_texts = texts[: flag_values.sentences]
     print(
-        f"Timing {len(timed_texts)} sentences, batches {batch_sizes}, {FLAGS.rounds} rounds"
+        f"Timing {len(timed_texts)} sentences, batches {batch_sizes}, {flag_values.rounds} rounds"
     )
-    results = time_precisions(models, timed_texts, batch_sizes, FLAGS.rounds)
+    results = time_precisions(models, timed_texts, batch_sizes, flag_values.rounds)
     accuracies = {}
-    if FLAGS.accuracy:
+    if flag_values.accuracy:
         if (
             model.label_names
             and vocabulary
@@ -403,12 +418,12 @@ def main(argv):
             accuracies[precision] = accuracy(m, texts, labels, preprocessed_by=model)
     command = shlex.join(["python", "-m", "benchmarks.precision"] + sys.argv[1:])
     settings = (
-        f"{_checkpoint_name(FLAGS.init_checkpoint)}; the first "
-        f"{len(timed_texts)} sentences of {FLAGS.input_file} in file order, each batch "
-        f"cut to its longest sentence (max {FLAGS.max_seq_length}); {FLAGS.rounds} "
+        f"{_checkpoint_name(flag_values.init_checkpoint)}; the first "
+        f"{len(timed_texts)} sentences of {flag_values.input_file} in file order, each batch "
+        f"cut to its longest sentence (max {flag_values.max_seq_length}); {flag_values.rounds} "
         f"interleaved rounds; {os.cpu_count()} CPU cores, shared with other jobs."
     )
-    if FLAGS.onnx_dir:
+    if flag_values.onnx_dir:
         import onnxruntime
 
         from benchmarks.onnx_peer import reduces_range
@@ -417,7 +432,7 @@ def main(argv):
         settings += (
             f" ONNX Runtime {onnxruntime.__version__} (CPU provider, "
             f"{threads.intra_op_num_threads} intra-op threads, spinning "
-            f"{'on' if FLAGS.onnx_allow_spinning else 'off'}) on the classifier "
+            f"{'on' if flag_values.onnx_allow_spinning else 'off'}) on the classifier "
             "exported through transformers and torch.onnx, and on its dynamic int8 "
             "quantization (quant_pre_process, quantize_dynamic QInt8"
             f"{', reduce_range: no VNNI' if reduces_range() else ''})."
@@ -425,13 +440,16 @@ def main(argv):
     if accuracies:
         settings += f" Accuracy over all {len(texts)} sentences."
     report = report_markdown(results, accuracies, command, settings)
-    benchmarks_file.publish(FLAGS.benchmarks_file, SECTION_HEADING, report, machine)
+    benchmarks_file.publish(
+        flag_values.benchmarks_file, SECTION_HEADING, report, machine
+    )
     return 0
 
 
-def run():
-    command.run(main, define_flags, __name__)
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(run())

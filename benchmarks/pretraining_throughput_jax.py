@@ -151,4 +151,4 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(run())

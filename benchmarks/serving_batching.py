@@ -14,45 +14,72 @@ SECTION = "## Serving: server-side batching in kbi-serve (CPU)"
 MODES = (("without batching", ()), ("--enable_batching", ("--enable_batching",)))
 
 
-def batching_part(sentences, load_path, flags_values, client_class, kbi_serve, load_phase,
-                  percentile):
+def batching_part(
+    sentences,
+    load_path,
+    flag_values,
+    client_class,
+    local_server,
+    load_phase,
+    percentile,
+):
     from keras_bert_impl.export import batching_files
 
     export_dir = os.path.dirname(load_path)
     parameters_file = os.path.join(export_dir, batching_files.SERVER_FILE)
     if not os.path.exists(parameters_file):  # an export from before the file existed
         batching_files.write_server_file(
-            export_dir, batching_files.batching_text(flags_values.max_seq_length)
+            export_dir, batching_files.batching_text(flag_values.max_seq_length)
         )
     with open(parameters_file, encoding="utf-8") as f:
-        parameters = [line for line in f.read().splitlines() if not line.startswith("#")]
-    clients, requests, rounds = flags_values.clients, flags_values.requests, flags_values.rounds
+        parameters = [
+            line for line in f.read().splitlines() if not line.startswith("#")
+        ]
+    clients, requests, rounds = (
+        flag_values.clients,
+        flag_values.requests,
+        flag_values.rounds,
+    )
 
     def text(i):
         return [sentences[i % len(sentences)]]
 
     results = {name: {"latencies": [], "rates": [], "errors": 0} for name, _ in MODES}
-    with kbi_serve(
-        "--model_name=sst2", f"--model_base_path={export_dir}",
-        f"--grpc_max_threads={clients}", rest=False,
-    ) as plain, kbi_serve(
-        "--model_name=sst2", f"--model_base_path={export_dir}",
-        f"--grpc_max_threads={clients}", "--enable_batching",
-        f"--batching_parameters_file={parameters_file}", rest=False,
-    ) as batched:
+    with (
+        local_server(
+            "--model_name=sst2",
+            f"--model_base_path={export_dir}",
+            f"--grpc_max_threads={clients}",
+            "--rest_api_port=0",
+            timeout=900,
+        ) as plain,
+        local_server(
+            "--model_name=sst2",
+            f"--model_base_path={export_dir}",
+            f"--grpc_max_threads={clients}",
+            "--enable_batching",
+            f"--batching_parameters_file={parameters_file}",
+            "--rest_api_port=0",
+            timeout=900,
+        ) as batched,
+    ):
         servers = {MODES[0][0]: plain, MODES[1][0]: batched}
         stubs = {
-            name: client_class(server.grpc_target, "sst2", timeout=120, max_retries=0)
+            name: client_class(server.target, "sst2", timeout=120, max_retries=0)
             for name, server in servers.items()
         }
         for stub in stubs.values():  # warm-up, not measured
-            load_phase(lambda i, stub=stub: stub.predict({"text": text(i)}),
-                       min(requests, 4 * clients), clients)
+            load_phase(
+                lambda i, stub=stub: stub.predict({"text": text(i)}),
+                min(requests, 4 * clients),
+                clients,
+            )
         for _ in range(rounds):
             for name, _ in MODES:
                 latencies, wall, errors = load_phase(
                     lambda i, stub=stubs[name]: stub.predict({"text": text(i)}),
-                    requests, clients,
+                    requests,
+                    clients,
                 )
                 results[name]["latencies"] += latencies
                 results[name]["rates"].append(len(latencies) / wall)
@@ -65,7 +92,7 @@ def batching_part(sentences, load_path, flags_values, client_class, kbi_serve, l
     lines = [
         f"**Server-side batching** ({rounds} round{plural} x {requests} Predict requests of "
         f"one sentence from {clients} concurrent gRPC clients per server; model: "
-        f"`{flags_values.load_preset}` preset, random weights, MiniLM vocabulary, bucketed "
+        f"`{flag_values.load_preset}` preset, random weights, MiniLM vocabulary, bucketed "
         "export; batching parameters: the export's `batching_parameters.txt`, "
         f"`{' '.join(' '.join(parameters).split())}`, batch threads = cores):",
         "",

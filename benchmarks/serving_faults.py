@@ -36,19 +36,26 @@ from benchmarks import benchmarks_file
 from keras_bert_impl.cli import command
 from benchmarks.serving_load import load_phase, percentile, rss_kib
 
-FLAGS = flags.FLAGS
 SECTION = "## Serving: kbi-serve under faults and load (CPU)"
 DATA = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "tf_serving")
 VERSION = os.path.join(DATA, "saved_model_half_plus_two_2_versions", "00000123")
 
 
-def define_flags():
-    flags.DEFINE_integer("requests", 2000, "Requests per load phase and API.")
-    flags.DEFINE_integer("clients", 16, "Concurrent clients.")
-    flags.DEFINE_integer("idle_connections", 50, "Idle TCP connections held on REST.")
-    flags.DEFINE_string("baseline_kbi_serve", None, "Another kbi-serve to compare with.")
-    flags.DEFINE_list("parts", ["load", "versions", "sigterm"], "Which parts to run.")
-    benchmarks_file.define_flag()
+def define_flags(f):
+    flags.DEFINE_integer(
+        "requests", 2000, "Requests per load phase and API.", flag_values=f
+    )
+    flags.DEFINE_integer("clients", 16, "Concurrent clients.", flag_values=f)
+    flags.DEFINE_integer(
+        "idle_connections", 50, "Idle TCP connections held on REST.", flag_values=f
+    )
+    flags.DEFINE_string(
+        "baseline_kbi_serve", None, "Another kbi-serve to compare with.", flag_values=f
+    )
+    flags.DEFINE_list(
+        "parts", ["load", "versions", "sigterm"], "Which parts to run.", flag_values=f
+    )
+    benchmarks_file.define_flag(f)
 
 
 def _free_port():
@@ -68,15 +75,15 @@ def _wait_for_port(port, timeout=60):
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def _server(base, *args, command=None):
+def _server(flag_values, base, *args, command=None):
     from keras_bert_impl.serving.local_process import local_server
 
     rest_port = _free_port()
     server = local_server(
         f"--model_base_path={base}",
         f"--rest_api_port={rest_port}",
-        f"--grpc_max_threads={FLAGS.clients}",
-        f"--rest_api_num_threads={FLAGS.clients}",
+        f"--grpc_max_threads={flag_values.clients}",
+        f"--rest_api_num_threads={flag_values.clients}",
         *args,
         env={"TF_CPP_MIN_LOG_LEVEL": "2"},
         command=command,
@@ -94,7 +101,9 @@ def _callers(server, rest_port, batch):
 
     def rest(_):
         if not hasattr(local, "connection"):
-            local.connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=60)
+            local.connection = http.client.HTTPConnection(
+                "127.0.0.1", rest_port, timeout=60
+            )
         local.connection.request("POST", "/v1/models/default:predict", body)
         response = local.connection.getresponse()
         payload = response.read()
@@ -104,9 +113,9 @@ def _callers(server, rest_port, batch):
     return client, (lambda _: client.predict({"x": x})), rest
 
 
-def load_part(base, command, label, idle_connections):
+def load_part(flag_values, base, command, label, idle_connections):
     rows = []
-    server_context, rest_port = _server(base, command=command)
+    server_context, rest_port = _server(flag_values, base, command=command)
     with server_context as server:
         pid = server.process.pid
         _wait_for_port(rest_port)
@@ -120,9 +129,11 @@ def load_part(base, command, label, idle_connections):
                 memory = {}
                 lat, wall, errors = load_phase(
                     call,
-                    FLAGS.requests,
-                    FLAGS.clients,
-                    on_warm=lambda memory=memory: memory.setdefault("warm", rss_kib(pid)),
+                    flag_values.requests,
+                    flag_values.clients,
+                    on_warm=lambda memory=memory: memory.setdefault(
+                        "warm", rss_kib(pid)
+                    ),
                 )
                 memory["end"] = rss_kib(pid)
                 rows.append(
@@ -139,7 +150,7 @@ def load_part(base, command, label, idle_connections):
 class _Traffic:
     """Clients sending Predict over gRPC until stopped; answers and errors counted."""
 
-    def __init__(self, target):
+    def __init__(self, target, clients):
         from keras_bert_impl.serving import Client, ServingError
 
         self._client = Client(target, "default", timeout=60, max_retries=0)
@@ -147,7 +158,7 @@ class _Traffic:
         self.counts = collections.Counter()
         self.versions = []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._send) for _ in range(FLAGS.clients)]
+        self._threads = [threading.Thread(target=self._send) for _ in range(clients)]
         for thread in self._threads:
             thread.start()
 
@@ -181,19 +192,24 @@ def _wait_status(client, version, state, timeout=120):
     raise TimeoutError(f"version {version} did not reach {state}")
 
 
-def versions_part(work):
+def versions_part(flag_values, work):
     from keras_bert_impl.serving import Client
 
     base = os.path.join(work, "versions")
     shutil.copytree(VERSION, os.path.join(base, "1"))
     server_context, _ = _server(
-        base, "--max_num_load_retries=2", "--load_retry_interval_micros=500000"
+        flag_values,
+        base,
+        "--max_num_load_retries=2",
+        "--load_retry_interval_micros=500000",
     )
     steps = []
     with server_context as server, Client(server.target, "default") as client:
-        traffic = _Traffic(server.target)
+        traffic = _Traffic(server.target, flag_values.clients)
         half = os.path.join(base, "2")
-        shutil.copytree(os.path.join(VERSION, "variables"), os.path.join(half, "variables"))
+        shutil.copytree(
+            os.path.join(VERSION, "variables"), os.path.join(half, "variables")
+        )
         time.sleep(2)
         shutil.copy(os.path.join(VERSION, "saved_model.pb"), half)
         _wait_status(client, 2, "AVAILABLE")
@@ -217,12 +233,12 @@ def versions_part(work):
     return steps, traffic.counts
 
 
-def sigterm_part(work):
+def sigterm_part(flag_values, work):
     base = os.path.join(work, "sigterm")
     shutil.copytree(VERSION, os.path.join(base, "1"))
-    server_context, _ = _server(base)
+    server_context, _ = _server(flag_values, base)
     with server_context as server:
-        traffic = _Traffic(server.target)
+        traffic = _Traffic(server.target, flag_values.clients)
         time.sleep(3)
         before = dict(traffic.counts)
         started = time.monotonic()
@@ -235,48 +251,51 @@ def sigterm_part(work):
     return before, dict(after), code, seconds
 
 
-def main(argv):
-    del argv
+def main(flag_values):
     machine = benchmarks_file.machine_line()
     work = tempfile.mkdtemp(prefix="kbi_serve_faults_")
     base = os.path.join(work, "load")
     shutil.copytree(VERSION, os.path.join(base, "1"))
     lines = [
         "Command: `python -m benchmarks.serving_faults "
-        f"--requests={FLAGS.requests} --clients={FLAGS.clients} "
-        f"--idle_connections={FLAGS.idle_connections} --parts={','.join(FLAGS.parts)}"
-        + (" --baseline_kbi_serve=..." if FLAGS.baseline_kbi_serve else "")
+        f"--requests={flag_values.requests} --clients={flag_values.clients} "
+        f"--idle_connections={flag_values.idle_connections} --parts={','.join(flag_values.parts)}"
+        + (" --baseline_kbi_serve=..." if flag_values.baseline_kbi_serve else "")
         + "` (model: TF Serving's half_plus_two).",
         "",
     ]
-    if "load" in FLAGS.parts:
+    if "load" in flag_values.parts:
         lines += [
-            f"**Load** ({FLAGS.requests} requests per row from {FLAGS.clients} concurrent "
+            f"**Load** ({flag_values.requests} requests per row from {flag_values.clients} concurrent "
             "clients; idle = TCP connections held open on the REST port meanwhile):",
             "",
             "| server | idle | API | batch | errors | p50 ms | p99 ms | requests/s "
             "| RSS warm → end |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-        if FLAGS.baseline_kbi_serve:
-            lines += load_part(base, [FLAGS.baseline_kbi_serve], "baseline", 0)
-        lines += load_part(base, None, "this", 0)
-        if FLAGS.idle_connections:
-            lines += load_part(base, None, "this", FLAGS.idle_connections)
+        if flag_values.baseline_kbi_serve:
+            lines += load_part(
+                flag_values, base, [flag_values.baseline_kbi_serve], "baseline", 0
+            )
+        lines += load_part(flag_values, base, None, "this", 0)
+        if flag_values.idle_connections:
+            lines += load_part(
+                flag_values, base, None, "this", flag_values.idle_connections
+            )
         lines.append("")
-    if "versions" in FLAGS.parts:
-        steps, counts = versions_part(work)
+    if "versions" in flag_values.parts:
+        steps, counts = versions_part(flag_values, work)
         lines += [
-            f"**Versions changing under traffic** ({FLAGS.clients} gRPC clients): "
+            f"**Versions changing under traffic** ({flag_values.clients} gRPC clients): "
             + "; ".join(steps)
             + ". Answers: "
             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
             "",
         ]
-    if "sigterm" in FLAGS.parts:
-        before, after, code, seconds = sigterm_part(work)
+    if "sigterm" in flag_values.parts:
+        before, after, code, seconds = sigterm_part(flag_values, work)
         lines += [
-            f"**SIGTERM under load** ({FLAGS.clients} gRPC clients): before it "
+            f"**SIGTERM under load** ({flag_values.clients} gRPC clients): before it "
             + ", ".join(f"{k} {v}" for k, v in sorted(before.items()))
             + "; from it on "
             + ", ".join(f"{k} {v}" for k, v in sorted(after.items()))
@@ -284,13 +303,16 @@ def main(argv):
             "",
         ]
     shutil.rmtree(work, ignore_errors=True)
-    benchmarks_file.publish(FLAGS.benchmarks_file, SECTION, "\n".join(lines), machine)
+    benchmarks_file.publish(
+        flag_values.benchmarks_file, SECTION, "\n".join(lines), machine
+    )
     return 0
 
 
-def run():
-    command.run(main, define_flags, __name__)
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(run())

@@ -30,41 +30,76 @@ import sys
 import time
 
 import numpy as np
-from absl import app
+from keras_bert_impl.cli import command
 from absl import flags
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-FLAGS = flags.FLAGS
 SECTION = "## Serving latency: raw-text export vs ONNX Runtime (CPU)"
-FUSED_OPS = ("_FusedMatMul", "_MklNativeFusedMatMul", "_MklFusedMatMul", "_MklLayerNorm")
+FUSED_OPS = (
+    "_FusedMatMul",
+    "_MklNativeFusedMatMul",
+    "_MklFusedMatMul",
+    "_MklLayerNorm",
+)
 
 
-def define_flags():
-    flags.DEFINE_string("init_checkpoint", None, "HF BERT checkpoint directory.", required=True)
-    flags.DEFINE_string("sentences", None, "TSV with a 'sentence' column (SST-2 dev).", required=True)
-    flags.DEFINE_integer("num_sentences", 200, "Sentences timed (the first N).")
-    flags.DEFINE_integer("rounds", 3, "Interleaved rounds over the sentences.")
-    flags.DEFINE_integer("batch_size", 32, "Batch size of the throughput part.")
-    flags.DEFINE_integer("max_seq_length", 128, "Export's longest sequence.")
-    flags.DEFINE_string("work_dir", "/tmp/serving_latency", "Exports go here (made anew).")
-    flags.DEFINE_list("systems", ["ours", "ort", "torch"], "Systems to time.")
+def define_flags(f):
+    flags.DEFINE_string(
+        "init_checkpoint",
+        None,
+        "HF BERT checkpoint directory.",
+        required=True,
+        flag_values=f,
+    )
+    flags.DEFINE_string(
+        "sentences",
+        None,
+        "TSV with a 'sentence' column (SST-2 dev).",
+        required=True,
+        flag_values=f,
+    )
     flags.DEFINE_integer(
-        "threads", 0,
+        "num_sentences", 200, "Sentences timed (the first N).", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "rounds", 3, "Interleaved rounds over the sentences.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "batch_size", 32, "Batch size of the throughput part.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "max_seq_length", 128, "Export's longest sequence.", flag_values=f
+    )
+    flags.DEFINE_string(
+        "work_dir",
+        "/tmp/serving_latency",
+        "Exports go here (made anew).",
+        flag_values=f,
+    )
+    flags.DEFINE_list(
+        "systems", ["ours", "ort", "torch"], "Systems to time.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "threads",
+        0,
         "Threads every system may use: TensorFlow's intra- and inter-op pools, ONNX "
         "Runtime's intra-op threads, torch's threads. 0: each system's own default.",
         lower_bound=0,
+        flag_values=f,
     )
     from benchmarks import benchmarks_file
 
-    benchmarks_file.define_flag()
+    benchmarks_file.define_flag(f)
 
 
 def read_sentences(path, count):
     with open(path, encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     if not rows or "sentence" not in rows[0]:
-        raise app.UsageError(f"--sentences={path}: expected a header with a 'sentence' column")
+        raise ValueError(
+            f"--sentences={path}: expected a header with a 'sentence' column"
+        )
     return [row["sentence"].strip() for row in rows][:count]
 
 
@@ -78,12 +113,20 @@ class SessionSignature:
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph)
         with self.graph.as_default():
-            meta_graph = tf.compat.v1.saved_model.loader.load(self.session, ["serve"], path)
+            meta_graph = tf.compat.v1.saved_model.loader.load(
+                self.session, ["serve"], path
+            )
         definition = meta_graph.signature_def[signature]
         self.input_names = sorted(definition.inputs)
         self.output_names = sorted(definition.outputs)
-        self.feeds = [self.graph.get_tensor_by_name(definition.inputs[n].name) for n in self.input_names]
-        self.fetches = [self.graph.get_tensor_by_name(definition.outputs[n].name) for n in self.output_names]
+        self.feeds = [
+            self.graph.get_tensor_by_name(definition.inputs[n].name)
+            for n in self.input_names
+        ]
+        self.fetches = [
+            self.graph.get_tensor_by_name(definition.outputs[n].name)
+            for n in self.output_names
+        ]
         self._call = self.session.make_callable(self.fetches, self.feeds)
 
     def __call__(self, **inputs):
@@ -104,7 +147,11 @@ class SessionSignature:
             metadata = tf.compat.v1.RunMetadata()
             self.session.run(self.fetches, feed, options=options, run_metadata=metadata)
         node_of = {n.name: n for g in metadata.partition_graphs for n in g.node}
-        counts, micros, fused = collections.Counter(), collections.Counter(), collections.Counter()
+        counts, micros, fused = (
+            collections.Counter(),
+            collections.Counter(),
+            collections.Counter(),
+        )
         # Executed nodes only: a branch the request did not take is in the graph too.
         for device in metadata.step_stats.dev_stats:
             for stats in device.node_stats:
@@ -114,7 +161,10 @@ class SessionSignature:
                 counts[node.op] += 1
                 micros[node.op] += stats.op_end_rel_micros - stats.op_start_rel_micros
                 if node.op in FUSED_OPS:
-                    ops = [o.decode() if isinstance(o, bytes) else o for o in node.attr["fused_ops"].list.s]
+                    ops = [
+                        o.decode() if isinstance(o, bytes) else o
+                        for o in node.attr["fused_ops"].list.s
+                    ]
                     fused[f"{node.op}({'+'.join(ops)})" if ops else node.op] += 1
         return sum(counts.values()), counts, micros, fused
 
@@ -139,12 +189,22 @@ def build_systems(work_dir, checkpoint, max_seq_length, names, threads=0):
     for part in ("ours", "onnx", "huggingface"):  # the exports are made anew
         shutil.rmtree(os.path.join(work_dir, part), ignore_errors=True)
     keras.utils.set_random_seed(0)
-    model = BertClassifier.from_preset(checkpoint, num_classes=2, sequence_length=max_seq_length)
-    export_path = exporter.export_classifier(model, os.path.join(work_dir, "ours"), version=1)
+    model = BertClassifier.from_preset(
+        checkpoint, num_classes=2, sequence_length=max_seq_length
+    )
+    export_path = exporter.export_classifier(
+        model, os.path.join(work_dir, "ours"), version=1
+    )
     tokenizer = transformers.BertTokenizerFast.from_pretrained(checkpoint)
 
     def encode(texts):
-        return tokenizer(texts, padding=True, truncation=True, max_length=max_seq_length, return_tensors="np")
+        return tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=max_seq_length,
+            return_tensors="np",
+        )
 
     systems = {}
     if "ours" in names:
@@ -166,7 +226,9 @@ def build_systems(work_dir, checkpoint, max_seq_length, names, threads=0):
         if threads:
             torch.set_num_threads(threads)
         hf_dir = to_huggingface(model, os.path.join(work_dir, "huggingface"))
-        torch_model = transformers.BertForSequenceClassification.from_pretrained(hf_dir).eval()
+        torch_model = transformers.BertForSequenceClassification.from_pretrained(
+            hf_dir
+        ).eval()
 
         def hf_torch(texts):
             with torch.inference_mode():
@@ -227,7 +289,8 @@ def profile_lines(export_path, model, max_seq_length, sentence):
     ids_ms = 1000 * float(np.median(timings["predict_ids"]))
     executed, counts, micros, fused = text_signature.profile(text=strings([sentence]))
     top = ", ".join(
-        f"{op} {micros[op] / 1000:.2f} ms ×{counts[op]}" for op, _ in micros.most_common(8)
+        f"{op} {micros[op] / 1000:.2f} ms ×{counts[op]}"
+        for op, _ in micros.most_common(8)
     )
     return [
         f"Profile of one sentence ({ids['token_ids'].shape[1]} positions after bucketing), ours:",
@@ -250,65 +313,104 @@ def limit_tensorflow_threads(threads):
         os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
 
 
-def main(argv):
-    del argv
-    limit_tensorflow_threads(FLAGS.threads)
+def main(flag_values):
+    limit_tensorflow_threads(flag_values.threads)
     import tensorflow as tf
 
     from benchmarks import benchmarks_file
 
     machine = benchmarks_file.machine_line()
-    sentences = read_sentences(FLAGS.sentences, FLAGS.num_sentences)
+    sentences = read_sentences(flag_values.sentences, flag_values.num_sentences)
     systems, export_path, model = build_systems(
-        FLAGS.work_dir, FLAGS.init_checkpoint, FLAGS.max_seq_length, FLAGS.systems, FLAGS.threads
+        flag_values.work_dir,
+        flag_values.init_checkpoint,
+        flag_values.max_seq_length,
+        flag_values.systems,
+        flag_values.threads,
     )
-    outputs = {name: np.concatenate([f(sentences[i : i + 32]) for i in range(0, len(sentences), 32)]) for name, f in systems.items()}
-    single = interleaved(systems, [[s] for s in sentences], FLAGS.rounds)
-    size = FLAGS.batch_size
+    outputs = {
+        name: np.concatenate(
+            [f(sentences[i : i + 32]) for i in range(0, len(sentences), 32)]
+        )
+        for name, f in systems.items()
+    }
+    single = interleaved(systems, [[s] for s in sentences], flag_values.rounds)
+    size = flag_values.batch_size
     batched = interleaved(
-        systems, [sentences[i : i + size] for i in range(0, len(sentences), size)], FLAGS.rounds
+        systems,
+        [sentences[i : i + size] for i in range(0, len(sentences), size)],
+        flag_values.rounds,
     )
     lines = [
         f"TensorFlow {tf.__version__}.",
         "",
         "```bash",
         "python -m benchmarks.serving_latency --init_checkpoint=$MINILM_DIR \\",
-        f"  --sentences={FLAGS.sentences} --num_sentences={len(sentences)} --rounds={FLAGS.rounds} "
-        f"--batch_size={size} --work_dir={FLAGS.work_dir}"
-        + (f" --threads={FLAGS.threads}" if FLAGS.threads else ""),
+        f"  --sentences={flag_values.sentences} --num_sentences={len(sentences)} --rounds={flag_values.rounds} "
+        f"--batch_size={size} --work_dir={flag_values.work_dir}"
+        + (f" --threads={flag_values.threads}" if flag_values.threads else ""),
         "```",
         "",
         f"all-MiniLM-L6-v2 as a 2-class classifier; {len(sentences)} SST-2 dev sentences, "
-        f"{FLAGS.rounds} interleaved rounds; tokenization included on every side; "
-        + (f"{FLAGS.threads} thread(s) for every system." if FLAGS.threads else "each system's default threads."),
+        f"{flag_values.rounds} interleaved rounds; tokenization included on every side; "
+        + (
+            f"{flag_values.threads} thread(s) for every system."
+            if flag_values.threads
+            else "each system's default threads."
+        ),
         "",
         f"| system | batch 1 p50 | batch 1 p99 | batch {size} sentences/s | batch 1 vs ours | batch {size} vs ours |",
         "|---|---|---|---|---|---|",
     ]
     reference_p50 = np.median(single["ours"]) if "ours" in single else None
-    reference_rate = len(sentences) * FLAGS.rounds / sum(batched["ours"]) if "ours" in batched else None
-    labels = {"ours": "our raw-text export, TF1 session", "ort": "ONNX Runtime fp32 + HF tokenizer", "torch": "HF torch eager + HF tokenizer"}
+    reference_rate = (
+        len(sentences) * flag_values.rounds / sum(batched["ours"])
+        if "ours" in batched
+        else None
+    )
+    labels = {
+        "ours": "our raw-text export, TF1 session",
+        "ort": "ONNX Runtime fp32 + HF tokenizer",
+        "torch": "HF torch eager + HF tokenizer",
+    }
     for name in systems:
         p50 = float(np.median(single[name]))
         p99 = float(np.percentile(single[name], 99))
-        rate = len(sentences) * FLAGS.rounds / sum(batched[name])
+        rate = len(sentences) * flag_values.rounds / sum(batched[name])
         lines.append(
             f"| {labels[name]} | {1000 * p50:.2f} ms | {1000 * p99:.2f} ms | {rate:.1f} | "
-            + (f"{p50 / reference_p50:.2f}× | {reference_rate / rate:.2f}× |" if reference_p50 else "| |")
+            + (
+                f"{p50 / reference_p50:.2f}× | {reference_rate / rate:.2f}× |"
+                if reference_p50
+                else "| |"
+            )
         )
     lines.append("")
-    lines.append("(\"vs ours\": the system's time over ours; above 1 means ours is faster.)")
+    lines.append(
+        '("vs ours": the system\'s time over ours; above 1 means ours is faster.)'
+    )
     if "ours" in outputs and "ort" in outputs:
         diff = float(np.max(np.abs(outputs["ours"] - outputs["ort"])))
-        lines += ["", f"Largest probability difference ours vs ONNX Runtime: {diff:.1e}."]
+        lines += [
+            "",
+            f"Largest probability difference ours vs ONNX Runtime: {diff:.1e}.",
+        ]
     if "ours" in systems:
-        lines += [""] + profile_lines(export_path, model, FLAGS.max_seq_length, sentences[0])
+        lines += [""] + profile_lines(
+            export_path, model, flag_values.max_seq_length, sentences[0]
+        )
     section = "\n".join(lines)
-    heading = SECTION + (f" — {FLAGS.threads} thread(s) each" if FLAGS.threads else "")
-    benchmarks_file.publish(FLAGS.benchmarks_file, heading, section, machine)
+    heading = SECTION + (
+        f" — {flag_values.threads} thread(s) each" if flag_values.threads else ""
+    )
+    benchmarks_file.publish(flag_values.benchmarks_file, heading, section, machine)
     return 0
 
 
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    return command.run_with_registry(main, define_flags, argv)
+
+
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    raise SystemExit(run())

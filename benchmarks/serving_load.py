@@ -22,7 +22,6 @@ import concurrent.futures
 import csv
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -32,39 +31,55 @@ from benchmarks import serving_batching
 from benchmarks import benchmarks_file
 from keras_bert_impl.cli import command
 
-FLAGS = flags.FLAGS
 SECTION = "## Serving: length bucketing and kbi-serve under load (CPU)"
 
 
-def define_flags():
+def define_flags(f):
     flags.DEFINE_string(
-        "init_checkpoint", None, "HF BERT checkpoint directory.", required=True
+        "init_checkpoint",
+        None,
+        "HF BERT checkpoint directory.",
+        required=True,
+        flag_values=f,
     )
     flags.DEFINE_string(
-        "sst2_dev", None, "SST-2 dev.tsv (sentence<TAB>label).", required=True
+        "sst2_dev",
+        None,
+        "SST-2 dev.tsv (sentence<TAB>label).",
+        required=True,
+        flag_values=f,
     )
-    flags.DEFINE_string("work_dir", "/tmp/bench_serving", "Exports go here (reused).")
+    flags.DEFINE_string(
+        "work_dir", "/tmp/bench_serving", "Exports go here (reused).", flag_values=f
+    )
     flags.DEFINE_integer(
-        "max_seq_length", 128, "Fixed padding length / largest bucket."
+        "max_seq_length", 128, "Fixed padding length / largest bucket.", flag_values=f
     )
-    flags.DEFINE_integer("rounds", 3, "Interleaved rounds of the bucketing comparison.")
-    flags.DEFINE_integer("requests", 2000, "Requests per load phase.")
-    flags.DEFINE_integer("clients", 16, "Concurrent client threads.")
+    flags.DEFINE_integer(
+        "rounds", 3, "Interleaved rounds of the bucketing comparison.", flag_values=f
+    )
+    flags.DEFINE_integer("requests", 2000, "Requests per load phase.", flag_values=f)
+    flags.DEFINE_integer("clients", 16, "Concurrent client threads.", flag_values=f)
     flags.DEFINE_string(
-        "load_preset", "tiny", "BertConfig preset of the load-test model."
+        "load_preset",
+        "tiny",
+        "BertConfig preset of the load-test model.",
+        flag_values=f,
     )
     flags.DEFINE_integer(
         "max_sentences",
         None,
         "Use the first N dev sentences for bucketing (default: all).",
+        flag_values=f,
     )
     flags.DEFINE_list(
         "parts",
         ["bucketing", "load"],
         "Which measurements to run: bucketing, load, batching (kbi-serve with and "
         "without --enable_batching, single sentences; its own section).",
+        flag_values=f,
     )
-    benchmarks_file.define_flag()
+    benchmarks_file.define_flag(f)
 
 
 def read_sentences(path):
@@ -143,8 +158,7 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values) * 1000.0, q))
 
 
-def main(argv):
-    del argv
+def main(flag_values):
 
     from keras_bert_impl import BertClassifier
     from keras_bert_impl.export import exporter
@@ -153,16 +167,17 @@ def main(argv):
     from keras_bert_impl.serving.servable import Servable
     from keras_bert_impl.text import Tokenizer
 
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-    from serving_helpers import kbi_serve
+    from keras_bert_impl.serving.local_process import local_server
 
     machine = benchmarks_file.machine_line()
-    all_sentences = read_sentences(FLAGS.sst2_dev)
+    all_sentences = read_sentences(flag_values.sst2_dev)
     sentences = (
-        all_sentences[: FLAGS.max_sentences] if FLAGS.max_sentences else all_sentences
+        all_sentences[: flag_values.max_sentences]
+        if flag_values.max_sentences
+        else all_sentences
     )
-    os.makedirs(FLAGS.work_dir, exist_ok=True)
-    vocabulary, lowercase = checkpoint_vocabulary.read(FLAGS.init_checkpoint)
+    os.makedirs(flag_values.work_dir, exist_ok=True)
+    vocabulary, lowercase = checkpoint_vocabulary.read(flag_values.init_checkpoint)
     tokenizer = Tokenizer(vocabulary, lowercase=lowercase)
     labels = ["negative", "positive"]
     minilm = None
@@ -171,7 +186,7 @@ def main(argv):
         nonlocal minilm
         if minilm is None:
             minilm = BertClassifier.from_preset(
-                FLAGS.init_checkpoint, label_names=labels, preprocessor=False
+                flag_values.init_checkpoint, label_names=labels, preprocessor=False
             )
         return minilm
 
@@ -180,19 +195,30 @@ def main(argv):
         "",
         "```bash",
         "python -m benchmarks.serving_load --init_checkpoint=$MINILM_DIR \\",
-        f"  --sst2_dev=../shared/data/sst2/dev.tsv --work_dir={FLAGS.work_dir} "
-        f"--parts={','.join(FLAGS.parts)} --requests={FLAGS.requests} --clients={FLAGS.clients}"
-        + (f" --max_sentences={FLAGS.max_sentences}" if FLAGS.max_sentences else "")
-        + f" --rounds={FLAGS.rounds}",
+        f"  --sst2_dev=../shared/data/sst2/dev.tsv --work_dir={flag_values.work_dir} "
+        f"--parts={','.join(flag_values.parts)} --requests={flag_values.requests} --clients={flag_values.clients}"
+        + (
+            f" --max_sentences={flag_values.max_sentences}"
+            if flag_values.max_sentences
+            else ""
+        )
+        + f" --rounds={flag_values.rounds}",
         "```",
         "",
     ]
-    if "bucketing" in FLAGS.parts:
+    if "bucketing" in flag_values.parts:
         lines += bucketing_part(
-            sentences, tokenizer, classifier, exporter, Servable, len(all_sentences)
+            flag_values,
+            sentences,
+            tokenizer,
+            classifier,
+            exporter,
+            Servable,
+            len(all_sentences),
         )
-    if "load" in FLAGS.parts:
+    if "load" in flag_values.parts:
         lines += load_part(
+            flag_values,
             sentences,
             tokenizer,
             vocabulary,
@@ -200,37 +226,50 @@ def main(argv):
             exporter,
             Servable,
             Client,
-            kbi_serve,
+            local_server,
         )
     sections = []
-    if "bucketing" in FLAGS.parts or "load" in FLAGS.parts:
+    if "bucketing" in flag_values.parts or "load" in flag_values.parts:
         sections.append((SECTION, lines))
-    if "batching" in FLAGS.parts:
-        load_path = load_export(sentences, tokenizer, vocabulary, labels, exporter)
+    if "batching" in flag_values.parts:
+        load_path = load_export(
+            flag_values, sentences, tokenizer, vocabulary, labels, exporter
+        )
         sections.append(
             (
                 serving_batching.SECTION,
-                lines[:7] + serving_batching.batching_part(
-                    sentences, load_path, FLAGS, Client, kbi_serve, load_phase, percentile
+                lines[:7]
+                + serving_batching.batching_part(
+                    sentences,
+                    load_path,
+                    flag_values,
+                    Client,
+                    local_server,
+                    load_phase,
+                    percentile,
                 ),
             )
         )
     for heading, body in sections:
-        benchmarks_file.publish(FLAGS.benchmarks_file, heading, "\n".join(body), machine)
+        benchmarks_file.publish(
+            flag_values.benchmarks_file, heading, "\n".join(body), machine
+        )
     return 0
 
 
-def bucketing_part(sentences, tokenizer, classifier, exporter, Servable, total):
+def bucketing_part(
+    flag_values, sentences, tokenizer, classifier, exporter, Servable, total
+):
     paths = {}
     for name, buckets in (("fixed", None), ("bucketed", "auto")):
-        target = os.path.join(FLAGS.work_dir, f"sst2_{name}")
+        target = os.path.join(flag_values.work_dir, f"sst2_{name}")
         paths[name] = export_once(
             target,
             lambda target=target, buckets=buckets: exporter.export_classifier(
                 classifier(),
                 target,
                 tokenizer,
-                max_seq_length=FLAGS.max_seq_length,
+                max_seq_length=flag_values.max_seq_length,
                 bucket_lengths=buckets,
                 warmup_texts=sentences[:8],
             ),
@@ -238,7 +277,7 @@ def bucketing_part(sentences, tokenizer, classifier, exporter, Servable, total):
     fixed = Servable("fixed", 1, paths["fixed"])
     bucketed = Servable("bucketed", 1, paths["bucketed"])
     times, ratios, diff, same_labels = bucketing(
-        fixed, bucketed, sentences, FLAGS.rounds
+        fixed, bucketed, sentences, flag_values.rounds
     )
     lengths = [len(tokenizer.tokenize(s).numpy()) + 2 for s in sentences[:2000]]
     print(
@@ -257,7 +296,7 @@ def bucketing_part(sentences, tokenizer, classifier, exporter, Servable, total):
     ]
     for name in ("fixed", "bucketed"):
         label = (
-            f"fixed to {FLAGS.max_seq_length}"
+            f"fixed to {flag_values.max_seq_length}"
             if name == "fixed"
             else "the export's default: multiples of 8, batches of 8+ rows in 4 length groups"
         )
@@ -275,7 +314,7 @@ def bucketing_part(sentences, tokenizer, classifier, exporter, Servable, total):
     return lines
 
 
-def load_export(sentences, tokenizer, vocabulary, labels, exporter):
+def load_export(flag_values, sentences, tokenizer, vocabulary, labels, exporter):
     """The load-test model (--load_preset, random weights) exported once under work_dir."""
     import keras
 
@@ -283,8 +322,8 @@ def load_export(sentences, tokenizer, vocabulary, labels, exporter):
     from keras_bert_impl.config import PRESETS
 
     keras.utils.set_random_seed(0)
-    load_dir = os.path.join(FLAGS.work_dir, f"load_{FLAGS.load_preset}")
-    config = PRESETS[FLAGS.load_preset].replace(vocab_size=len(vocabulary))
+    load_dir = os.path.join(flag_values.work_dir, f"load_{flag_values.load_preset}")
+    config = PRESETS[flag_values.load_preset].replace(vocab_size=len(vocabulary))
     load_model = BertClassifier(config, num_classes=2, label_names=labels)
     return export_once(
         load_dir,
@@ -292,26 +331,37 @@ def load_export(sentences, tokenizer, vocabulary, labels, exporter):
             load_model,
             load_dir,
             tokenizer,
-            max_seq_length=FLAGS.max_seq_length,
+            max_seq_length=flag_values.max_seq_length,
             warmup_texts=sentences[:8],
         ),
     )
 
 
 def load_part(
-    sentences, tokenizer, vocabulary, labels, exporter, Servable, Client, kbi_serve
+    flag_values,
+    sentences,
+    tokenizer,
+    vocabulary,
+    labels,
+    exporter,
+    Servable,
+    Client,
+    local_server,
 ):
-    load_path = load_export(sentences, tokenizer, vocabulary, labels, exporter)
+    load_path = load_export(
+        flag_values, sentences, tokenizer, vocabulary, labels, exporter
+    )
     in_process = Servable("load", 1, load_path)
     rows = []
-    with kbi_serve(
+    with local_server(
         "--model_name=sst2",
         f"--model_base_path={os.path.dirname(load_path)}",
-        f"--grpc_max_threads={FLAGS.clients}",
-        rest=False,
+        f"--grpc_max_threads={flag_values.clients}",
+        "--rest_api_port=0",
+        timeout=900,
     ) as server:
         pid = server.process.pid
-        client = Client(server.grpc_target, "sst2", timeout=120, max_retries=0)
+        client = Client(server.target, "sst2", timeout=120, max_retries=0)
         for batch in (1, 32):
 
             def texts(i, batch=batch):
@@ -321,24 +371,24 @@ def load_part(
             memory = {}
             served = load_phase(
                 lambda i: client.predict({"text": texts(i)}),
-                FLAGS.requests,
-                FLAGS.clients,
+                flag_values.requests,
+                flag_values.clients,
                 on_warm=lambda memory=memory: memory.setdefault("warm", rss_kib(pid)),
             )
             memory["end"] = rss_kib(pid)
             local = load_phase(
                 lambda i: run_signature(in_process, texts(i)),
-                FLAGS.requests,
-                FLAGS.clients,
+                flag_values.requests,
+                flag_values.clients,
             )
             rows.append((batch, served, local, memory))
         client.close()
 
     lines = [
-        f"**kbi-serve under load** ({FLAGS.requests} Predict requests per phase from "
-        f"{FLAGS.clients} concurrent gRPC clients; model: `{FLAGS.load_preset}` preset, random "
+        f"**kbi-serve under load** ({flag_values.requests} Predict requests per phase from "
+        f"{flag_values.clients} concurrent gRPC clients; model: `{flag_values.load_preset}` preset, random "
         "weights, MiniLM vocabulary, bucketed export; in-process = the same export run by "
-        f"the same {FLAGS.clients} threads in the benchmark process):",
+        f"the same {flag_values.clients} threads in the benchmark process):",
         "",
         "| batch | path | errors | p50 ms | p99 ms | requests/s | server RSS after warm-up → end |",
         "|---|---|---|---|---|---|---|",
@@ -366,9 +416,10 @@ def load_part(
     return lines
 
 
-def run():
-    command.run(main, define_flags, __name__)
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(run())

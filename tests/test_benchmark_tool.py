@@ -7,10 +7,8 @@ import types
 
 import numpy as np
 import pytest
-from absl.testing import flagsaver
 
 from benchmarks import backbone_forward
-from keras_bert_impl.cli import command
 from keras_bert_impl.compression import cpu_features
 from benchmarks.benchmarks_file import machine_line, replace_section
 from tests.model_helpers import tiny_config
@@ -142,15 +140,17 @@ def test_bad_flags_name_the_flag(overrides, flag):
 
 
 def test_main_writes_its_section_and_keeps_the_others(tmp_path):
-    command.define_flags_once(backbone_forward.define_flags)
-    if not backbone_forward.FLAGS.is_parsed():
-        backbone_forward.FLAGS.mark_as_parsed()
     path = tmp_path / "BENCHMARKS.md"
     path.write_text("# Benchmarks\n\n## Other\n\nother figures\n")
-    with flagsaver.flagsaver(
-        quick=True, xla=["off"], batch_sizes=["1"], benchmarks_file=str(path)
-    ):
-        backbone_forward.main(["benchmark"])
+    backbone_forward.run(
+        [
+            "backbone_forward",
+            "--quick",
+            "--xla=off",
+            "--batch_sizes=1",
+            f"--benchmarks_file={path}",
+        ]
+    )
 
     text = path.read_text()
     assert "## Other\n\nother figures\n" in text

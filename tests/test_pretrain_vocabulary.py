@@ -6,7 +6,6 @@ import json
 import os
 import sys
 
-import pytest
 
 import pretraining_records
 from model_helpers import tiny_config
@@ -78,9 +77,7 @@ def test_a_preset_takes_the_vocabularys_size_and_model_keras_its_tokenizer(
     assert (export_dir / "1" / "saved_model.pb").exists()
 
 
-def test_a_config_file_that_disagrees_with_the_vocabulary_names_both(
-    tmp_path, capsys
-):
+def test_a_config_file_that_disagrees_with_the_vocabulary_names_both(tmp_path, capsys):
     config = tmp_path / "bert_config.json"
     tiny_config(vocab_size=64).write_json_file(config)
     vocab = _vocab_file(tmp_path)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from keras_bert_impl.cli import launch
+from keras_bert_impl.cli import command, launch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOISE = (
@@ -37,7 +37,8 @@ def console_scripts():
 
 def command_modules():
     return {
-        name: f"keras_bert_impl.cli.{module}" for name, module in launch.COMMANDS.items()
+        name: f"keras_bert_impl.cli.{module}"
+        for name, module in launch.COMMANDS.items()
     }
 
 
@@ -63,22 +64,16 @@ defined_on_import = [
 ]
 # Importing a command leaves stderr alone (only running one filters it).
 stderr_is_untouched = os.path.samestat(os.fstat(2), stderr_before)
+global_flags = set(flags.FLAGS)
 own = {}
 for module in modules:
-    define_flags = importlib.import_module(module).define_flags
-    if define_flags.__code__.co_argcount:  # defines into the registry it is given
-        registry = flags.FlagValues()
-        define_flags(registry)
-        own[module] = sorted(registry)
-        continue
-    before = set(flags.FLAGS)
-    define_flags()
-    own[module] = sorted(set(flags.FLAGS) - before)
-    for name in own[module]:
-        delattr(flags.FLAGS, name)
+    registry = flags.FlagValues()  # every command defines into a registry of its own
+    importlib.import_module(module).define_flags(registry)
+    own[module] = sorted(registry)
 print(json.dumps({
     "defined_on_import": defined_on_import,
     "stderr_is_untouched": stderr_is_untouched,
+    "defined_globally": sorted(set(flags.FLAGS) - global_flags),
     "own": own,
 }))
 """
@@ -102,6 +97,7 @@ def tools_flags():
 def test_every_tool_imports_into_one_process_without_defining_flags(tools_flags):
     assert tools_flags["defined_on_import"] == []
     assert tools_flags["stderr_is_untouched"]
+    assert tools_flags["defined_globally"] == []  # each defines into its own registry
 
 
 def _script(name):
@@ -130,7 +126,9 @@ def test_help_lists_each_tools_own_flags_without_start_up_noise(tools_flags):
         assert own, name
         for flag in own:
             assert f"--{flag}" in output or f"--[no]{flag}" in output, (name, flag)
-        assert not [line for line in output.splitlines() if any(n in line for n in NOISE)]
+        assert not [
+            line for line in output.splitlines() if any(n in line for n in NOISE)
+        ]
 
 
 def test_a_tool_run_starts_without_tensorflow_notices(tmp_path):
@@ -148,7 +146,9 @@ def test_a_tool_run_starts_without_tensorflow_notices(tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert not [line for line in done.stderr.splitlines() if any(n in line for n in NOISE)]
+    assert not [
+        line for line in done.stderr.splitlines() if any(n in line for n in NOISE)
+    ]
     assert done.stdout.splitlines()[0].startswith("read 2 lines")
 
 
@@ -185,15 +185,15 @@ def test_a_registry_tool_exits_zero_when_its_result_is_not_an_exit_code(monkeypa
     the console script exits with the return value, so only ints pass."""
     from absl import flags
 
-    from keras_bert_impl.cli import command
-
     def define(registry):
         flags.DEFINE_integer("steps", 1, "Steps.", flag_values=registry)
 
     def main(registry):
         return {"steps": registry.steps}
 
-    assert command.run_with_registry(main, define, ["kbi-x", "--steps=3"]) == {"steps": 3}
+    assert command.run_with_registry(main, define, ["kbi-x", "--steps=3"]) == {
+        "steps": 3
+    }
     monkeypatch.setattr(sys, "argv", ["kbi-x", "--steps=3"])
     assert command.run_with_registry(main, define) is None  # sys.exit(None): code 0
     assert command.run_with_registry(lambda registry: 4, define) == 4
@@ -217,3 +217,62 @@ def test_python_m_runs_a_command_by_name_and_says_which_exist():
         + ", ".join(name.removeprefix("kbi-") for name in launch.COMMANDS)
     ]
     assert module_run().returncode == 2
+
+
+def test_commands_and_benchmarks_use_one_flag_system():
+    """Every command and benchmark defines its flags into a registry of its own
+    (`command.run_with_registry`), none into absl's process-wide FLAGS."""
+    folders = [
+        os.path.join(ROOT, "keras_bert_impl", "cli"),
+        os.path.join(ROOT, "benchmarks"),
+    ]
+    global_users = [
+        os.path.join(os.path.basename(folder), name)
+        for folder in folders
+        for name in sorted(os.listdir(folder))
+        if name.endswith(".py")
+        and "flags.FLAGS" in open(os.path.join(folder, name), encoding="utf-8").read()
+    ]
+    assert global_users == []
+
+
+@pytest.mark.parametrize(
+    "command_module, settings_path",
+    [
+        ("finetune", "keras_bert_impl.training.finetuning.FinetuneSettings"),
+        ("pretrain", "keras_bert_impl.training.pretraining.PretrainSettings"),
+        ("prune", "keras_bert_impl.compression.pruning_run.PruneSettings"),
+    ],
+)
+def test_a_commands_defaults_are_its_settings_defaults(command_module, settings_path):
+    """The flags are made from the settings dataclass, so a default cannot drift."""
+    import dataclasses
+    import importlib
+
+    from absl import flags
+
+    module_name, class_name = settings_path.rsplit(".", 1)
+    settings_class = getattr(importlib.import_module(module_name), class_name)
+    registry = flags.FlagValues()
+    importlib.import_module(f"keras_bert_impl.cli.{command_module}").define_flags(
+        registry
+    )
+    for field in dataclasses.fields(settings_class):
+        if field.name == "verbose":  # progress output: not a command-line setting
+            assert field.name not in registry
+            continue
+        default = None if field.default is dataclasses.MISSING else field.default
+        if isinstance(default, tuple):
+            default = list(default)
+        assert registry[field.name].default == default, field.name
+    # A command line with no flags gives the dataclass's own defaults (list
+    # flags back as tuples), the required fields left unset.
+    registry(["kbi-x"])
+    required = {
+        field.name: None
+        for field in dataclasses.fields(settings_class)
+        if field.default is dataclasses.MISSING
+    }
+    assert command.settings_from_flags(registry, settings_class) == settings_class(
+        **required
+    )

@@ -18,15 +18,14 @@ from absl import flags
 
 from keras_bert_impl.cli import command
 
-FLAGS = flags.FLAGS
 
-
-def define_flags():
+def define_flags(f):
     """Defined when the tool runs, so importing this module adds no flags."""
     flags.DEFINE_string(
         "output_file",
         "keras_bert_impl/text/bert_char_tables.py",
         "Python module to write.",
+        flag_values=f,
     )
 
 
@@ -159,14 +158,13 @@ def render_module(classes, overrides, source):
     return "\n".join(lines)
 
 
-def main(argv):
-    del argv
+def main(flag_values):
     import tokenizers
 
     classes = probe_reference_classes()
     overrides = probe_reference_overrides(classes["mark"])
     source = f"tokenizers {tokenizers.__version__}"
-    with open(FLAGS.output_file, "w", encoding="utf-8") as f:
+    with open(flag_values.output_file, "w", encoding="utf-8") as f:
         f.write(render_module(classes, overrides, source))
     for name, ranges in classes.items():
         print(
@@ -176,9 +174,10 @@ def main(argv):
         print(f"{name} overrides: {len(table)} code points")
 
 
-def run():
-    command.run(main, define_flags, __name__)
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    return command.run_with_registry(main, define_flags, argv)
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(run())

@@ -14,44 +14,50 @@ from absl import app, flags
 
 from keras_bert_impl.cli import command
 
-FLAGS = flags.FLAGS
 
-
-def define_flags():
+def define_flags(f):
     """Defined when the tool runs, so importing this module adds no flags."""
     flags.DEFINE_string(
-        "saved_model_dir", None, "A SavedModel directory (one version).", required=True
+        "saved_model_dir",
+        None,
+        "A SavedModel directory (one version).",
+        required=True,
+        flag_values=f,
     )
     flags.DEFINE_string(
-        "server_version", None, "Target TF Serving release, e.g. 2.10 (default: any)."
+        "server_version",
+        None,
+        "Target TF Serving release, e.g. 2.10 (default: any).",
+        flag_values=f,
     )
     flags.DEFINE_string(
         "keras_model",
         None,
         "The exported Keras model (.keras): compare every signature.",
+        flag_values=f,
     )
-    flags.DEFINE_float("atol", 1e-5, "Largest allowed |difference| of float outputs.")
+    flags.DEFINE_float(
+        "atol", 1e-5, "Largest allowed |difference| of float outputs.", flag_values=f
+    )
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+def main(flag_values):
     from keras_bert_impl.export.check import check_servable
     from keras_bert_impl.export.servability import parse_version
 
-    if FLAGS.server_version is not None:
+    if flag_values.server_version is not None:
         try:
-            parse_version(FLAGS.server_version)
+            parse_version(flag_values.server_version)
         except ValueError:
             raise app.UsageError(
-                f"--server_version={FLAGS.server_version}: expected a release like 2.10 or 2.4.3"
+                f"--server_version={flag_values.server_version}: expected a release like 2.10 or 2.4.3"
             ) from None
     try:
         report = check_servable(
-            FLAGS.saved_model_dir,
-            server_version=FLAGS.server_version,
-            keras_model=FLAGS.keras_model,
-            atol=FLAGS.atol,
+            flag_values.saved_model_dir,
+            server_version=flag_values.server_version,
+            keras_model=flag_values.keras_model,
+            atol=flag_values.atol,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"kbi-check-servable: {error}", file=sys.stderr)
@@ -60,5 +66,6 @@ def main(argv):
     return 0 if report.ok else 1
 
 
-def run():
-    command.run(main, define_flags, __name__)
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    return command.run_with_registry(main, define_flags, argv)

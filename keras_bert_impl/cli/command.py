@@ -1,11 +1,10 @@
 """What every `kbi-*` command shares.
 
 - Bad input ends the command with one line that names it and a non-zero exit.
-- Flags are defined when the command runs, not at import, so any two tools
-  import into one process (tests do).
-- `--help` lists the tool's own flags with their help: absl shows the flags of
-  the module named by `sys.argv[0]`, which for an installed console script is
-  the wrapper in `bin/`, not the module that defined them.
+- Flags live in a registry of the command's own, defined when it runs, not
+  at import: any two commands import into one process (tests do), a command
+  runs twice in one process with nothing carried over, and `--help` lists
+  exactly its flags.
 - TensorFlow's notices on a CPU machine (oneDNN, CUDA driver and CPU feature
   lines) are kept from the user's terminal; everything else on stderr is
   passed through (`launch` starts TensorFlow this way before it imports the
@@ -19,11 +18,10 @@ import os
 import re
 import sys
 import threading
+import typing
 
 from absl import app
 from absl import flags
-
-FLAGS = flags.FLAGS
 
 # TensorFlow lines on a CPU machine that say nothing about the user's job.
 _NOISE = re.compile(
@@ -37,23 +35,6 @@ _NOISE = re.compile(
     r"|computation placer already registered"
     r"|oneDNN supports DT_\w+ only on platforms with"
 )
-
-_defined_by = set()
-
-
-def define_flags_once(define_flags):
-    """Calls `define_flags()` unless it already ran in this process."""
-    if define_flags not in _defined_by:
-        define_flags()
-        _defined_by.add(define_flags)
-
-
-def _show_module_flags_in_help(module_name):
-    main_module = sys.argv[0]
-    known = set(FLAGS.get_key_flags_for_module(main_module))
-    for flag in FLAGS.get_key_flags_for_module(module_name):
-        if flag not in known:
-            FLAGS.register_key_flag_for_module(main_module, flag)
 
 
 def _forward_filtered(read_fd, write_fd):
@@ -125,19 +106,6 @@ def start_tensorflow_quietly():
     tf.config.list_physical_devices()
 
 
-def run(main, define_flags, module_name):
-    """Defines the tool's flags, then runs `main(argv)` under absl.
-
-    Args:
-        main: the tool's absl main function.
-        define_flags: defines the tool's flags (called once per process).
-        module_name: the module that defines them (`__name__` of the tool).
-    """
-    define_flags_once(define_flags)
-    _show_module_flags_in_help(module_name)
-    app.run(_with_one_line_errors(main))
-
-
 def _with_one_line_errors(main):
     """Bad input ends the tool with one line naming it, not a traceback or the
     whole flag list: exit code 2 for a misused command line, 1 for bad input
@@ -162,16 +130,62 @@ def _with_one_line_errors(main):
     return guarded_main
 
 
+_DEFINE_BY_TYPE = {
+    bool: flags.DEFINE_bool,
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    str: flags.DEFINE_string,
+    tuple: flags.DEFINE_list,
+}
+
+
+def _field_type(annotation):
+    """`int | None` -> int; `tuple` -> tuple."""
+    kinds = [kind for kind in typing.get_args(annotation) if kind is not type(None)]
+    return kinds[0] if kinds else annotation
+
+
+def define_settings_flags(registry, settings_class, helps, choices=None):
+    """Defines one flag per field of `settings_class` named in `helps`, of the
+    field's type and with its default: a default lives in one place, the
+    settings dataclass the command fills (`settings_from_flags`).
+
+    Args:
+        registry: the command's `flags.FlagValues`.
+        settings_class: a dataclass whose fields are flag names.
+        helps: {field name: help text}, in the order `--help` lists them.
+        choices: {field name: its allowed values} for flags that take one of a few.
+    """
+    hints = typing.get_type_hints(settings_class)
+    fields = {field.name: field for field in dataclasses.fields(settings_class)}
+    for name, help_text in helps.items():
+        field = fields[name]
+        default = None if field.default is dataclasses.MISSING else field.default
+        if name in (choices or {}):
+            flags.DEFINE_enum(
+                name, default, choices[name], help_text, flag_values=registry
+            )
+            continue
+        kind = _field_type(hints[name])
+        if kind is tuple and default is not None:
+            default = list(default)
+        _DEFINE_BY_TYPE[kind](name, default, help_text, flag_values=registry)
+
+
 def settings_from_flags(registry, settings_class):
     """A settings dataclass filled from the flags of the same names.
 
-    An empty `--mixed_precision` means none.
+    An empty `--mixed_precision` means none; list flags fill tuple fields.
     """
+    hints = typing.get_type_hints(settings_class)
     values = {
         field.name: registry[field.name].value
         for field in dataclasses.fields(settings_class)
         if field.name in registry
     }
+    for name, value in values.items():
+        if _field_type(hints[name]) is tuple and value is not None:
+            values[name] = tuple(value)
     if "mixed_precision" in values:
         values["mixed_precision"] = values["mixed_precision"] or None
     return settings_class(**values)

@@ -22,14 +22,12 @@ import os
 import sys
 import warnings
 
-from absl import app, flags
+from absl import flags
 
 from keras_bert_impl.cli import command
 
-FLAGS = flags.FLAGS
 
-
-def define_flags():
+def define_flags(f):
     """Defined when the tool runs, so importing this module adds no flags."""
     from keras_bert_impl.export.exporter import TASKS
 
@@ -39,6 +37,7 @@ def define_flags():
         "A .keras model saved by this package, or a Hugging Face / Google BERT checkpoint "
         "directory (with vocab.txt).",
         required=True,
+        flag_values=f,
     )
     flags.DEFINE_enum(
         "task",
@@ -47,55 +46,76 @@ def define_flags():
         "What to export. Default: what a .keras model is (a classifier exports as "
         "classifier, a one-output classifier as regression, ...); required for a "
         "checkpoint directory. Any model also exports as embeddings.",
+        flag_values=f,
     )
     flags.DEFINE_string(
         "export_dir",
         None,
         "The model's base path, e.g. saved_models/sst2.",
         required=True,
+        flag_values=f,
     )
     flags.DEFINE_integer(
-        "version", None, "Version to write (default: the next free one)."
+        "version", None, "Version to write (default: the next free one).", flag_values=f
     )
     flags.DEFINE_list(
         "labels",
         None,
         "Class (or tag) names in index order (default: the model's label names).",
+        flag_values=f,
     )
     flags.DEFINE_integer(
         "max_seq_length",
         None,
         "Longest packed sequence (default: the model's, else 128).",
+        flag_values=f,
     )
     flags.DEFINE_string(
         "bucket_lengths",
         "auto",
         'Length buckets: "auto" (8, 16, 24, ... max_seq_length), "none" (fixed padding) or '
         "comma-separated lengths.",
+        flag_values=f,
     )
     flags.DEFINE_boolean(
-        "normalize_embeddings", True, "L2-normalise the embeddings task's `embedding`."
+        "normalize_embeddings",
+        True,
+        "L2-normalise the embeddings task's `embedding`.",
+        flag_values=f,
     )
-    flags.DEFINE_integer("top_k", 5, "fill_mask: tokens returned per [MASK].")
+    flags.DEFINE_integer(
+        "top_k", 5, "fill_mask: tokens returned per [MASK].", flag_values=f
+    )
     flags.DEFINE_integer(
         "doc_stride",
         None,
         "question_answerer: pieces between context windows (default: the model's "
         "preprocessor's).",
+        flag_values=f,
     )
     flags.DEFINE_integer(
         "max_query_length",
         None,
         "question_answerer: question pieces kept (default: the model's preprocessor's).",
+        flag_values=f,
     )
     flags.DEFINE_integer(
-        "max_answer_length", 30, "question_answerer: longest answer, in word pieces."
+        "max_answer_length",
+        30,
+        "question_answerer: longest answer, in word pieces.",
+        flag_values=f,
     )
     flags.DEFINE_integer(
-        "n_best_size", 20, "question_answerer: candidate starts and ends per window."
+        "n_best_size",
+        20,
+        "question_answerer: candidate starts and ends per window.",
+        flag_values=f,
     )
     flags.DEFINE_string(
-        "warmup_file", None, "UTF-8 text file, one example text per line, for warmup."
+        "warmup_file",
+        None,
+        "UTF-8 text file, one example text per line, for warmup.",
+        flag_values=f,
     )
     flags.DEFINE_string(
         "precision",
@@ -105,23 +125,27 @@ def define_flags():
         "(int8 weights, float matmul) or int8_onednn (oneDNN's uint8 x int8 matmul, "
         "needs --calibration_file), see keras_bert_impl.compression "
         "(default: the model's own).",
+        flag_values=f,
     )
     flags.DEFINE_string(
         "calibration_file",
         None,
         "--precision=int8_onednn: UTF-8 text file, one training text per line (a few "
         "hundred), whose activations set each int8 layer's input range.",
+        flag_values=f,
     )
     flags.DEFINE_integer(
         "max_batch_size",
         None,
         "Server-side batching: max_batch_size of the batching parameters written with "
         "the export (default: 4096 tokens of max_seq_length, a power of two in 8..64).",
+        flag_values=f,
     )
     flags.DEFINE_integer(
         "batch_timeout_micros",
         1000,
         "Server-side batching: how long a partial batch waits for more requests.",
+        flag_values=f,
     )
 
 
@@ -212,7 +236,9 @@ def _model_from_directory(init_checkpoint, task, labels, max_seq_length):
                 "--labels is required to export a token classifier head from a "
                 "checkpoint directory"
             )
-        return BertTokenClassifier.from_preset(init_checkpoint, label_names=labels, **kwargs)
+        return BertTokenClassifier.from_preset(
+            init_checkpoint, label_names=labels, **kwargs
+        )
     if task == "regression":
         kwargs["num_classes"] = 1
     elif labels:
@@ -224,102 +250,113 @@ def _model_from_directory(init_checkpoint, task, labels, max_seq_length):
     return BertClassifier.from_preset(init_checkpoint, **kwargs)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+def main(flag_values):
     from keras_bert_impl.export import exporter
 
     try:
-        bucket_lengths = parse_bucket_lengths(FLAGS.bucket_lengths)
+        bucket_lengths = parse_bucket_lengths(flag_values.bucket_lengths)
         warmup = (
-            {"warmup_texts": read_text_lines(FLAGS.warmup_file, "warmup_file", 32)}
-            if FLAGS.warmup_file
+            {
+                "warmup_texts": read_text_lines(
+                    flag_values.warmup_file, "warmup_file", 32
+                )
+            }
+            if flag_values.warmup_file
             else {}
         )
         from keras_bert_impl import compression
 
-        if FLAGS.precision is not None:
+        if flag_values.precision is not None:
             try:
-                compression.check_precision(FLAGS.precision)
+                compression.check_precision(flag_values.precision)
             except ValueError as error:
-                raise ValueError(f"--precision={FLAGS.precision}: {error}") from None
+                raise ValueError(
+                    f"--precision={flag_values.precision}: {error}"
+                ) from None
         model, task = load_model(
-            FLAGS.init_checkpoint, FLAGS.task, FLAGS.labels, FLAGS.max_seq_length
+            flag_values.init_checkpoint,
+            flag_values.task,
+            flag_values.labels,
+            flag_values.max_seq_length,
         )
         precision = compression.model_precision(model)
-        if FLAGS.precision not in (None, precision):
+        if flag_values.precision not in (None, precision):
             calibration = None
-            if FLAGS.precision == "int8_onednn":
-                if not FLAGS.calibration_file:
+            if flag_values.precision == "int8_onednn":
+                if not flag_values.calibration_file:
                     raise ValueError(
                         "--precision=int8_onednn needs --calibration_file (one "
                         "training text per line)"
                     )
                 calibration = read_text_lines(
-                    FLAGS.calibration_file, "calibration_file"
+                    flag_values.calibration_file, "calibration_file"
                 )
             # Its warnings (e.g. a CPU without native support for the precision)
             # as one line each, without Python's source line.
             with warnings.catch_warnings(record=True) as caught:
                 model = compression.with_precision(
-                    model, FLAGS.precision, calibration=calibration
+                    model, flag_values.precision, calibration=calibration
                 )
             for warning in caught:
                 print(f"kbi-export: warning: {warning.message}", file=sys.stderr)
-            precision = FLAGS.precision
+            precision = flag_values.precision
         tokenizer = None
         if getattr(model, "preprocessor", None) is None:
             from keras_bert_impl.preprocessing import checkpoint_vocabulary
             from keras_bert_impl.text import Tokenizer
 
-            vocabulary, lowercase = checkpoint_vocabulary.read(FLAGS.init_checkpoint)
+            vocabulary, lowercase = checkpoint_vocabulary.read(
+                flag_values.init_checkpoint
+            )
             tokenizer = Tokenizer(vocabulary, lowercase=lowercase)
         common = dict(
             tokenizer=tokenizer,
-            max_seq_length=FLAGS.max_seq_length,
+            max_seq_length=flag_values.max_seq_length,
             bucket_lengths=bucket_lengths,
-            version=FLAGS.version,
-            source_checkpoint=os.path.abspath(FLAGS.init_checkpoint),
+            version=flag_values.version,
+            source_checkpoint=os.path.abspath(flag_values.init_checkpoint),
             extra_card={"precision": precision},
-            max_batch_size=FLAGS.max_batch_size,
-            batch_timeout_micros=FLAGS.batch_timeout_micros,
+            max_batch_size=flag_values.max_batch_size,
+            batch_timeout_micros=flag_values.batch_timeout_micros,
             **warmup,
         )
         if task == "fill_mask":
             path = exporter.export_fill_mask(
-                model, FLAGS.export_dir, top_k=FLAGS.top_k, **common
+                model, flag_values.export_dir, top_k=flag_values.top_k, **common
             )
         elif task == "token_classifier":
             path = exporter.export_token_classifier(
-                model, FLAGS.export_dir, labels=FLAGS.labels, **common
+                model, flag_values.export_dir, labels=flag_values.labels, **common
             )
         elif task == "question_answerer":
             path = exporter.export_question_answerer(
                 model,
-                FLAGS.export_dir,
-                doc_stride=FLAGS.doc_stride,
-                max_query_length=FLAGS.max_query_length,
-                max_answer_length=FLAGS.max_answer_length,
-                n_best_size=FLAGS.n_best_size,
+                flag_values.export_dir,
+                doc_stride=flag_values.doc_stride,
+                max_query_length=flag_values.max_query_length,
+                max_answer_length=flag_values.max_answer_length,
+                n_best_size=flag_values.n_best_size,
                 **common,
             )
         elif task == "embeddings":
             path = exporter.export_embeddings(
-                model, FLAGS.export_dir, normalize=FLAGS.normalize_embeddings, **common
+                model,
+                flag_values.export_dir,
+                normalize=flag_values.normalize_embeddings,
+                **common,
             )
         else:
             path = exporter.export_classifier(
-                model, FLAGS.export_dir, labels=FLAGS.labels, **common
+                model, flag_values.export_dir, labels=flag_values.labels, **common
             )
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"kbi-export: {error}", file=sys.stderr)
         return 1
     card = exporter.read_model_card(path)
-    print(
-        f"Exported {task} -> {path} (min TF Serving {card['MIN_SERVING_VERSION']})"
-    )
+    print(f"Exported {task} -> {path} (min TF Serving {card['MIN_SERVING_VERSION']})")
     return 0
 
 
-def run():
-    command.run(main, define_flags, __name__)
+def run(argv=None):
+    """Console entry point: flags are defined here, in a fresh registry."""
+    return command.run_with_registry(main, define_flags, argv)

@@ -26,162 +26,77 @@ A finished run is evaluated again from its `model.keras` with nothing else:
         --init_checkpoint=/tmp/sst2/model.keras --output_dir=/tmp/sst2-test
 """
 
-from absl import flags
-
 from keras_bert_impl.cli import command
 
 
-def define_flags(flag_values):
+def define_flags(registry):
     from keras_bert_impl.data.table_files import FORMATS
-    from keras_bert_impl.training.finetuning import TASK_NAMES
     from keras_bert_impl.training import text_tasks
+    from keras_bert_impl.training.finetuning import TASK_NAMES, FinetuneSettings
     from keras_bert_impl.training.strategy import STRATEGIES
 
-    f = flag_values
-    flags.DEFINE_string(
-        "task_name", None, f"One of {', '.join(TASK_NAMES)}.", flag_values=f
-    )
     own = "text_classification/text_regression"
     formats = ", ".join(FORMATS)
-    flags.DEFINE_string(
-        "data_dir", None, "GLUE TSVs or CoNLL train/valid/test.txt.", flag_values=f
-    )
-    flags.DEFINE_string(
-        "train_file",
-        None,
-        f"SQuAD training JSON; or {own} training data ({formats}, by extension; "
-        ".json: one object per line). Its sorted labels are the classes.",
-        flag_values=f,
-    )
-    flags.DEFINE_string(
-        "validation_file", None, f"{own}: the --do_eval file.", flag_values=f
-    )
-    flags.DEFINE_string(
-        "test_file",
-        None,
-        f"{own}: the --do_predict file (its label column, if any, is checked "
-        "against the training labels).",
-        flag_values=f,
-    )
-    flags.DEFINE_string(
-        "text_column",
-        None,
-        f"{own}: the text column (default {text_tasks.DEFAULT_TEXT_COLUMN!r}).",
-        flag_values=f,
-    )
-    flags.DEFINE_string(
-        "text_pair_column",
-        None,
-        f"{own}: a second text column for sentence pairs (default: none).",
-        flag_values=f,
-    )
-    flags.DEFINE_string(
-        "label_column",
-        None,
-        f"{own}: the label column (default {text_tasks.DEFAULT_LABEL_COLUMN!r}).",
-        flag_values=f,
-    )
-    flags.DEFINE_string(
-        "predict_file", None, "SQuAD JSON to evaluate/predict.", flag_values=f
-    )
-    flags.DEFINE_string(
-        "output_dir", None, "Where everything is written.", flag_values=f
-    )
-    flags.DEFINE_string(
-        "init_checkpoint",
-        None,
-        "A .keras file, a Hugging Face directory or a TF1 BERT checkpoint prefix.",
-        flag_values=f,
-    )
-    flags.DEFINE_string(
-        "bert_config_file", None, "bert_config.json or config.json.", flag_values=f
-    )
-    flags.DEFINE_string(
-        "config", None, "Preset (tiny ... large) when no checkpoint.", flag_values=f
-    )
-    flags.DEFINE_string(
-        "vocab_file", None, "Vocabulary; default: the .keras model's, or the checkpoint's vocab.txt.", flag_values=f
-    )
-    flags.DEFINE_bool(
-        "do_lower_case",
-        None,
-        "Lower-case input (uncased models); default: the .keras model's casing, "
-        "else true.",
-        flag_values=f,
-    )
-    flags.DEFINE_bool("do_train", False, "Train.", flag_values=f)
-    flags.DEFINE_bool("do_eval", False, "Evaluate on the dev set.", flag_values=f)
-    flags.DEFINE_bool("do_predict", False, "Predict the test set.", flag_values=f)
-    flags.DEFINE_integer(
-        "max_seq_length",
-        None,
-        "Tokens per sequence; default: the .keras model's, else 128.",
-        flag_values=f,
-    )
-    flags.DEFINE_integer(
-        "train_batch_size", 32, "Global training batch size.", flag_values=f
-    )
-    flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.", flag_values=f)
-    flags.DEFINE_integer(
-        "predict_batch_size", 64, "Prediction batch size.", flag_values=f
-    )
-    flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.", flag_values=f)
-    flags.DEFINE_float("num_train_epochs", 3.0, "Training epochs.", flag_values=f)
-    flags.DEFINE_float(
-        "warmup_proportion", 0.1, "Fraction of steps warming up.", flag_values=f
-    )
-    flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay.", flag_values=f)
-    flags.DEFINE_enum(
-        "optimizer", "adamw", ["adamw", "lamb"], "Optimizer.", flag_values=f
-    )
-    flags.DEFINE_string(
-        "strategy", "default", f"One of {', '.join(STRATEGIES)}.", flag_values=f
-    )
-    flags.DEFINE_string("tpu", None, "TPU name/address, or 'local'.", flag_values=f)
-    flags.DEFINE_string(
-        "mixed_precision",
-        None,
-        "mixed_bfloat16 or mixed_float16 (loss-scaled).",
-        flag_values=f,
-    )
-    flags.DEFINE_bool(
-        "jit_compile", False, "Compile the train step with XLA.", flag_values=f
-    )
-    flags.DEFINE_integer(
-        "steps_per_execution", 1, "Steps per compiled call.", flag_values=f
-    )
-    flags.DEFINE_integer(
-        "save_checkpoints_steps", 1000, "Checkpoint interval.", flag_values=f
-    )
-    flags.DEFINE_integer(
-        "seed", 12345, "Seed of initialisation, shuffling, dropout.", flag_values=f
-    )
-    flags.DEFINE_integer(
-        "max_train_examples", None, "Train on the first N examples.", flag_values=f
-    )
-    flags.DEFINE_string(
-        "bucket_lengths",
-        None,
-        "Text classification/regression: pad each batch only to its longest "
-        "sequence rounded up to a bucket ('auto': 16, 32, 64, ... max_seq_length; "
-        "or a comma list). Same results as fixed padding, less work on short texts.",
-        flag_values=f,
-    )
-    flags.DEFINE_integer("doc_stride", 128, "SQuAD window stride.", flag_values=f)
-    flags.DEFINE_integer(
-        "max_query_length", 64, "SQuAD question pieces kept.", flag_values=f
-    )
-    flags.DEFINE_integer(
-        "n_best_size", 20, "SQuAD candidates per question.", flag_values=f
-    )
-    flags.DEFINE_integer(
-        "max_answer_length", 30, "SQuAD longest answer (pieces).", flag_values=f
-    )
-    flags.DEFINE_float(
-        "null_score_diff_threshold",
-        0.0,
-        "SQuAD v2.0: answer '' above this.",
-        flag_values=f,
+    command.define_settings_flags(
+        registry,
+        FinetuneSettings,
+        {
+            "task_name": f"One of {', '.join(TASK_NAMES)}.",
+            "data_dir": "GLUE TSVs or CoNLL train/valid/test.txt.",
+            "train_file": (
+                f"SQuAD training JSON; or {own} training data ({formats}, by extension; "
+                ".json: one object per line). Its sorted labels are the classes."
+            ),
+            "validation_file": f"{own}: the --do_eval file.",
+            "test_file": (
+                f"{own}: the --do_predict file (its label column, if any, is checked "
+                "against the training labels)."
+            ),
+            "text_column": f"{own}: the text column (default {text_tasks.DEFAULT_TEXT_COLUMN!r}).",
+            "text_pair_column": f"{own}: a second text column for sentence pairs (default: none).",
+            "label_column": f"{own}: the label column (default {text_tasks.DEFAULT_LABEL_COLUMN!r}).",
+            "predict_file": "SQuAD JSON to evaluate/predict.",
+            "output_dir": "Where everything is written.",
+            "init_checkpoint": "A .keras file, a Hugging Face directory or a TF1 BERT checkpoint prefix.",
+            "bert_config_file": "bert_config.json or config.json.",
+            "config": "Preset (tiny ... large) when no checkpoint.",
+            "vocab_file": "Vocabulary; default: the .keras model's, or the checkpoint's vocab.txt.",
+            "do_lower_case": (
+                "Lower-case input (uncased models); default: the .keras model's casing, "
+                "else true."
+            ),
+            "do_train": "Train.",
+            "do_eval": "Evaluate on the dev set.",
+            "do_predict": "Predict the test set.",
+            "max_seq_length": "Tokens per sequence; default: the .keras model's, else 128.",
+            "train_batch_size": "Global training batch size.",
+            "eval_batch_size": "Evaluation batch size.",
+            "predict_batch_size": "Prediction batch size.",
+            "learning_rate": "Peak learning rate.",
+            "num_train_epochs": "Training epochs.",
+            "warmup_proportion": "Fraction of steps warming up.",
+            "weight_decay": "AdamW weight decay.",
+            "optimizer": "Optimizer.",
+            "strategy": f"One of {', '.join(STRATEGIES)}.",
+            "tpu": "TPU name/address, or 'local'.",
+            "mixed_precision": "mixed_bfloat16 or mixed_float16 (loss-scaled).",
+            "jit_compile": "Compile the train step with XLA.",
+            "steps_per_execution": "Steps per compiled call.",
+            "save_checkpoints_steps": "Checkpoint interval.",
+            "seed": "Seed of initialisation, shuffling, dropout.",
+            "max_train_examples": "Train on the first N examples.",
+            "bucket_lengths": (
+                "Text classification/regression: pad each batch only to its longest "
+                "sequence rounded up to a bucket ('auto': 16, 32, 64, ... max_seq_length; "
+                "or a comma list). Same results as fixed padding, less work on short texts."
+            ),
+            "doc_stride": "SQuAD window stride.",
+            "max_query_length": "SQuAD question pieces kept.",
+            "n_best_size": "SQuAD candidates per question.",
+            "max_answer_length": "SQuAD longest answer (pieces).",
+            "null_score_diff_threshold": "SQuAD v2.0: answer '' above this.",
+        },
+        choices={"optimizer": ["adamw", "lamb"]},
     )
 
 

@@ -22,73 +22,63 @@ nothing else.
 A rerun with the same `--output_dir` resumes from its last checkpoint.
 """
 
-from absl import flags
-
 from keras_bert_impl.cli import command
 
 
-def define_flags(f):
+def define_flags(registry):
+    from keras_bert_impl.training.pretraining import PretrainSettings
     from keras_bert_impl.training.strategy import STRATEGIES
 
-    def string(name, default, help_text):
-        flags.DEFINE_string(name, default, help_text, flag_values=f)
-
-    def integer(name, default, help_text):
-        flags.DEFINE_integer(name, default, help_text, flag_values=f)
-
-    def boolean(name, default, help_text):
-        flags.DEFINE_bool(name, default, help_text, flag_values=f)
-
-    string(
-        "input_file",
-        None,
-        "Comma-separated globs: pretraining TFRecords, or text files with "
-        "--input_format=sentences|raw.",
+    command.define_settings_flags(
+        registry,
+        PretrainSettings,
+        {
+            "input_file": (
+                "Comma-separated globs: pretraining TFRecords, or text files with "
+                "--input_format=sentences|raw."
+            ),
+            "output_dir": "Checkpoints, logs, curves and model.keras go here.",
+            "bert_config_file": "bert_config.json or config.json.",
+            "config": "Preset (tiny, mini, small, medium, base, large).",
+            "init_checkpoint": ".keras file, HF directory or TF1 checkpoint.",
+            "vocab_file": (
+                "Vocabulary: sets the model's vocab_size and is saved in model.keras "
+                "(needed with --dynamic_masking or text input)."
+            ),
+            "dynamic_masking": "Mask afresh in every batch (RoBERTa-style).",
+            "input_format": (
+                "tfrecord: kbi-create-pretraining-data output. sentences / raw: text "
+                "in kbi-create-pretraining-data's formats (one sentence / one "
+                "paragraph per line, blank lines between documents), paired and "
+                "masked afresh in every batch (needs --vocab_file)."
+            ),
+            "do_whole_word_mask": "Dynamic masks cover whole words.",
+            "train_batch_size": "Global training batch size.",
+            "eval_batch_size": "Evaluation batch size.",
+            "max_seq_length": "Sequence length of the records.",
+            "max_predictions_per_seq": "Masked-LM slots per sequence.",
+            "num_train_steps": "Training steps.",
+            "num_warmup_steps": "Warm-up steps.",
+            "learning_rate": "Peak learning rate.",
+            "weight_decay": "AdamW/LAMB weight decay.",
+            "optimizer": "Optimizer.",
+            "do_train": "Train.",
+            "do_eval": "Evaluate masked-LM / NSP accuracy.",
+            "eval_input_file": "Held-out records (default: --input_file).",
+            "max_eval_steps": "Evaluation batches.",
+            "save_checkpoints_steps": "Checkpoint interval.",
+            "steps_per_execution": "Steps per compiled call.",
+            "strategy": f"One of {', '.join(STRATEGIES)}.",
+            "tpu": "TPU name/address, or 'local'.",
+            "mixed_precision": "mixed_bfloat16 or mixed_float16 (loss-scaled).",
+            "jit_compile": "Compile the train step with XLA.",
+            "seed": "Seed of initialisation, shuffling, masking, dropout.",
+        },
+        choices={
+            "input_format": ["tfrecord", "sentences", "raw"],
+            "optimizer": ["adamw", "lamb"],
+        },
     )
-    string("output_dir", None, "Checkpoints, logs, curves and model.keras go here.")
-    string("bert_config_file", None, "bert_config.json or config.json.")
-    string("config", None, "Preset (tiny, mini, small, medium, base, large).")
-    string("init_checkpoint", None, ".keras file, HF directory or TF1 checkpoint.")
-    string(
-        "vocab_file",
-        None,
-        "Vocabulary: sets the model's vocab_size and is saved in model.keras "
-        "(needed with --dynamic_masking or text input).",
-    )
-    boolean("dynamic_masking", False, "Mask afresh in every batch (RoBERTa-style).")
-    flags.DEFINE_enum(
-        "input_format",
-        "tfrecord",
-        ["tfrecord", "sentences", "raw"],
-        "tfrecord: kbi-create-pretraining-data output. sentences / raw: text "
-        "in kbi-create-pretraining-data's formats (one sentence / one "
-        "paragraph per line, blank lines between documents), paired and "
-        "masked afresh in every batch (needs --vocab_file).",
-        flag_values=f,
-    )
-    boolean("do_whole_word_mask", False, "Dynamic masks cover whole words.")
-    integer("train_batch_size", 32, "Global training batch size.")
-    integer("eval_batch_size", 8, "Evaluation batch size.")
-    integer("max_seq_length", 128, "Sequence length of the records.")
-    integer("max_predictions_per_seq", 20, "Masked-LM slots per sequence.")
-    integer("num_train_steps", 100000, "Training steps.")
-    integer("num_warmup_steps", 10000, "Warm-up steps.")
-    flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate.", flag_values=f)
-    flags.DEFINE_float("weight_decay", 0.01, "AdamW/LAMB weight decay.", flag_values=f)
-    flags.DEFINE_enum(
-        "optimizer", "adamw", ["adamw", "lamb"], "Optimizer.", flag_values=f
-    )
-    boolean("do_train", True, "Train.")
-    boolean("do_eval", False, "Evaluate masked-LM / NSP accuracy.")
-    string("eval_input_file", None, "Held-out records (default: --input_file).")
-    integer("max_eval_steps", 100, "Evaluation batches.")
-    integer("save_checkpoints_steps", 1000, "Checkpoint interval.")
-    integer("steps_per_execution", 1, "Steps per compiled call.")
-    string("strategy", "default", f"One of {', '.join(STRATEGIES)}.")
-    string("tpu", None, "TPU name/address, or 'local'.")
-    string("mixed_precision", None, "mixed_bfloat16 or mixed_float16 (loss-scaled).")
-    boolean("jit_compile", False, "Compile the train step with XLA.")
-    integer("seed", 12345, "Seed of initialisation, shuffling, masking, dropout.")
 
 
 def main(f):
