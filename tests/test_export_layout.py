@@ -6,7 +6,8 @@ import os
 import pytest
 
 from keras_bert_impl.export.layout import VersionWriter, existing_versions, next_version
-from keras_bert_impl.cli.export import parse_bucket_lengths, read_text_lines
+from keras_bert_impl.cli.export import read_text_lines
+from keras_bert_impl.text.packer import parse_bucket_lengths
 
 
 def test_versions_count_up_and_ignore_other_entries(tmp_path):
@@ -34,7 +35,9 @@ def test_writer_renames_a_complete_version_into_place(tmp_path):
 def test_an_existing_version_is_never_overwritten(tmp_path):
     (tmp_path / "3").mkdir()
     (tmp_path / "3" / "keep").write_text("x")
-    with pytest.raises(FileExistsError, match="never overwritten.*next free one \\(4\\)"):
+    with pytest.raises(
+        FileExistsError, match="never overwritten.*next free one \\(4\\)"
+    ):
         with VersionWriter(tmp_path, version=3):
             pass
     assert (tmp_path / "3" / "keep").read_text() == "x"
@@ -52,9 +55,13 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path):
 
 def test_export_flag_parsing(tmp_path):
     assert parse_bucket_lengths("auto") == "auto"
-    assert parse_bucket_lengths("none") is None
+    # One reading of --bucket_lengths for kbi-export, kbi-finetune, kbi-distill
+    # and kbi-prune.
+    for unset in (None, "", "none", "None"):
+        assert parse_bucket_lengths(unset) is None
     assert parse_bucket_lengths("16,64") == [16, 64]
-    with pytest.raises(ValueError, match="--bucket_lengths=x,y"):
+    assert parse_bucket_lengths("16, 64,") == [16, 64]
+    with pytest.raises(ValueError, match="--bucket_lengths='x,y' must be 'none', 'auto'"):
         parse_bucket_lengths("x,y")
     texts = tmp_path / "warmup.txt"
     texts.write_text("one\n\ntwo\n")

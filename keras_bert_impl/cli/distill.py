@@ -172,7 +172,7 @@ def _student(teacher, registry):
 def _preprocessor(teacher, bucket_lengths):
     """The teacher's preprocessor, with `--bucket_lengths` when given."""
     from keras_bert_impl import BertClassifier
-    from keras_bert_impl.cli.export import parse_bucket_lengths
+    from keras_bert_impl.text.packer import parse_bucket_lengths
 
     if bucket_lengths is None:
         return teacher.preprocessor

@@ -149,19 +149,6 @@ def define_flags(f):
     )
 
 
-def parse_bucket_lengths(value):
-    if value == "auto":
-        return "auto"
-    if value.lower() == "none":
-        return None
-    try:
-        return [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(
-            f'--bucket_lengths={value}: expected "auto", "none" or comma-separated integers'
-        ) from None
-
-
 def read_text_lines(path, flag, limit=None):
     """The non-empty lines of the UTF-8 file named by --`flag` (the first `limit`)."""
     try:
@@ -252,9 +239,10 @@ def _model_from_directory(init_checkpoint, task, labels, max_seq_length):
 
 def main(flag_values):
     from keras_bert_impl.export import exporter
+    from keras_bert_impl.text import packer
 
     try:
-        bucket_lengths = parse_bucket_lengths(flag_values.bucket_lengths)
+        bucket_lengths = packer.parse_bucket_lengths(flag_values.bucket_lengths)
         warmup = (
             {
                 "warmup_texts": read_text_lines(

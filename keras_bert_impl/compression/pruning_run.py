@@ -22,7 +22,7 @@ import tensorflow as tf
 from keras_bert_impl.compression import pruning
 from keras_bert_impl.data.glue import read_tsv_examples
 from keras_bert_impl.models import BertClassifier
-from keras_bert_impl.training.finetuning import _buckets as bucket_lengths_of
+from keras_bert_impl.text.packer import parse_bucket_lengths
 from keras_bert_impl.training.finetuning import save_model
 from keras_bert_impl.training.history import write_atomically
 
@@ -93,7 +93,7 @@ def check_settings(s):
         raise ValueError(f"--learning_rate={s.learning_rate}: must be positive.")
     if s.max_seq_length is not None and s.max_seq_length < 3:
         raise ValueError(f"--max_seq_length={s.max_seq_length}: must be at least 3.")
-    bucket_lengths_of(s)  # raises on a malformed --bucket_lengths
+    parse_bucket_lengths(s.bucket_lengths)  # raises on a malformed --bucket_lengths
 
 
 def _load_classifier(settings):
@@ -125,7 +125,7 @@ def _preprocessor_config(model, settings):
     if settings.max_seq_length is not None:
         changes["sequence_length"] = settings.max_seq_length
     if settings.bucket_lengths is not None:
-        changes["bucket_lengths"] = bucket_lengths_of(settings)
+        changes["bucket_lengths"] = parse_bucket_lengths(settings.bucket_lengths)
     if settings.vocab_file:
         tokenizer = Tokenizer(settings.vocab_file, lowercase=settings.do_lower_case)
         changes.setdefault("sequence_length", old.sequence_length if old else 128)

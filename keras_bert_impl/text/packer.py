@@ -45,6 +45,22 @@ def bucket_lengths_for(seq_length, first=_FIRST_BUCKET):
 # Step of the serving exports' buckets: on a CPU server a request costs in proportion to
 # its padded length (every shape runs equally fast), so buckets this fine save most of
 # the padding while keeping the shapes few (warm-up, oneDNN's primitive cache, XLA).
+def parse_bucket_lengths(value):
+    """`--bucket_lengths` as every command reads it: unset, empty or "none"
+    -> None (fixed padding); "auto" -> "auto"; "16,32,64" -> [16, 32, 64]."""
+    if value is None or not value.strip() or value.strip().lower() == "none":
+        return None
+    if value.strip() == "auto":
+        return "auto"
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(
+            f"--bucket_lengths={value!r} must be 'none', 'auto' or comma-separated "
+            "integers such as 16,32,64."
+        ) from None
+
+
 SERVING_BUCKET_STEP = 8
 
 
@@ -282,20 +298,32 @@ class Packer(tf.Module):
                 tf.ragged.range(length).values + tf.gather(start, segment_rows),
                 start + length,
             ]
-            value_parts += [segment.values, tf.fill([batch], tf.constant(self.sep_id, dtype))]
+            value_parts += [
+                segment.values,
+                tf.fill([batch], tf.constant(self.sep_id, dtype)),
+            ]
         width = self._padded_length(end)
         indices = tf.stack([tf.concat(row_parts, 0), tf.concat(position_parts, 0)], 1)
         token_ids = tf.tensor_scatter_nd_update(
-            tf.fill(tf.stack([batch, tf.cast(width, tf.int64)]), tf.constant(self.pad_id, dtype)),
+            tf.fill(
+                tf.stack([batch, tf.cast(width, tf.int64)]),
+                tf.constant(self.pad_id, dtype),
+            ),
             indices,
             tf.concat(value_parts, 0),
         )
         position = tf.range(tf.cast(width, tf.int64), dtype=tf.int64)[tf.newaxis]
         real = position < end[:, tf.newaxis]
-        second = real & (position >= starts[-1][:, tf.newaxis]) if len(segments) == 2 else None
+        second = (
+            real & (position >= starts[-1][:, tf.newaxis])
+            if len(segments) == 2
+            else None
+        )
         return {
             "token_ids": token_ids,
-            "segment_ids": tf.cast(second, dtype) if second is not None else tf.zeros_like(token_ids),
+            "segment_ids": tf.cast(second, dtype)
+            if second is not None
+            else tf.zeros_like(token_ids),
             "padding_mask": tf.cast(real, dtype),
         }
 

@@ -22,6 +22,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from keras_bert_impl.text.packer import parse_bucket_lengths
 from keras_bert_impl.training import evaluation, saved_runs, text_tasks
 from keras_bert_impl.training.history import write_atomically
 from keras_bert_impl.training.model_loading import default_vocab_file, load_model
@@ -182,9 +183,7 @@ class _TaskData:
         self.tokenizer = tokenizer
         self.label_vocabulary = label_vocabulary
         self.kind = _kind(settings.task_name)
-        self.text_task = (
-            text_tasks.text_task(settings) if self.kind == "text" else None
-        )
+        self.text_task = text_tasks.text_task(settings) if self.kind == "text" else None
         self.regression = bool(self.text_task and self.text_task.regression)
 
     @property
@@ -242,7 +241,9 @@ class _TaskData:
         )
         if self.kind == "text":
             packer = Packer.from_tokenizer(
-                self.tokenizer, s.max_seq_length, bucket_lengths=_buckets(s)
+                self.tokenizer,
+                s.max_seq_length,
+                bucket_lengths=parse_bucket_lengths(s.bucket_lengths),
             )
             return tasks.text_classification_dataset(
                 features, self.tokenizer, packer, batch_size, **options
@@ -265,9 +266,7 @@ class _TaskData:
         kwargs = {"dtype": dtype} if dtype else {}
         if self.kind == "text":
             cls = models.BertClassifier
-            kwargs["num_classes"] = (
-                1 if self.regression else len(self.label_vocabulary)
-            )
+            kwargs["num_classes"] = 1 if self.regression else len(self.label_vocabulary)
             if not self.regression:
                 kwargs["label_names"] = self.label_vocabulary
             preprocessor = preprocessing.BertTextClassifierPreprocessor
@@ -318,22 +317,6 @@ class _TaskData:
             version_2_with_negative=s.task_name == "squad_v2",
             null_score_diff_threshold=s.null_score_diff_threshold,
         )
-
-
-def _buckets(settings):
-    """`--bucket_lengths`: none, auto, or comma-separated lengths."""
-    value = settings.bucket_lengths
-    if not value or value == "none":
-        return None
-    if value == "auto":
-        return "auto"
-    try:
-        return [int(v) for v in value.split(",")]
-    except ValueError:
-        raise ValueError(
-            f"--bucket_lengths={value!r} must be 'none', 'auto' or comma-separated "
-            "integers."
-        ) from None
 
 
 def features_for_ner_words(features, logits):
