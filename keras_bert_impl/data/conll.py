@@ -8,8 +8,9 @@ Each word is split into WordPieces on its own (so the word boundaries are the
 file's, not the tokenizer's). A word's tag goes on its first piece; its other
 pieces, `[CLS]`, `[SEP]` and padding get `IGNORE_LABEL` (-100, Hugging Face's
 convention and what `BertTokenClassifier`'s loss skips). A sentence too long
-for `seq_length` is split at word boundaries into several features, so no
-word loses its label; `word_predictions` puts the pieces back together.
+for `seq_length` is split into windows of whole words (`text.word_windows`,
+the same windows `predict_text` and the exported graph tag), so no word loses
+its label; `word_predictions` puts the pieces back together.
 """
 
 import dataclasses
@@ -19,11 +20,10 @@ import tensorflow as tf
 
 from keras_bert_impl.data.batching import batched_examples
 from keras_bert_impl.data.text_files import read_lines
-from keras_bert_impl.data.word_alignment import pack_word_pieces
+from keras_bert_impl.data.word_alignment import pack_word_windows
 from keras_bert_impl.data.word_alignment import word_piece_ids
 from keras_bert_impl.constants import IGNORE_LABEL
 from keras_bert_impl.text import Packer
-from keras_bert_impl.text.packer import content_length
 
 DOCUMENT_START = "-DOCSTART-"
 OUTSIDE_TAG = "O"
@@ -224,70 +224,36 @@ def conll_features(sentences, tokenizer, seq_length):
 
     Returns:
         `TokenClassificationFeatures`. A sentence whose pieces do not fit in
-        `seq_length - 2` is split at word boundaries; a single word longer
-        than that keeps only its first `seq_length - 2` pieces (its tag sits
-        on the first one, so it is still labelled). Tokenizing and packing
-        are the token-classifier preprocessor's (`word_alignment`); only the
-        split into chunks happens here.
+        `seq_length - 2` is cut into windows of whole words by the rule
+        `predict_text` and the exported graph tag long text with
+        (`text.word_windows`): a single word longer than that sits alone,
+        cut to its first `seq_length - 2` pieces (its tag sits on the first
+        one, so it is still labelled). Tokenizing, windows and packing are
+        the token-classifier preprocessor's (`data.word_alignment`).
     """
     if seq_length < 3:
         raise ValueError(
             f"seq_length must be >= 3 ([CLS], a word, [SEP]), got {seq_length}."
         )
-    budget = content_length(seq_length, 1)
     index_of = {tag: i for i, tag in enumerate(sentences.label_vocabulary)}
     flat_words = [word for sentence in sentences.words for word in sentence]
     flat_tags = [index_of[tag] for tags in sentences.tags for tag in tags]
+    lengths = [len(s) for s in sentences.words]
     words = tf.RaggedTensor.from_row_lengths(
-        tf.constant(flat_words, tf.string), [len(s) for s in sentences.words]
+        tf.constant(flat_words, tf.string), lengths
     )
-    pieces = word_piece_ids(tokenizer, words).values  # [all words, (pieces)]
-    lengths = np.minimum(pieces.row_lengths().numpy(), budget)
-    chunk_sentence, chunk_first_word, chunk_words = [], [], []
-    cursor = 0
-    for sentence_index, sentence in enumerate(sentences.words):
-        first, used = 0, 0
-        for word_index in range(len(sentence)):
-            length = lengths[cursor + word_index]
-            if word_index > first and used + length > budget:
-                chunk_sentence.append(sentence_index)
-                chunk_first_word.append(first)
-                chunk_words.append(word_index - first)
-                first, used = word_index, 0
-            used += length
-        chunk_sentence.append(sentence_index)
-        chunk_first_word.append(first)
-        chunk_words.append(len(sentence) - first)
-        cursor += len(sentence)
-    sentence_starts = np.cumsum([0] + [len(s) for s in sentences.words])
-    chunk_start = sentence_starts[chunk_sentence] + np.array(chunk_first_word)
-    word_rows = np.concatenate(
-        [np.arange(start, start + n) for start, n in zip(chunk_start, chunk_words)]
-    )
-    chunk_pieces = tf.RaggedTensor.from_row_lengths(
-        tf.gather(pieces, word_rows), chunk_words
-    )
-    chunk_tags = tf.RaggedTensor.from_row_lengths(
-        tf.gather(tf.constant(flat_tags, tf.int32), word_rows), chunk_words
-    )
-    packed = pack_word_pieces(
-        chunk_pieces, Packer.from_tokenizer(tokenizer, seq_length), chunk_tags
-    )
+    tags = tf.RaggedTensor.from_row_lengths(tf.constant(flat_tags, tf.int32), lengths)
+    packer = Packer.from_tokenizer(tokenizer, seq_length)
+    packed = pack_word_windows(word_piece_ids(tokenizer, words), packer, tags)
     packed = {name: value.numpy() for name, value in packed.items()}
-    word_index = packed["word_index"]
-    word_index = np.where(
-        word_index >= 0,
-        word_index + np.array(chunk_first_word, np.int32)[:, None],
-        word_index,
-    )
     return TokenClassificationFeatures(
         token_ids=packed["token_ids"],
         segment_ids=packed["segment_ids"],
         padding_mask=packed["padding_mask"],
         labels=packed["labels"],
         label_mask=packed["labels"] != IGNORE_LABEL,
-        word_index=word_index.astype(np.int32),
-        sentence_index=np.array(chunk_sentence, np.int32),
-        sentence_lengths=tuple(len(words) for words in sentences.words),
+        word_index=packed["word_index"],
+        sentence_index=packed["example_index"],
+        sentence_lengths=tuple(lengths),
         label_vocabulary=sentences.label_vocabulary,
     )

@@ -1,11 +1,13 @@
 """Word-level token classification in the graph: words → pieces → packed rows
 that remember which word each position starts.
 
-One path for the CoNLL reader (`conll_features`) and the token-classifier
-preprocessor: a word's tag sits on its first piece; its other pieces,
+One path for the CoNLL reader (`conll_features`), the token-classifier
+preprocessor and the exported token-classifier graph: a word's tag sits on its
+first piece; its other pieces,
 `[CLS]`, `[SEP]` and padding carry `IGNORE_LABEL`; `word_index` says which
 word a position starts (-1 elsewhere), which is how per-piece predictions
-become one tag per word again.
+become one tag per word again. A text longer than a row is packed in windows of
+whole words (`pack_word_windows`, cut by `text.word_windows`).
 """
 
 import tensorflow as tf
@@ -13,6 +15,7 @@ import tensorflow as tf
 from keras_bert_impl.constants import IGNORE_LABEL
 from keras_bert_impl.text.packer import content_length
 from keras_bert_impl.text.packer import place_in_rows
+from keras_bert_impl.text.word_windows import word_windows
 
 # `word_index` of positions that start no word.
 NO_WORD = -1
@@ -126,4 +129,42 @@ def pack_word_pieces(pieces, packer, word_labels=None):
         labels = tf.gather(tf.cast(word_labels.values, tf.int32), piece_word)
         labels = tf.where(starts_word, labels, IGNORE_LABEL)
         outputs["labels"] = place_in_rows(rows(labels), after_cls, IGNORE_LABEL, width)
+    return outputs
+
+
+@_NOT_CONVERTED
+def pack_word_windows(pieces, packer, word_labels=None):
+    """Packs every word of each text: its consecutive windows of whole words
+    (`text.word_windows`), one packed row each.
+
+    Args:
+        pieces: RaggedTensor int `[batch, (words), (pieces)]`.
+        packer: a `keras_bert_impl.text.Packer` (one segment is packed); with
+            no `seq_length`, each text is one window.
+        word_labels: optional RaggedTensor int `[batch, (words)]`.
+
+    Returns:
+        `pack_word_pieces`' dict over windows (`[windows, seq]`), except that
+        `word_index` counts the words of the window's text, plus
+        `example_index`, int32 `[windows]`: the text of each window. A text
+        without words has no row.
+    """
+    if packer.seq_length is None:
+        # Every text fits in one window: more than all the pieces there are.
+        budget = tf.size(pieces.flat_values, tf.int64) + 1
+    else:
+        budget = content_length(packer.seq_length, 1)
+    windows, example_index, first_word = word_windows(pieces, budget)
+    if word_labels is not None:
+        word_labels = tf.RaggedTensor.from_row_splits(
+            word_labels.values, windows.row_splits
+        )
+    outputs = pack_word_pieces(windows, packer, word_labels)
+    word_index = outputs["word_index"]
+    outputs["word_index"] = tf.where(
+        word_index == NO_WORD,
+        word_index,
+        word_index + tf.cast(first_word, tf.int32)[:, None],
+    )
+    outputs["example_index"] = tf.cast(example_index, tf.int32)
     return outputs

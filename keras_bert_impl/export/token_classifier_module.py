@@ -4,12 +4,13 @@ The words are the basic-tokenizer words of the text, split and packed by the
 same graph code as the model's preprocessor (`data.word_alignment`), so the
 tags equal `BertTokenClassifier.predict_text`'s: a word's tag is its first
 piece's, and a text longer than the sequence length is tagged in consecutive
-windows of whole words, each window on its own.
+windows of whole words, each window on its own (`text.word_windows`, the
+windows the CoNLL reader trains on).
 """
 
 import tensorflow as tf
 
-from keras_bert_impl.data.word_alignment import pack_word_pieces, text_word_pieces
+from keras_bert_impl.data.word_alignment import pack_word_windows, text_word_pieces
 from keras_bert_impl.export.char_offsets import char_offsets
 from keras_bert_impl.export.entity_spans import TagScheme
 from keras_bert_impl.export.serving_modules import (
@@ -22,56 +23,6 @@ from keras_bert_impl.export.serving_modules import (
 
 def _dense(ragged, default):
     return ragged.to_tensor(default_value=default)
-
-
-def word_windows(pieces, budget):
-    """Cuts each text's words into consecutive windows of whole words.
-
-    As `BertTokenClassifier.predict_text` tags a long input: a window holds as
-    many whole words as fit in `budget` pieces (a longer word alone, cut to
-    `budget`), and the next window starts at the first word left out.
-
-    Args:
-        pieces: RaggedTensor `[batch, (words), (pieces)]`.
-        budget: pieces per window (the sequence length less [CLS] and [SEP]).
-
-    Returns:
-        (pieces `[windows, (words), (pieces)]`, the text of each window (int64
-        `[windows]`), the index of its first word in that text (int64)).
-    """
-    sizes = tf.minimum(pieces.values.row_lengths(), budget)
-    # A trailing empty column: the scan needs one step even when no text has a word.
-    dense = tf.pad(
-        pieces.with_values(sizes).to_tensor(default_value=0), [[0, 0], [0, 1]]
-    )
-
-    def step(fill, size):
-        starts = fill + size > budget
-        return tf.where(starts, size, fill + size), starts
-
-    # Greedy filling is sequential over words: one scan step per word position,
-    # all texts at once. A real word has >= 1 piece, so a text's first word
-    # starts a window.
-    initial = tf.fill(
-        [tf.shape(dense, out_type=tf.int64)[0]], tf.constant(budget, tf.int64)
-    )
-    _, starts = tf.scan(
-        lambda carry, size: step(carry[0], size),
-        tf.transpose(dense),
-        initializer=(initial, tf.zeros_like(initial, tf.bool)),
-    )
-    starts = tf.RaggedTensor.from_tensor(
-        tf.transpose(starts)[:, :-1], lengths=pieces.row_lengths()
-    )
-    flat_starts = tf.cast(starts.values, tf.int64)
-    window_of_word = tf.cumsum(flat_starts) - 1
-    first = tf.where(starts.values)[:, 0]  # flat index of each window's first word
-    window_row = tf.gather(pieces.value_rowids(), first)
-    window_first = first - tf.gather(pieces.row_starts(), window_row)
-    windows = tf.RaggedTensor.from_value_rowids(
-        pieces.values, window_of_word, nrows=tf.shape(first, out_type=tf.int64)[0]
-    )
-    return windows, window_row, window_first
 
 
 class TokenClassifierModule(ServingModule):
@@ -149,21 +100,17 @@ class TokenClassifierModule(ServingModule):
     def text_outputs(self, text):
         tokenizer = self.text_inputs.tokenizer
         pieces, byte_starts, byte_ends = text_word_pieces(tokenizer, text)
-        budget = self.text_inputs.max_seq_length - 2
-        window_pieces, window_row, window_first = word_windows(pieces, budget)
-        packed = pack_word_pieces(window_pieces, self.text_inputs.packer)
+        packed = pack_word_windows(pieces, self.text_inputs.packer)
         inputs = {name: tf.cast(packed[name], tf.int32) for name in MODEL_INPUTS}
         probabilities = self._probabilities(inputs)
 
         # Positions that start a word → that word's slot in its text.
         word_index = packed["word_index"]
         at = tf.where(word_index >= 0)  # [starts, 2] int64: (window, position)
-        window = at[:, 0]
         slots = tf.stack(
             [
-                tf.gather(window_row, window),
-                tf.gather(window_first, window)
-                + tf.cast(tf.gather_nd(word_index, at), tf.int64),
+                tf.cast(tf.gather(packed["example_index"], at[:, 0]), tf.int64),
+                tf.cast(tf.gather_nd(word_index, at), tf.int64),
             ],
             1,
         )

@@ -241,14 +241,16 @@ def _examples(x, y, sample_weight, shuffle):
     return dataset, count
 
 
-def encoded_batches(preprocessor, x, batch_size=None):
+def encoded_batches(preprocessor, x, batch_size=None, method="encode"):
     """Batches of `preprocessor.encode(x)` (model inputs plus the map back to
-    the text), as numpy, for `predict_text`."""
+    the text; `method` names another such method), as numpy, for
+    `predict_text`."""
     tf = _tf()
+    encode = getattr(preprocessor, method)
     dataset = batched_text(x, batch_size=batch_size)
     dataset = dataset.map(
         # tf.data passes a tuple element (question, context) as two arguments.
-        lambda *parts: preprocessor.encode(parts[0] if len(parts) == 1 else parts),
+        lambda *parts: encode(parts[0] if len(parts) == 1 else parts),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     for batch in dataset.prefetch(tf.data.AUTOTUNE):

@@ -16,13 +16,12 @@ class TaggedWord:
 
     Attributes:
         word: the word as it appears in the text.
-        tag: its tag name; None only for a single word with more pieces than the
-            preprocessor's `sequence_length`.
+        tag: its tag name.
         start, end: character offsets: `text[start:end] == word`.
     """
 
     word: str
-    tag: str | None
+    tag: str
     start: int
     end: int
 
@@ -119,10 +118,14 @@ class BertTokenClassifier(BertDenseHeadTask):
             One list per input: for words, their tag names in order; for
             raw text, `TaggedWord`s. An input longer than the
             preprocessor's `sequence_length` is tagged in consecutive
-            windows of whole words (each as long as fits, as the CoNLL
-            reader splits long sentences); only a single word with more
-            pieces than a window holds gets the tag None.
+            windows of whole words, each on its own: the windows the CoNLL
+            reader trains on and the exported graph tags
+            (`text.word_windows`). A single word with more pieces than a
+            window holds sits alone in one, cut, and takes its first
+            piece's tag.
         """
+        from keras_bert_impl.models import text_inputs
+
         if self.preprocessor is None:
             raise ValueError(
                 "predict_text needs a preprocessor: build the model with "
@@ -131,63 +134,32 @@ class BertTokenClassifier(BertDenseHeadTask):
         self._check_inputs(x, "predict_text")
         if isinstance(x, (str, bytes)):
             x = [x]
-        predictions = self._tag_batches(x, batch_size)
-        raw = bool(predictions) and predictions[0][1] is not None
-        if raw:
-            texts = _texts_as_bytes(x)
-            words = [
-                [t[a:b].decode("utf-8", "replace") for a, b in zip(*offsets)]
-                for t, (_, offsets) in zip(texts, predictions)
-            ]
-        else:
-            words = [list(w) for w in _word_lists(x)]
-        tags = [found for found, _ in predictions]
-        self._tag_the_rest(words, tags, batch_size)
-        if raw:
-            return [
-                _tagged_words(text, found, offsets)
-                for text, found, (_, offsets) in zip(texts, tags, predictions)
-            ]
-        return [[found.get(i) for i in range(len(w))] for w, found in zip(words, tags)]
-
-    def _tag_batches(self, x, batch_size):
-        """Per input: ({word index: tag} of the words that fit, byte offsets
-        of every word for raw text else None)."""
-        from keras_bert_impl.models import text_inputs
-
-        predictions = []
-        for batch in text_inputs.encoded_batches(self.preprocessor, x, batch_size):
+        tags, offsets = [], []
+        batches = text_inputs.encoded_batches(
+            self.preprocessor, x, batch_size, method="encode_windows"
+        )
+        for batch in batches:
+            first = len(tags)
+            tags.extend([None] * int(n) for n in batch["num_words"])
+            if "word_starts" in batch:
+                starts, ends = batch["word_starts"], batch["word_ends"]
+                offsets.extend(zip(starts.to_list(), ends.to_list()))
+            if not len(batch["example_index"]):
+                continue  # no words in this batch: no window to tag
             inputs = {key: batch[key] for key in _MODEL_INPUTS}
             predicted = np.asarray(self.predict_on_batch(inputs)).argmax(-1)
-            for row, word_index in enumerate(batch["word_index"]):
-                positions = np.nonzero(word_index >= 0)[0]
-                names = self.names_of(predicted[row, positions])
-                found = dict(zip(word_index[positions].tolist(), names))
-                offsets = None
-                if "word_starts" in batch:
-                    offsets = (
-                        batch["word_starts"][row].numpy(),
-                        batch["word_ends"][row].numpy(),
-                    )
-                predictions.append((found, offsets))
-        return predictions
-
-    def _tag_the_rest(self, words, tags, batch_size):
-        """Tags the words after each input's first window, window by window
-        (updates `tags` in place). A window starts at the first untagged word;
-        a word too long for any window is skipped."""
-        start = [len(found) for found in tags]
-        while True:
-            pending = [i for i, w in enumerate(words) if start[i] < len(w)]
-            if not pending:
-                return
-            windows = self._tag_batches(
-                [words[i][start[i] :] for i in pending], batch_size
-            )
-            for i, (found, _) in zip(pending, windows):
-                for index, tag in found.items():
-                    tags[i][start[i] + index] = tag
-                start[i] += max(len(found), 1)
+            windows, positions = np.nonzero(batch["word_index"] >= 0)
+            inputs_of = batch["example_index"][windows] + first
+            words = batch["word_index"][windows, positions]
+            names = self.names_of(predicted[windows, positions])
+            for row, word, name in zip(inputs_of, words, names):
+                tags[row][word] = name
+        if offsets:
+            return [
+                _tagged_words(text, found, where)
+                for text, found, where in zip(_texts_as_bytes(x), tags, offsets)
+            ]
+        return tags
 
 
 _MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
@@ -201,10 +173,6 @@ def _texts_as_bytes(x):
     ]
 
 
-def _word_lists(x):
-    return x.to_list() if hasattr(x, "to_list") else list(x)
-
-
 def _tagged_words(text, tags, offsets):
     """`TaggedWord`s of one raw text from byte offsets into its UTF-8."""
     words = []
@@ -212,6 +180,6 @@ def _tagged_words(text, tags, offsets):
         char_start = len(text[:start].decode("utf-8", "replace"))
         word = text[start:end].decode("utf-8", "replace")
         words.append(
-            TaggedWord(word, tags.get(index), char_start, char_start + len(word))
+            TaggedWord(word, tags[index], char_start, char_start + len(word))
         )
     return words

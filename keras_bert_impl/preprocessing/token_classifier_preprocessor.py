@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert_impl.data.word_alignment import pack_word_pieces
+from keras_bert_impl.data.word_alignment import pack_word_windows
 from keras_bert_impl.data.word_alignment import text_word_pieces
 from keras_bert_impl.data.word_alignment import word_piece_ids
 from keras_bert_impl.preprocessing.base import ACCEPTED_TEXT
@@ -40,9 +41,10 @@ class BertTokenClassifierPreprocessor(BertPreprocessor):
 
     A word's tag goes on its first piece; its other pieces, [CLS], [SEP] and
     padding get `IGNORE_LABEL` (-100), which `BertTokenClassifier`'s loss
-    skips. Words that do not fit in `sequence_length - 2` pieces are left
-    out (the CoNLL reader splits such sentences instead; the packing is the
-    same code, `data.word_alignment`).
+    skips. `call` and `encode` give one row per input: words that do not fit
+    in `sequence_length - 2` pieces are left out. `encode_windows` packs
+    every word, in windows of whole words (`text.word_windows`), as the
+    CoNLL reader and `predict_text` do.
 
     Call args:
         x: words or raw text, as above.
@@ -103,9 +105,32 @@ class BertTokenClassifierPreprocessor(BertPreprocessor):
         Returns:
             dict of int32 `[batch, sequence_length]` tensors: the model
             inputs, `word_index` (the word a position starts, -1 elsewhere),
-            `labels` when `y` is given; for raw text also `word_starts` and
-            `word_ends` (int64 byte offsets `[batch, (words)]`).
+            `labels` when `y` is given, int32 `num_words` `[batch]`; for raw
+            text also `word_starts` and `word_ends` (int64 byte offsets
+            `[batch, (words)]`).
         """
+        outputs, scalar = self._encode(x, y, pack_word_pieces)
+        if scalar:
+            outputs = {key: value[0] for key, value in outputs.items()}
+        return outputs
+
+    def encode_windows(self, x):
+        """Every word of each input, in windows of whole words (a scalar text
+        counts as a batch of one).
+
+        Returns:
+            dict: over windows, the int32 `[windows, sequence_length]` model
+            inputs, `word_index` (the word of its input a position starts,
+            -1 elsewhere) and `example_index` `[windows]` (its input); per
+            input, int32 `num_words` `[batch]` and, for raw text,
+            `word_starts` and `word_ends` as `encode` gives them.
+        """
+        outputs, _ = self._encode(x, None, pack_word_windows)
+        return outputs
+
+    def _encode(self, x, y, pack):
+        """(`pack`'s outputs and `num_words`, with raw text's word offsets;
+        whether a scalar text came in)."""
         with tf.device("cpu"):
             pieces, offsets, scalar = self.pieces(x)
             labels = None
@@ -117,12 +142,11 @@ class BertTokenClassifierPreprocessor(BertPreprocessor):
                         else (tf.RaggedTensor.from_tensor(tf.convert_to_tensor(y)))
                     )
                 labels = y
-            outputs = pack_word_pieces(pieces, self.packer, labels)
+            outputs = pack(pieces, self.packer, labels)
+            outputs["num_words"] = tf.cast(pieces.row_lengths(), tf.int32)
             if offsets is not None:
                 outputs["word_starts"], outputs["word_ends"] = offsets
-        if scalar:
-            outputs = {key: value[0] for key, value in outputs.items()}
-        return outputs
+        return outputs, scalar
 
     def call(self, x, y=None, sample_weight=None):
         outputs = self.encode(x, y)

@@ -17,9 +17,10 @@ The layout, the truncation budget (`content_length`), the truncation rule
   `tf.random.Generator` in the graph, and from Python's `random` in the static recipe,
   whose files must stay byte-identical for a seed: the same Binomial(n, 1/2), two
   random sources.
-- Words that do not fit are dropped by `data.word_alignment` (one row per text) but
-  start a new row in the CoNLL reader (no word loses its label); SQuAD windows slide
-  over the context instead of truncating it.
+- Words that do not fit are dropped from a text's one row (`data.word_alignment`,
+  the token classifier's `call`) or start its next window of whole words
+  (`text.word_windows`: CoNLL rows, `predict_text`, the exported tagger), so no word
+  loses its label; SQuAD windows slide over the context instead of truncating it.
 """
 
 import tensorflow as tf
