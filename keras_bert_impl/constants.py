@@ -13,3 +13,7 @@ SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
 # Label of positions a token-level loss skips ([CLS], [SEP], padding, a
 # word's later pieces); Hugging Face's value, so labels interoperate.
 IGNORE_LABEL = -100
+
+# The backbone's inputs, by name: what every preprocessor produces, every
+# dataset feeds and every export's `predict_ids` signature takes.
+MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")

@@ -18,10 +18,9 @@ import dataclasses
 
 import tensorflow as tf
 
+from keras_bert_impl.constants import MODEL_INPUTS
 from keras_bert_impl.data.batching import batched_examples
 from keras_bert_impl.data.table_files import read_table
-
-MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
 
 @dataclasses.dataclass(frozen=True)

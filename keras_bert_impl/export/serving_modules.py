@@ -8,7 +8,7 @@ for ids. Outputs are dense and batch-major.
 import tensorflow as tf
 
 from keras_bert_impl import internals
-from keras_bert_impl.export.text_inputs import MODEL_INPUTS
+from keras_bert_impl.constants import MODEL_INPUTS
 
 TEXT_SPEC = tf.TensorSpec([None], tf.string)
 IDS_SPEC = tf.TensorSpec([None, None], tf.int32)

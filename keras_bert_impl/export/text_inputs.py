@@ -8,10 +8,9 @@ ops plus tf-text's FastWordpieceTokenizeWithOffsets, so the graph serves on TF S
 
 import tensorflow as tf
 
+from keras_bert_impl.constants import MODEL_INPUTS
 from keras_bert_impl.text import Packer
 from keras_bert_impl.text.packer import serving_bucket_lengths
-
-MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
 
 class TextInputs(tf.Module):

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_bert_impl.constants import MODEL_INPUTS
 from keras_bert_impl.layers.activations import truncated_normal
 from keras_bert_impl.models import checkpoint_names
 from keras_bert_impl.models.task import BertTask
@@ -161,7 +162,7 @@ class BertQuestionAnswerer(BertTask):
                 for i in range(count)
             )
             inputs = {
-                key: batch[key] for key in ("token_ids", "segment_ids", "padding_mask")
+                key: batch[key] for key in MODEL_INPUTS
             }
             logits = self.predict_on_batch(inputs)
             features = _span_features(batch, examples)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_bert_impl.constants import IGNORE_LABEL
+from keras_bert_impl.constants import IGNORE_LABEL, MODEL_INPUTS
 from keras_bert_impl.models.task import BertDenseHeadTask
 
 
@@ -146,7 +146,7 @@ class BertTokenClassifier(BertDenseHeadTask):
                 offsets.extend(zip(starts.to_list(), ends.to_list()))
             if not len(batch["example_index"]):
                 continue  # no words in this batch: no window to tag
-            inputs = {key: batch[key] for key in _MODEL_INPUTS}
+            inputs = {key: batch[key] for key in MODEL_INPUTS}
             predicted = np.asarray(self.predict_on_batch(inputs)).argmax(-1)
             windows, positions = np.nonzero(batch["word_index"] >= 0)
             inputs_of = batch["example_index"][windows] + first
@@ -160,9 +160,6 @@ class BertTokenClassifier(BertDenseHeadTask):
                 for text, found, where in zip(_texts_as_bytes(x), tags, offsets)
             ]
         return tags
-
-
-_MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
 
 def _texts_as_bytes(x):

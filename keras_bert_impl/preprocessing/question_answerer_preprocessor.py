@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from keras_bert_impl.constants import MODEL_INPUTS
 from keras_bert_impl.data.squad_windows import check_window_settings
 from keras_bert_impl.data.squad_windows import context_byte_spans
 from keras_bert_impl.data.squad_windows import question_context_windows
@@ -11,7 +12,6 @@ from keras_bert_impl.preprocessing.base import BertPreprocessor
 from keras_bert_impl.preprocessing.base import to_backend
 from keras_bert_impl.text import Packer
 
-MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 ACCEPTED_PAIR = f"a (question, context) tuple, each {ACCEPTED_TEXT}"
 ANSWER_KEYS = ("answer_start", "answer_text")
 

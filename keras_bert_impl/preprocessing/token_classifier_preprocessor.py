@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_bert_impl.constants import MODEL_INPUTS
 from keras_bert_impl.data.word_alignment import pack_word_pieces
 from keras_bert_impl.data.word_alignment import pack_word_windows
 from keras_bert_impl.data.word_alignment import text_word_pieces
@@ -18,7 +19,6 @@ ACCEPTED_WORDS = (
     f"raw text ({ACCEPTED_TEXT}) or pre-split words (a list of lists of "
     "str, or a tf.string RaggedTensor [batch, (words)])"
 )
-MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
 
 def _is_word_lists(x):
