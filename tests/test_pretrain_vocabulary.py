@@ -3,19 +3,13 @@ size, its model.keras carries the tokenizer, and records or configs made for
 another vocabulary are errors naming both sides."""
 
 import json
-import os
-import sys
-
 
 import pretraining_records
 from model_helpers import tiny_config
 from tool_helpers import run_tool
 
-TOOLS = os.path.join(os.path.dirname(__file__), os.pardir)
-
 
 def _pretrain(tmp_path, *flags, records=40):
-    sys.path.insert(0, TOOLS)
     from keras_bert_impl.cli import pretrain
 
     data = tmp_path / "train.tfrecord"
@@ -122,4 +116,33 @@ def test_a_warm_up_longer_than_training_is_named_by_its_flags(tmp_path, capsys):
     assert (
         "--num_warmup_steps=5 must be between 0 and --num_train_steps=2"
         in capsys.readouterr().err
+    )
+
+
+def test_do_lower_case_sets_the_saved_casing_and_a_contradiction_is_named(
+    tmp_path, capsys
+):
+    from keras_bert_impl import BertPretrainer
+
+    vocab = _vocab_file(tmp_path)
+    assert (
+        _pretrain(
+            tmp_path, "--config=tiny", f"--vocab_file={vocab}", "--nodo_lower_case"
+        )
+        == 0
+    )
+    saved = tmp_path / "out" / "model.keras"
+    assert (
+        BertPretrainer.from_preset(str(saved)).preprocessor.tokenizer.lowercase is False
+    )
+
+    again = tmp_path / "again"
+    again.mkdir()
+    code = _pretrain(again, f"--init_checkpoint={saved}", "--do_lower_case")
+    assert code == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == (
+        f"kbi-pretrain: error: --do_lower_case=true contradicts --init_checkpoint={saved}, "
+        "whose tokenizer keeps case: leave --do_lower_case unset, or give --vocab_file "
+        "as well."
     )

@@ -45,6 +45,10 @@ def define_flags(registry):
                 "Vocabulary: sets the model's vocab_size and is saved in model.keras "
                 "(needed with --dynamic_masking or text input)."
             ),
+            "do_lower_case": (
+                "Lower-case input (uncased vocabularies); default: the .keras "
+                "checkpoint's casing, else read off the vocabulary."
+            ),
             "dynamic_masking": "Mask afresh in every batch (RoBERTa-style).",
             "input_format": (
                 "tfrecord: kbi-create-pretraining-data output. sentences / raw: text "

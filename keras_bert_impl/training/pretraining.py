@@ -45,6 +45,9 @@ class PretrainSettings:
     config: str | None = None
     init_checkpoint: str | None = None
     vocab_file: str | None = None
+    do_lower_case: bool | None = (
+        None  # None: the saved model's, else read off the vocabulary
+    )
     dynamic_masking: bool = False
     input_format: str = "tfrecord"
     do_whole_word_mask: bool = False
@@ -154,11 +157,15 @@ def _preprocessor_arguments(settings):
     line_sentences = (
         {} if settings.input_format == "raw" else {"sentence_end_tokens": ()}
     )
+    casing = (
+        {} if settings.do_lower_case is None else {"lowercase": settings.do_lower_case}
+    )
     return dict(
         sequence_length=settings.max_seq_length,
         max_predictions_per_seq=settings.max_predictions_per_seq,
         whole_word_mask=settings.do_whole_word_mask,
         **line_sentences,
+        **casing,
     )
 
 
@@ -176,8 +183,9 @@ def _text_preprocessor(settings):
 def _saved_preprocessor(settings):
     """The preprocessor the saved model carries, so that it loads, predicts
     and exports without being told its vocabulary again: `vocab_file`
-    (casing read off it), else the one saved in a `.keras` checkpoint, else
-    the checkpoint's `vocab.txt`; None when there is no vocabulary."""
+    (casing from `--do_lower_case`, else read off it), else the one saved in a
+    `.keras` checkpoint, else the checkpoint's `vocab.txt`; None when there is
+    no vocabulary."""
     from keras_bert_impl.preprocessing import BertPretrainingPreprocessor
 
     arguments = _preprocessor_arguments(settings)
@@ -189,6 +197,14 @@ def _saved_preprocessor(settings):
     if checkpoint and checkpoint.endswith(".keras") and tf.io.gfile.exists(checkpoint):
         saved = saved_preprocessor(checkpoint)
         if saved is not None:
+            lowercase = arguments.pop("lowercase", saved.tokenizer.lowercase)
+            if lowercase != saved.tokenizer.lowercase:
+                raise ValueError(
+                    f"--do_lower_case={str(lowercase).lower()} contradicts "
+                    f"--init_checkpoint={checkpoint}, whose tokenizer "
+                    f"{'lower-cases' if saved.tokenizer.lowercase else 'keeps case'}: "
+                    "leave --do_lower_case unset, or give --vocab_file as well."
+                )
             return BertPretrainingPreprocessor(saved.tokenizer, **arguments)
     vocab_file = default_vocab_file(checkpoint)
     if vocab_file is None:
