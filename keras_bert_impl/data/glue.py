@@ -18,9 +18,9 @@ import dataclasses
 
 import tensorflow as tf
 
-from keras_bert_impl.constants import MODEL_INPUTS
 from keras_bert_impl.data.batching import batched_examples
 from keras_bert_impl.data.table_files import read_table
+from keras_bert_impl.text.model_inputs import encode_texts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,22 +242,3 @@ def text_classification_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def encode_texts(tokenizer, packer, texts):
-    """One or two columns of text → the model's int32 input dict.
-
-    The one tokenize-and-pack path of sentence (pair) classification: the
-    TSV pipeline above and `BertTextClassifierPreprocessor` both call it.
-
-    Args:
-        tokenizer: a `keras_bert_impl.text.Tokenizer`.
-        packer: a `keras_bert_impl.text.Packer`.
-        texts: a tuple of one or two tf.string tensors `[batch]` (or scalars).
-
-    Returns:
-        dict of int32 `token_ids`, `segment_ids`, `padding_mask`.
-    """
-    segments = tuple(tokenizer(column) for column in texts)
-    packed = packer(segments[0] if len(segments) == 1 else segments)
-    return {name: tf.cast(packed[name], tf.int32) for name in MODEL_INPUTS}

@@ -8,6 +8,7 @@ well (`answer_search`), so the outputs equal `BertQuestionAnswerer.predict_text`
 
 import tensorflow as tf
 
+from keras_bert_impl.constants import MODEL_INPUTS
 from keras_bert_impl.data.squad_windows import (
     check_window_settings,
     context_byte_spans,
@@ -16,11 +17,11 @@ from keras_bert_impl.data.squad_windows import (
 from keras_bert_impl.export.answer_search import best_answers
 from keras_bert_impl.export.char_offsets import char_offsets
 from keras_bert_impl.export.serving_modules import (
-    MODEL_INPUTS,
     TEXT_SPEC,
     ServingModule,
     ids_signature,
 )
+from keras_bert_impl.text.model_inputs import model_inputs
 
 
 def default_window_settings(sequence_length):
@@ -132,7 +133,7 @@ class QuestionAnswererModule(ServingModule):
 
     def text_outputs(self, question, context):
         windows = self.windows(question, context)
-        inputs = {name: tf.cast(windows[name], tf.int32) for name in MODEL_INPUTS}
+        inputs = model_inputs(windows)
         logits = self.model_outputs(inputs)
         window_context = tf.gather(context, windows["example_index"])
         return best_answers(

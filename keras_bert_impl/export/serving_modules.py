@@ -8,7 +8,6 @@ for ids. Outputs are dense and batch-major.
 import tensorflow as tf
 
 from keras_bert_impl import internals
-from keras_bert_impl.constants import MODEL_INPUTS
 
 TEXT_SPEC = tf.TensorSpec([None], tf.string)
 IDS_SPEC = tf.TensorSpec([None, None], tf.int32)
@@ -363,7 +362,6 @@ __all__ = [
     "EmbeddingsModule",
     "FillMaskModule",
     "IDS_SPEC",
-    "MODEL_INPUTS",
     "ServingModule",
     "TEXT_SPEC",
     "ids_signature",

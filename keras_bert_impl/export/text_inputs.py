@@ -8,8 +8,8 @@ ops plus tf-text's FastWordpieceTokenizeWithOffsets, so the graph serves on TF S
 
 import tensorflow as tf
 
-from keras_bert_impl.constants import MODEL_INPUTS
 from keras_bert_impl.text import Packer
+from keras_bert_impl.text.model_inputs import model_inputs
 from keras_bert_impl.text.packer import serving_bucket_lengths
 
 
@@ -54,5 +54,4 @@ class TextInputs(tf.Module):
 
     def pack(self, segments):
         """Packs already tokenized segments (one RaggedTensor or a pair)."""
-        packed = self.packer(segments)
-        return {name: tf.cast(packed[name], tf.int32) for name in MODEL_INPUTS}
+        return model_inputs(self.packer(segments))

@@ -14,11 +14,11 @@ from keras_bert_impl.data.word_alignment import pack_word_windows, text_word_pie
 from keras_bert_impl.export.char_offsets import char_offsets
 from keras_bert_impl.export.entity_spans import TagScheme
 from keras_bert_impl.export.serving_modules import (
-    MODEL_INPUTS,
     TEXT_SPEC,
     ServingModule,
     ids_signature,
 )
+from keras_bert_impl.text.model_inputs import model_inputs
 
 
 def _dense(ragged, default):
@@ -101,7 +101,7 @@ class TokenClassifierModule(ServingModule):
         tokenizer = self.text_inputs.tokenizer
         pieces, byte_starts, byte_ends = text_word_pieces(tokenizer, text)
         packed = pack_word_windows(pieces, self.text_inputs.packer)
-        inputs = {name: tf.cast(packed[name], tf.int32) for name in MODEL_INPUTS}
+        inputs = model_inputs(packed)
         probabilities = self._probabilities(inputs)
 
         # Positions that start a word → that word's slot in its text.

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_bert_impl.data.glue import encode_texts
+from keras_bert_impl.text.model_inputs import encode_texts
 from keras_bert_impl.data.masking import MaskedLMMasker
 from keras_bert_impl.preprocessing.base import to_backend
 from keras_bert_impl.preprocessing.text_classifier_preprocessor import (

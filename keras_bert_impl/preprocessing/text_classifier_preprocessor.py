@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_bert_impl.data.glue import encode_texts
+from keras_bert_impl.text.model_inputs import encode_texts
 from keras_bert_impl.preprocessing.base import ACCEPTED_TEXT
 from keras_bert_impl.preprocessing.base import BertPreprocessor
 from keras_bert_impl.preprocessing.base import to_backend

@@ -7,7 +7,7 @@ the RoundRobinTrim op, which TF Serving links only from 2.20 on.)
 The layout, the truncation budget (`content_length`), the truncation rule
 (`longest_first_lengths`) and the placement of per-piece values at packed positions
 (`place_in_rows`) live here only. The task readers and preprocessors pack through the
-`Packer` (`data.glue.encode_texts`, `data.word_alignment`, `data.squad_windows`,
+`Packer` (`text.model_inputs.encode_texts`, `data.word_alignment`, `data.squad_windows`,
 `data.next_sentence_pairs`). What stays separate, on purpose:
 - `data.pretraining.pack_spans` writes the same layout in NumPy (its worker processes
   stay off TensorFlow, and its spans come straight out of a flat corpus); its
