@@ -345,13 +345,22 @@ def test_finetune_ner_end_to_end_and_malformed_conll(tmp_path):
         tags = ["B-PER" if int(w[4:]) < 10 else "O" for w in words]
         sentences.append("\n".join(f"{w} {t}" for w, t in zip(words, tags)))
     text = "-DOCSTART- O\n\n" + "\n\n".join(sentences) + "\n"
-    for name in ("train.txt", "valid.txt"):
+    for name in ("train.txt", "valid.txt", "test.txt"):
         (data_dir / name).write_text(text)
     settings = _settings(
-        tmp_path, str(data_dir), checkpoint, task_name="conll2003", do_predict=False
+        tmp_path, str(data_dir), checkpoint, task_name="conll2003", do_predict=True
     )
     result = run_finetuning(settings)
     assert {"precision", "recall", "f1"} <= set(result["eval_results"])
+    # Predictions keep each sentence's words beside their tags.
+    predicted = json.loads((tmp_path / "out" / "test_predictions.json").read_text())
+    assert len(predicted) == 24
+    assert predicted[0]["first_line"] == 3  # after -DOCSTART- and a blank line
+    assert predicted[0]["words"] == [
+        line.split()[0] for line in sentences[0].split("\n")
+    ]
+    assert all(len(s["tags"]) == len(s["words"]) == 6 for s in predicted)
+    assert {tag for s in predicted for tag in s["tags"]} <= {"O", "B-PER"}
     (data_dir / "valid.txt").write_text("word1 B-PER\nword2\n")
     with pytest.raises(ValueError, match=r"valid.txt:2: expected a word and a tag"):
         run_finetuning(dataclasses_replace(settings, do_train=False))

@@ -8,7 +8,7 @@ Outputs in `output_dir`: `checkpoints/`, `tensorboard/`, `metrics.{json,csv,png}
 `eval_results.txt` (`key = value` lines) and `eval_results.json`, and for
 `do_predict` `test_results.tsv` (a header, one probability column per label,
 then `prediction`: the label, or a regression's score),
-`test_predictions.json` (NER tags per word) or `predictions.json` /
+`test_predictions.json` (NER: each test sentence's words, their tags and its first line) or `predictions.json` /
 `nbest_predictions.json` (SQuAD).
 """
 
@@ -583,8 +583,15 @@ def _predict(settings, task, model):
         model, task.dataset(features, settings.predict_batch_size, False)
     )
     path = os.path.join(out, "test_predictions.json")
-    words = features_for_ner_words(features, outputs)
-    write_atomically(path, json.dumps(words) + "\n")
+    tags = features_for_ner_words(features, outputs)
+    # Each sentence's words beside their tags, and where it starts in test.txt.
+    sentences = [
+        {"first_line": line, "words": list(words), "tags": sentence_tags}
+        for words, line, sentence_tags in zip(
+            examples.words, examples.first_lines, tags
+        )
+    ]
+    write_atomically(path, json.dumps(sentences, indent=1) + "\n")
     return path
 
 
