@@ -252,7 +252,7 @@ def test_static_and_in_graph_whole_words_are_the_reference_words():
     """Same ids → same word groups in the NumPy recipe, the in-graph masker
     and google-research/bert's candidate loop (quoted below); `##` pieces
     right after [CLS]/[SEP] included (half of all tokens are pieces)."""
-    from keras_bert_impl.data.pretraining import MaskingVocabulary
+    from keras_bert_impl.data.recipe_masking import MaskingVocabulary
     from keras_bert_impl.data.whole_words import word_start_positions
 
     ids, mask = _batch(300, piece_rate=0.5, seed=5)

@@ -186,14 +186,14 @@ def test_one_truncation_rule_on_ints_and_tensors():
 def test_static_pretraining_rows_are_the_packer_layout():
     """`pretraining.pack_spans` (NumPy, worker processes) lays spans out as
     the Packer lays the same segments out."""
-    from keras_bert_impl.data import pretraining
+    from keras_bert_impl.data import pretraining, recipe_masking
 
     rng = np.random.default_rng(0)
     corpus = pretraining.TokenizedCorpus.from_documents(
         [[rng.integers(5, 90, rng.integers(1, 9)).tolist() for _ in range(6)]]
     )
     recipe = pretraining.PretrainingRecipe(max_seq_length=16)
-    vocab = pretraining.MaskingVocabulary.from_tokens(
+    vocab = recipe_masking.MaskingVocabulary.from_tokens(
         ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(95)]
     )
     spans, segments_a, segments_b = [], [], []

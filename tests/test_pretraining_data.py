@@ -18,7 +18,7 @@ import tensorflow as tf
 from text_helpers import write_vocab
 
 from keras_bert_impl.data import corpus as corpus_lib
-from keras_bert_impl.data import pretraining, sentences, tfrecord
+from keras_bert_impl.data import pretraining, recipe_masking, sentences, tfrecord
 from keras_bert_impl.data.example_encoder import serialize_examples
 from keras_bert_impl.data.pretraining_files import create_pretraining_files
 from keras_bert_impl.data.pretraining_reader import pretraining_dataset
@@ -33,7 +33,7 @@ CLS_ID, SEP_ID, MASK_ID = 2, 3, 4
 WORD_IDS = range(5, 65)
 STEM_IDS = range(65, 68)
 SUFFIX_IDS = range(68, 71)
-MASKING_VOCAB = pretraining.MaskingVocabulary.from_tokens(VOCAB)
+MASKING_VOCAB = recipe_masking.MaskingVocabulary.from_tokens(VOCAB)
 
 
 # ---------------------------------------------------------------- helpers
@@ -191,7 +191,9 @@ def masked_batch(recipe, seed=0, num_documents=120):
     token_ids, input_mask, _ = pretraining.pack_spans(
         corpus, spans, recipe, MASKING_VOCAB
     )
-    masked = pretraining.mask_tokens(token_ids, input_mask, recipe, MASKING_VOCAB, rng)
+    masked = recipe_masking.mask_tokens(
+        token_ids, input_mask, recipe, MASKING_VOCAB, rng
+    )
     return token_ids, input_mask, masked
 
 
@@ -199,13 +201,13 @@ def masked_batch(recipe, seed=0, num_documents=120):
 
 
 def test_num_to_predict_counts_cls_and_sep_and_rounds_half_to_even():
-    assert pretraining.num_to_predict(128, 0.15, 20) == 19  # 19.2
-    assert pretraining.num_to_predict(10, 0.15, 20) == 2  # 1.5 -> 2
-    assert pretraining.num_to_predict(30, 0.15, 20) == 4  # 4.5 -> 4
-    assert pretraining.num_to_predict(5, 0.15, 20) == 1  # at least one
-    assert pretraining.num_to_predict(512, 0.15, 20) == 20  # capped
+    assert recipe_masking.num_to_predict(128, 0.15, 20) == 19  # 19.2
+    assert recipe_masking.num_to_predict(10, 0.15, 20) == 2  # 1.5 -> 2
+    assert recipe_masking.num_to_predict(30, 0.15, 20) == 4  # 4.5 -> 4
+    assert recipe_masking.num_to_predict(5, 0.15, 20) == 1  # at least one
+    assert recipe_masking.num_to_predict(512, 0.15, 20) == 20  # capped
     lengths = np.array([5, 10, 30, 128])
-    assert pretraining.num_to_predict(lengths, 0.15, 20).tolist() == [1, 2, 4, 19]
+    assert recipe_masking.num_to_predict(lengths, 0.15, 20).tolist() == [1, 2, 4, 19]
 
 
 def test_truncation_cuts_equal_the_one_token_at_a_time_loop():
@@ -278,7 +280,7 @@ def test_masking_rules_hold_on_every_row():
     recipe = pretraining.PretrainingRecipe(max_seq_length=48, max_predictions_per_seq=6)
     token_ids, input_mask, masked = masked_batch(recipe)
     input_ids, positions, masked_ids, weights = masked
-    budgets = pretraining.num_to_predict(input_mask.sum(1), 0.15, 6)
+    budgets = recipe_masking.num_to_predict(input_mask.sum(1), 0.15, 6)
     for row in range(len(token_ids)):
         count = int(weights[row].sum())
         real = positions[row, :count]
@@ -298,7 +300,7 @@ def test_whole_word_masking_keeps_words_whole():
         max_seq_length=48, max_predictions_per_seq=8, do_whole_word_mask=True
     )
     token_ids, input_mask, (_, positions, _, weights) = masked_batch(recipe, seed=4)
-    budgets = pretraining.num_to_predict(input_mask.sum(1), 0.15, 8)
+    budgets = recipe_masking.num_to_predict(input_mask.sum(1), 0.15, 8)
     split_words = 0
     for row in range(len(token_ids)):
         chosen = set(positions[row, : int(weights[row].sum())].tolist())
@@ -343,7 +345,8 @@ def test_statistics_of_a_synthetic_corpus():
     lengths = batch.input_mask.sum(1)
     # The masked fraction is the prediction-count formula, exactly.
     assert (
-        counts["masked_tokens"] == pretraining.num_to_predict(lengths, 0.15, 10).sum()
+        counts["masked_tokens"]
+        == recipe_masking.num_to_predict(lengths, 0.15, 10).sum()
     )
     assert counts["tokens"] == lengths.sum()
     assert abs(counts["replaced_by_mask"] / counts["masked_tokens"] - 0.8) < 0.02
@@ -384,7 +387,7 @@ def test_vocabulary_without_special_tokens_is_rejected_by_name():
     with pytest.raises(
         ValueError, match=r"my_vocab\.txt lacks the special token\(s\) \[MASK\]"
     ):
-        pretraining.MaskingVocabulary.from_tokens(
+        recipe_masking.MaskingVocabulary.from_tokens(
             VOCAB[:4] + VOCAB[5:], source="my_vocab.txt"
         )
 

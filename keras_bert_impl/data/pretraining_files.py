@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from keras_bert_impl.data import pretraining
+from keras_bert_impl.data import pretraining, recipe_masking
 from keras_bert_impl.data.corpus import build_corpus, usable_cores
 from keras_bert_impl.data.example_encoder import serialize_examples
 from keras_bert_impl.data.tfrecord import ShardedRecordWriter
@@ -155,7 +155,7 @@ def create_pretraining_files(
         raise ValueError(f"dupe_factor={dupe_factor}; it must be >= 1.")
     if not input_files:
         raise ValueError("No input file given.")
-    vocab = pretraining.MaskingVocabulary.from_tokens(tokenizer.vocabulary)
+    vocab = recipe_masking.MaskingVocabulary.from_tokens(tokenizer.vocabulary)
     warnings = []
     capped = recipe.capped_mask_rate_warning()
     if capped:
