@@ -20,7 +20,7 @@ from keras_bert_impl.compression import (
     prune_heads,
     with_precision,
 )
-from keras_bert_impl.compression import pruning
+from keras_bert_impl.compression import importance, pruning
 from keras_bert_impl.convert import from_huggingface, to_huggingface
 from keras_bert_impl.models import BertQuestionAnswerer
 from keras_bert_impl.models.summary import describe
@@ -119,7 +119,7 @@ def _loss(model, labels, **masks):
 
 def test_head_importance_matches_finite_differences(classifier):
     inputs, labels = _inputs(), np.array([0, 1, 1, 0])
-    heads, ffn = pruning.mask_gradients(classifier, inputs, labels, batch_size=4)
+    heads, ffn = importance.mask_gradients(classifier, inputs, labels, batch_size=4)
     config, eps = classifier.config, 1e-2
     for layer, head in [(0, 0), (0, 3), (1, 1)]:
         masks = [np.ones(config.num_heads, "float32") for _ in range(2)]
@@ -146,8 +146,8 @@ def test_importance_averages_batches_and_normalises_each_layer(classifier):
     inputs, labels = tiny_inputs(batch=6, length=10), np.array([0, 1, 1, 0, 1, 0])
     first = {k: v[:4] for k, v in inputs.items()}
     second = {k: v[4:] for k, v in inputs.items()}
-    g1, _ = pruning.mask_gradients(classifier, first, labels[:4], ffn=False)
-    g2, _ = pruning.mask_gradients(classifier, second, labels[4:], ffn=False)
+    g1, _ = importance.mask_gradients(classifier, first, labels[:4], ffn=False)
+    g2, _ = importance.mask_gradients(classifier, second, labels[4:], ffn=False)
     scores = head_importance(classifier, inputs, labels, batch_size=4)
     for layer in range(2):
         expected = (4 * g1[layer] + 2 * g2[layer]) / 6
@@ -228,7 +228,7 @@ def test_pruned_ffn_equals_the_unpruned_model_with_those_neurons_zeroed(classifi
 
 
 def test_prune_on_text_removes_the_globally_least_important(classifier):
-    heads, neurons = pruning.mask_gradients(classifier, TEXTS, LABELS)
+    heads, neurons = importance.mask_gradients(classifier, TEXTS, LABELS)
     scores = [s / np.linalg.norm(s) for s in heads]
     assert all(np.isfinite(s).all() and s.min() > 0 for s in scores)
     smaller = prune(classifier, TEXTS, LABELS, head_fraction=0.5, ffn_fraction=0.25)

@@ -12,13 +12,8 @@ from keras_bert_impl.compression.precision import (
     model_precision,
     with_precision,
 )
-from keras_bert_impl.compression.pruning import (
-    ffn_importance,
-    head_importance,
-    prune,
-    prune_ffn,
-    prune_heads,
-)
+from keras_bert_impl.compression.importance import ffn_importance, head_importance
+from keras_bert_impl.compression.pruning import prune, prune_ffn, prune_heads
 
 __all__ = [
     "PRECISIONS",
