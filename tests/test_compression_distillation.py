@@ -17,7 +17,7 @@ from keras_bert_impl.compression import (
     teacher_logits,
 )
 from keras_bert_impl.constants import IGNORE_LABEL
-from keras_bert_impl.training.finetuning import save_model
+from keras_bert_impl.training.run_outputs import save_model
 from keras_bert_impl.cli import distill as distill_tool
 from model_helpers import tiny_config, tiny_inputs, tiny_text_model
 

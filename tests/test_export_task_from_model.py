@@ -14,7 +14,7 @@ from keras_bert_impl import BertClassifier
 from keras_bert_impl import BertPretrainer
 from keras_bert_impl import BertQuestionAnswerer
 from keras_bert_impl import BertTokenClassifier
-from keras_bert_impl.export.exporter import TASKS
+from keras_bert_impl.tasks import EXPORT_TASKS, FINETUNING_TASKS
 from keras_bert_impl.models.task import load_saved
 
 
@@ -38,15 +38,20 @@ def classifier_file(tmp_path_factory):
 
 def test_every_model_names_an_export_task():
     config = tiny_config()
-    tasks = {
-        BertBackbone(config).serving_task,
-        BertClassifier(config, num_classes=3).serving_task,
-        BertClassifier(config, num_classes=1).serving_task,
-        BertTokenClassifier(config, num_classes=5).serving_task,
-        BertQuestionAnswerer(config).serving_task,
-        BertPretrainer(config).serving_task,
-    }
-    assert tasks == set(TASKS)
+    models = [
+        BertBackbone(config),
+        BertClassifier(config, num_classes=3),
+        BertClassifier(config, num_classes=1),
+        BertTokenClassifier(config, num_classes=5),
+        BertQuestionAnswerer(config),
+        BertPretrainer(config),
+    ]
+    assert {model.serving_task for model in models} == set(EXPORT_TASKS)
+    # A fine-tuned model exports through the task that trained it.
+    for model in models:
+        task = EXPORT_TASKS[model.serving_task]
+        if task in FINETUNING_TASKS.values():
+            assert task.model_class_name == type(model).__name__
 
 
 def test_load_saved_refuses_a_file_of_another_model(tmp_path):

@@ -114,6 +114,20 @@ def test_three_class_csv_trains_evaluates_and_predicts_with_named_columns(tmp_pa
         np.testing.assert_allclose(probabilities.sum(), 1.0, atol=1e-5)
         assert row[3] == names[int(probabilities.argmax())]
 
+    # Its model.keras alone is evaluated again into a fresh directory: the
+    # model knows its task, vocabulary and labels.
+    again = tmp_path / "again"
+    finetune.run([
+        "kbi-finetune",
+        "--task_name=text_classification",
+        f"--validation_file={dev}",
+        "--text_column=review",
+        f"--init_checkpoint={out / 'model.keras'}",
+        f"--output_dir={again}",
+        "--do_eval",
+    ])
+    assert json.loads((again / "eval_results.json").read_text()) == results
+
 
 def test_jsonl_pairs_and_a_regression_run_end_to_end(tmp_path):
     rows = [

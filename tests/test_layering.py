@@ -1,4 +1,5 @@
-"""Imports point one way: text ← data ← models ← training / export / serving ← cli.
+"""Imports point one way: text ← data ← models ← training / export / serving ←
+tasks ← cli.
 
 A lower package never imports a higher one, not even inside a function or
 through `importlib.import_module`, so constants both need live in the lower one
@@ -14,14 +15,20 @@ import pytest
 PACKAGE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "keras_bert_impl"
 )
-HIGHER = ("models", "preprocessing", "training", "export", "serving", "convert")
+HIGHER = (
+    "models", "preprocessing", "training", "export", "serving", "convert", "tasks"
+)
 LOWER = {
     "text": HIGHER + ("data",),
     "data": HIGHER,
     "layers": HIGHER + ("data", "text"),
     # The checkpoint formats know no model class: models declare their weights'
     # canonical names, and from_preset (models) calls the readers.
-    "convert": ("models", "preprocessing", "training", "export", "serving"),
+    "convert": ("models", "preprocessing", "training", "export", "serving", "tasks"),
+    "models": ("training", "export", "serving", "tasks"),
+    # A task asks the trainer and the exporter; neither knows any task.
+    "training": ("export", "serving", "tasks"),
+    "export": ("training", "tasks"),
 }
 
 

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 from model_helpers import tiny_text_model
 
-from keras_bert_impl.training.finetuning import save_model
+from keras_bert_impl.training.run_outputs import save_model
 
 TEXTS = ["a b c", "d e", "c a"]
 

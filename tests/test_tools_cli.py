@@ -239,7 +239,7 @@ def test_commands_and_benchmarks_use_one_flag_system():
 @pytest.mark.parametrize(
     "command_module, settings_path",
     [
-        ("finetune", "keras_bert_impl.training.finetuning.FinetuneSettings"),
+        ("finetune", "keras_bert_impl.tasks.finetuning.FinetuneSettings"),
         ("pretrain", "keras_bert_impl.training.pretraining.PretrainSettings"),
         ("prune", "keras_bert_impl.compression.pruning_run.PruneSettings"),
     ],

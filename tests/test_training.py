@@ -14,7 +14,7 @@ import tensorflow as tf
 from keras_bert_impl import BertPretrainer
 from keras_bert_impl.training import Trainer, TrainerSettings, create_optimizer
 from keras_bert_impl.training import checkpoints, evaluation, get_strategy
-from keras_bert_impl.training.finetuning import FinetuneSettings, run_finetuning
+from keras_bert_impl.tasks.finetuning import FinetuneSettings, run_finetuning
 from keras_bert_impl.training.optimization import WarmupPolynomialDecay
 from keras_bert_impl.training.pretraining import PretrainSettings, run_pretraining
 from keras_bert_impl.training.trainer import check_batch_size

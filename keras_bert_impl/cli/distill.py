@@ -185,7 +185,7 @@ def _preprocessor(teacher, bucket_lengths):
 
 def main(registry):
     from keras_bert_impl.compression.distillation import distill
-    from keras_bert_impl.training.finetuning import save_model
+    from keras_bert_impl.training.run_outputs import save_model
 
     command.require_flags(registry, "teacher", "train_file", "output_dir")
     epochs = registry.num_train_epochs

@@ -29,7 +29,7 @@ from keras_bert_impl.cli import command
 
 def define_flags(f):
     """Defined when the tool runs, so importing this module adds no flags."""
-    from keras_bert_impl.export.exporter import TASKS
+    from keras_bert_impl.tasks import EXPORT_TASKS
 
     flags.DEFINE_string(
         "init_checkpoint",
@@ -42,7 +42,7 @@ def define_flags(f):
     flags.DEFINE_enum(
         "task",
         None,
-        list(TASKS),
+        list(EXPORT_TASKS),
         "What to export. Default: what a .keras model is (a classifier exports as "
         "classifier, a one-output classifier as regression, ...); required for a "
         "checkpoint directory. Any model also exports as embeddings.",
@@ -185,7 +185,7 @@ def load_saved_model(path, task):
 def load_model(init_checkpoint, task, labels, max_seq_length):
     """(the Keras model to export, with its preprocessor (the tokenizer it was trained
     with), the task to export it as)."""
-    from keras_bert_impl.export.exporter import TASKS
+    from keras_bert_impl.tasks import EXPORT_TASKS
 
     if not os.path.exists(init_checkpoint):
         raise FileNotFoundError(f"--init_checkpoint={init_checkpoint} does not exist")
@@ -194,51 +194,18 @@ def load_model(init_checkpoint, task, labels, max_seq_length):
     if task is None:
         raise ValueError(
             f"--task is needed: --init_checkpoint={init_checkpoint} is a checkpoint "
-            f"directory, which holds no task head; valid tasks are {', '.join(TASKS)}"
+            f"directory, which holds no task head; valid tasks are {', '.join(EXPORT_TASKS)}"
         )
-    return _model_from_directory(init_checkpoint, task, labels, max_seq_length), task
-
-
-def _model_from_directory(init_checkpoint, task, labels, max_seq_length):
-    from keras_bert_impl import (
-        BertBackbone,
-        BertClassifier,
-        BertPretrainer,
-        BertQuestionAnswerer,
-        BertTokenClassifier,
+    kwargs = {"sequence_length": max_seq_length} if max_seq_length else {}
+    model = EXPORT_TASKS[task].model_from_directory(
+        task, init_checkpoint, labels, **kwargs
     )
-
-    kwargs = {}
-    if max_seq_length:
-        kwargs["sequence_length"] = max_seq_length
-    if task == "fill_mask":
-        return BertPretrainer.from_preset(init_checkpoint, **kwargs)
-    if task == "embeddings":
-        return BertBackbone.from_preset(init_checkpoint)
-    if task == "question_answerer":
-        return BertQuestionAnswerer.from_preset(init_checkpoint, **kwargs)
-    if task == "token_classifier":
-        if not labels:
-            raise ValueError(
-                "--labels is required to export a token classifier head from a "
-                "checkpoint directory"
-            )
-        return BertTokenClassifier.from_preset(
-            init_checkpoint, label_names=labels, **kwargs
-        )
-    if task == "regression":
-        kwargs["num_classes"] = 1
-    elif labels:
-        kwargs["label_names"] = labels
-    else:
-        raise ValueError(
-            "--labels is required to export a classifier head from a checkpoint directory"
-        )
-    return BertClassifier.from_preset(init_checkpoint, **kwargs)
+    return model, task
 
 
 def main(flag_values):
     from keras_bert_impl.export import exporter
+    from keras_bert_impl.tasks import EXPORT_TASKS
     from keras_bert_impl.text import packer
 
     try:
@@ -308,35 +275,9 @@ def main(flag_values):
             batch_timeout_micros=flag_values.batch_timeout_micros,
             **warmup,
         )
-        if task == "fill_mask":
-            path = exporter.export_fill_mask(
-                model, flag_values.export_dir, top_k=flag_values.top_k, **common
-            )
-        elif task == "token_classifier":
-            path = exporter.export_token_classifier(
-                model, flag_values.export_dir, labels=flag_values.labels, **common
-            )
-        elif task == "question_answerer":
-            path = exporter.export_question_answerer(
-                model,
-                flag_values.export_dir,
-                doc_stride=flag_values.doc_stride,
-                max_query_length=flag_values.max_query_length,
-                max_answer_length=flag_values.max_answer_length,
-                n_best_size=flag_values.n_best_size,
-                **common,
-            )
-        elif task == "embeddings":
-            path = exporter.export_embeddings(
-                model,
-                flag_values.export_dir,
-                normalize=flag_values.normalize_embeddings,
-                **common,
-            )
-        else:
-            path = exporter.export_classifier(
-                model, flag_values.export_dir, labels=flag_values.labels, **common
-            )
+        path = EXPORT_TASKS[task].export(
+            model, flag_values.export_dir, task, flag_values, **common
+        )
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"kbi-export: {error}", file=sys.stderr)
         return 1

@@ -31,8 +31,8 @@ from keras_bert_impl.cli import command
 
 def define_flags(registry):
     from keras_bert_impl.data.table_files import FORMATS
-    from keras_bert_impl.training import text_tasks
-    from keras_bert_impl.training.finetuning import TASK_NAMES, FinetuneSettings
+    from keras_bert_impl.tasks import text_classification
+    from keras_bert_impl.tasks.finetuning import TASK_NAMES, FinetuneSettings
     from keras_bert_impl.training.strategy import STRATEGIES
 
     own = "text_classification/text_regression"
@@ -52,9 +52,9 @@ def define_flags(registry):
                 f"{own}: the --do_predict file (its label column, if any, is checked "
                 "against the training labels)."
             ),
-            "text_column": f"{own}: the text column (default {text_tasks.DEFAULT_TEXT_COLUMN!r}).",
+            "text_column": f"{own}: the text column (default {text_classification.DEFAULT_TEXT_COLUMN!r}).",
             "text_pair_column": f"{own}: a second text column for sentence pairs (default: none).",
-            "label_column": f"{own}: the label column (default {text_tasks.DEFAULT_LABEL_COLUMN!r}).",
+            "label_column": f"{own}: the label column (default {text_classification.DEFAULT_LABEL_COLUMN!r}).",
             "predict_file": "SQuAD JSON to evaluate/predict.",
             "output_dir": "Where everything is written.",
             "init_checkpoint": "A .keras file, a Hugging Face directory or a TF1 BERT checkpoint prefix.",
@@ -101,7 +101,7 @@ def define_flags(registry):
 
 
 def main(flag_values):
-    from keras_bert_impl.training.finetuning import FinetuneSettings, run_finetuning
+    from keras_bert_impl.tasks.finetuning import FinetuneSettings, run_finetuning
 
     command.require_flags(flag_values, "task_name", "output_dir")
     result = run_finetuning(command.settings_from_flags(flag_values, FinetuneSettings))

@@ -23,7 +23,7 @@ from keras_bert_impl.compression import pruning
 from keras_bert_impl.data.glue import read_tsv_examples
 from keras_bert_impl.models import BertClassifier
 from keras_bert_impl.text.packer import parse_bucket_lengths
-from keras_bert_impl.training.finetuning import save_model
+from keras_bert_impl.training.run_outputs import save_model
 from keras_bert_impl.training.history import write_atomically
 
 REPORT_FILE = "pruning_report.json"

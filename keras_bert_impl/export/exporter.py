@@ -274,13 +274,3 @@ def export_question_answerer(
         n_best_size=n_best_size,
     )
     return export_module(module, export_dir, **kwargs)
-
-
-TASKS = (
-    "classifier",
-    "regression",
-    "embeddings",
-    "fill_mask",
-    "token_classifier",
-    "question_answerer",
-)

@@ -193,7 +193,7 @@ def pretrain(settings, run, context):
 
 def finetune(settings, run, context):
     """all-MiniLM-L6-v2 fine-tuned on the labelled sentences (`kbi-finetune`)."""
-    from keras_bert_impl.training.finetuning import FinetuneSettings, run_finetuning
+    from keras_bert_impl.tasks.finetuning import FinetuneSettings, run_finetuning
     from keras_bert_impl.training.strategy import get_strategy
 
     for name in ("train.tsv", "dev.tsv"):

@@ -20,8 +20,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_bert_impl.training.finetuning import MIXED_PRECISION, save_model
-from keras_bert_impl.training.finetuning import write_eval_results
+from keras_bert_impl.training.run_outputs import check_mixed_precision
+from keras_bert_impl.training.run_outputs import save_model, write_eval_results
 from keras_bert_impl.training.model_loading import default_vocab_file, load_model
 from keras_bert_impl.training.model_loading import resolve_config
 from keras_bert_impl.training.model_loading import saved_preprocessor
@@ -406,11 +406,7 @@ def run_pretraining(settings, strategy=None):
     the training history rows and `eval_results`."""
     import keras
 
-    if settings.mixed_precision not in MIXED_PRECISION:
-        raise ValueError(
-            f"Unknown --mixed_precision={settings.mixed_precision!r}; valid values "
-            "are '', 'mixed_bfloat16', 'mixed_float16'."
-        )
+    check_mixed_precision(settings.mixed_precision)
     _check_input_format(settings)
     _check_schedule(settings)
     if strategy is None:

@@ -1,4 +1,4 @@
-"""Sentence (pair) classification and regression tasks of `kbi-finetune`.
+"""Sentence (pair) classification and regression: `TextClassificationTask`.
 
 One `TextTask` says where a task's files keep their texts and labels. A GLUE
 task is a preset (`GLUE_TASKS`: TSV files under `--data_dir`, fixed columns);
@@ -16,6 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert_impl.data.table_files import FORMATS, file_format
+from keras_bert_impl.tasks.base import FinetuningTask, data_dir_file
+from keras_bert_impl.tasks.base import refuse_unread_flags
+from keras_bert_impl.text.packer import parse_bucket_lengths
+from keras_bert_impl.training import evaluation
+from keras_bert_impl.training.history import write_atomically
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,14 +123,6 @@ def text_file(settings, task, split):
     return data_dir_file(settings, name), "tsv"
 
 
-def data_dir_file(settings, name):
-    """`name` under `--data_dir`, which must have it."""
-    path = os.path.join(settings.data_dir, name)
-    if not tf.io.gfile.exists(path):
-        raise ValueError(f"{path} not found (--data_dir={settings.data_dir}).")
-    return path
-
-
 def read_split(settings, task, split, label_vocabulary):
     """`TextExamples` of one split, labels indexed by `label_vocabulary`."""
     from keras_bert_impl.data import tasks
@@ -166,3 +163,125 @@ def predictions_tsv(outputs, label_vocabulary, regression):
     writer = csv.writer(text, dialect="excel-tab", lineterminator="\n")
     writer.writerows([header, *rows])
     return text.getvalue()
+
+
+class TextClassificationTask(FinetuningTask):
+    """Sentence (pair) classification and regression: a GLUE preset or the
+    user's own TSV/CSV/JSON lines files. Writes `test_results.tsv`."""
+
+    task_names = tuple(GLUE_TASKS) + OWN_DATA_TASKS
+    export_names = ("classifier", "regression")
+    model_class_name = "BertClassifier"
+    varies_batch_shapes = True
+
+    def __init__(self, settings, tokenizer, label_vocabulary=None):
+        super().__init__(settings, tokenizer, label_vocabulary)
+        self.text_task = text_task(settings)
+        self.regression = self.text_task.regression
+
+    @classmethod
+    def input_flags(cls, task_name):
+        return ("data_dir",) if task_name in GLUE_TASKS else OWN_DATA_FLAGS
+
+    @classmethod
+    def check_inputs(cls, settings):
+        if settings.task_name in GLUE_TASKS:
+            refuse_unread_flags(
+                settings,
+                cls.input_flags(settings.task_name),
+                " (a GLUE task's files and columns are fixed; "
+                "--task_name=text_classification reads your own)",
+            )
+            super().check_inputs(settings)
+            return
+        refuse_unread_flags(settings, OWN_DATA_FLAGS)
+        check_own_data_files(settings)
+
+    @property
+    def needs_labels(self):
+        return not self.regression
+
+    def read(self, split):
+        examples = read_split(
+            self.settings, self.text_task, split, self.label_vocabulary
+        )
+        if self.label_vocabulary is None:
+            self.label_vocabulary = examples.label_vocabulary
+        return examples
+
+    def dataset(self, features, batch_size, training):
+        from keras_bert_impl.data import tasks
+        from keras_bert_impl.text import Packer
+
+        s = self.settings
+        packer = Packer.from_tokenizer(
+            self.tokenizer,
+            s.max_seq_length,
+            bucket_lengths=parse_bucket_lengths(s.bucket_lengths),
+        )
+        return tasks.text_classification_dataset(
+            features,
+            self.tokenizer,
+            packer,
+            batch_size,
+            shuffle=training,
+            seed=s.seed,
+            repeat=training,
+            drop_remainder=training,
+        )
+
+    def build_model(self, dtype):
+        from keras_bert_impl import models, preprocessing
+        from keras_bert_impl.training.model_loading import load_model
+
+        s = self.settings
+        kwargs = {"dtype": dtype} if dtype else {}
+        kwargs["num_classes"] = 1 if self.regression else len(self.label_vocabulary)
+        if not self.regression:
+            kwargs["label_names"] = self.label_vocabulary
+        kwargs["preprocessor"] = preprocessing.BertTextClassifierPreprocessor(
+            tokenizer=self.tokenizer, sequence_length=s.max_seq_length
+        )
+        return load_model(
+            models.BertClassifier,
+            s.init_checkpoint,
+            s.bert_config_file,
+            s.config,
+            **kwargs,
+        )
+
+    def evaluate(self, outputs, examples, features):
+        predictions = outputs[:, 0] if self.regression else outputs.argmax(-1)
+        return evaluation.glue_metrics(
+            self.text_task.metric, features.labels, predictions
+        )
+
+    def write_predictions(self, outputs, examples, features, output_dir):
+        path = os.path.join(output_dir, "test_results.tsv")
+        write_atomically(
+            path, predictions_tsv(outputs, self.label_vocabulary, self.regression)
+        )
+        return path
+
+    @classmethod
+    def model_from_directory(cls, export_name, init_checkpoint, labels, **kwargs):
+        from keras_bert_impl.models import BertClassifier
+
+        if export_name == "regression":
+            kwargs["num_classes"] = 1
+        elif labels:
+            kwargs["label_names"] = labels
+        else:
+            raise ValueError(
+                "--labels is required to export a classifier head from a checkpoint "
+                "directory"
+            )
+        return BertClassifier.from_preset(init_checkpoint, **kwargs)
+
+    @classmethod
+    def export(cls, model, export_dir, export_name, options, **common):
+        from keras_bert_impl.export import exporter
+
+        return exporter.export_classifier(
+            model, export_dir, labels=options.labels, **common
+        )

@@ -1,0 +1,104 @@
+"""Token classification (CoNLL-2003 NER): `TokenClassificationTask`."""
+
+import json
+import os
+
+from keras_bert_impl.tasks.base import FinetuningTask, data_dir_file
+from keras_bert_impl.training import evaluation
+from keras_bert_impl.training.history import write_atomically
+
+# CoNLL's file of each split under --data_dir.
+SPLIT_FILES = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
+
+
+class TokenClassificationTask(FinetuningTask):
+    """A tag per word, trained on CoNLL files (`--data_dir` with train.txt,
+    valid.txt, test.txt); long sentences are cut into windows of whole words
+    (`text.word_windows`). Scored by entity F1 (conlleval); predictions go to
+    `test_predictions.json`, each sentence's words beside their tags."""
+
+    task_names = ("conll2003", "ner")
+    export_names = ("token_classifier",)
+    model_class_name = "BertTokenClassifier"
+
+    def read(self, split):
+        from keras_bert_impl.data import tasks
+
+        sentences = tasks.read_conll(
+            data_dir_file(self.settings, SPLIT_FILES[split]),
+            label_vocabulary=self.label_vocabulary,
+        )
+        if self.label_vocabulary is None:
+            self.label_vocabulary = sentences.label_vocabulary
+        return sentences
+
+    def features(self, examples):
+        from keras_bert_impl.data import tasks
+
+        return tasks.conll_features(
+            examples, self.tokenizer, self.settings.max_seq_length
+        )
+
+    def dataset(self, features, batch_size, training):
+        return features.dataset(
+            batch_size,
+            shuffle=training,
+            seed=self.settings.seed,
+            repeat=training,
+            drop_remainder=training,
+        )
+
+    def build_model(self, dtype):
+        from keras_bert_impl import models, preprocessing
+        from keras_bert_impl.training.model_loading import load_model
+
+        s = self.settings
+        kwargs = {"dtype": dtype} if dtype else {}
+        return load_model(
+            models.BertTokenClassifier,
+            s.init_checkpoint,
+            s.bert_config_file,
+            s.config,
+            label_names=self.label_vocabulary,
+            preprocessor=preprocessing.BertTokenClassifierPreprocessor(
+                tokenizer=self.tokenizer, sequence_length=s.max_seq_length
+            ),
+            **kwargs,
+        )
+
+    def evaluate(self, outputs, examples, features):
+        return evaluation.entity_f1(examples.tags, features.word_predictions(outputs))
+
+    def write_predictions(self, outputs, examples, features, output_dir):
+        path = os.path.join(output_dir, "test_predictions.json")
+        tags = features.word_predictions(outputs)
+        # Each sentence's words beside their tags, and where it starts in test.txt.
+        sentences = [
+            {"first_line": line, "words": list(words), "tags": sentence_tags}
+            for words, line, sentence_tags in zip(
+                examples.words, examples.first_lines, tags
+            )
+        ]
+        write_atomically(path, json.dumps(sentences, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def model_from_directory(cls, export_name, init_checkpoint, labels, **kwargs):
+        from keras_bert_impl.models import BertTokenClassifier
+
+        if not labels:
+            raise ValueError(
+                "--labels is required to export a token classifier head from a "
+                "checkpoint directory"
+            )
+        return BertTokenClassifier.from_preset(
+            init_checkpoint, label_names=labels, **kwargs
+        )
+
+    @classmethod
+    def export(cls, model, export_dir, export_name, options, **common):
+        from keras_bert_impl.export import exporter
+
+        return exporter.export_token_classifier(
+            model, export_dir, labels=options.labels, **common
+        )
