@@ -195,6 +195,7 @@ def text_classification_dataset(
     seed=None,
     repeat=False,
     drop_remainder=False,
+    group_by_length=False,
 ):
     """Tokenizes and packs `TextExamples` inside a tf.data pipeline.
 
@@ -208,6 +209,8 @@ def text_classification_dataset(
         seed: makes the shuffle reproducible.
         repeat: repeat forever.
         drop_remainder: drop a last, smaller batch (static batch size).
+        group_by_length: batches of similar length (`data.batching`), for a
+            packer with length buckets.
 
     Returns:
         A `tf.data.Dataset` of `(x, y)`, x = {token_ids, segment_ids,
@@ -227,6 +230,7 @@ def text_classification_dataset(
         seed=seed,
         repeat=repeat,
         drop_remainder=drop_remainder,
+        group_by_length=group_by_length,
     )
 
     def encode(batch_texts):

@@ -23,15 +23,6 @@ DEFAULT_BATCH_SIZE = 32
 # block is then split back into the same batches.
 BATCHES_PER_CALL = 8
 
-# Training batches a length-bucketing preprocessor's texts are grouped in:
-# each window of shuffled texts is sorted by length and cut into batches,
-# whose order is shuffled again (Hugging Face's `group_by_length`). Random
-# batches of short texts almost always hold one long text and pad to the top
-# bucket; sorted, most batches fit a small one. The window is small beside an
-# epoch, so batches still mix the whole dataset from epoch to epoch.
-BATCHES_PER_LENGTH_GROUP = 8
-
-
 def _tf():
     import tensorflow as tf
 
@@ -144,30 +135,16 @@ def text_dataset(
 
 
 def _length_grouped(x, y, sample_weight, batch_size):
-    """Shuffled in-memory text in batches of similar length (see
-    `BATCHES_PER_LENGTH_GROUP`); every example once per epoch."""
+    """Shuffled in-memory text in batches of similar length, every example
+    once per epoch: the one grouping policy, `data.batching.length_grouped`."""
+    from keras_bert_impl.data.batching import length_grouped
+
     tf = _tf()
     batch_size = batch_size or DEFAULT_BATCH_SIZE
     examples, count = _examples(x, y, sample_weight, shuffle=True)
-    windows = examples.batch(batch_size * BATCHES_PER_LENGTH_GROUP)
-    dataset = (
-        windows.map(_sorted_by_length, tf.data.AUTOTUNE)
-        .rebatch(batch_size)
-        .shuffle(BATCHES_PER_LENGTH_GROUP)
-    )
-    return dataset.apply(
+    return length_grouped(examples, batch_size).apply(
         tf.data.experimental.assert_cardinality(-(-count // batch_size))
     )
-
-
-def _sorted_by_length(*element):
-    """A window's examples in order of text length (bytes; text pairs summed),
-    a cheap stand-in for token counts that needs no tokenization."""
-    tf = _tf()
-    texts = element[0] if isinstance(element[0], tuple) else (element[0],)
-    length = tf.add_n([tf.strings.length(text) for text in texts])
-    order = tf.argsort(length, stable=True)
-    return tf.nest.map_structure(lambda part: tf.gather(part, order), element)
 
 
 def _preprocess(preprocessor, dataset):

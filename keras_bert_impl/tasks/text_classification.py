@@ -214,11 +214,12 @@ class TextClassificationTask(FinetuningTask):
         from keras_bert_impl.text import Packer
 
         s = self.settings
+        bucket_lengths = parse_bucket_lengths(s.bucket_lengths)
         packer = Packer.from_tokenizer(
-            self.tokenizer,
-            s.max_seq_length,
-            bucket_lengths=parse_bucket_lengths(s.bucket_lengths),
+            self.tokenizer, s.max_seq_length, bucket_lengths=bucket_lengths
         )
+        # fit(texts)'s policy: with length buckets, training batches group
+        # texts of similar length, so most pad to a small bucket.
         return tasks.text_classification_dataset(
             features,
             self.tokenizer,
@@ -228,6 +229,7 @@ class TextClassificationTask(FinetuningTask):
             seed=s.seed,
             repeat=training,
             drop_remainder=training,
+            group_by_length=training and bucket_lengths is not None,
         )
 
     def build_model(self, dtype):
