@@ -5,10 +5,9 @@ The model classes load on first use, so tools that only touch text or data
 models.
 """
 
-import importlib
-
 from keras_bert_impl.config import PRESETS
 from keras_bert_impl.config import BertConfig
+from keras_bert_impl.lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -20,13 +19,6 @@ _MODELS = (
     "BertTokenClassifier",
 )
 __all__ = ["PRESETS", "BertConfig", *_MODELS]
-
-
-def __getattr__(name):
-    if name in _MODELS:
-        return getattr(importlib.import_module("keras_bert_impl.models"), name)
-    raise AttributeError(f"module 'keras_bert_impl' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_MODELS))
+__getattr__, __dir__ = lazy_exports(
+    __name__, {name: "keras_bert_impl.models" for name in _MODELS}
+)

@@ -484,7 +484,8 @@ def test_pruned_model_and_its_importance_on_jax(pruned, tmp_path):
 
 
 def test_kbi_prune_sets_the_lengths_of_a_saved_preprocessor(classifier):
-    from keras_bert_impl.compression.pruning_run import PruneSettings, _prepared
+    from keras_bert_impl.compression.pruning_run import _prepared
+    from keras_bert_impl.compression.pruning_settings import PruneSettings
 
     settings = PruneSettings(
         "c.keras", "t.tsv", "out", max_seq_length=8, bucket_lengths="4,6"

@@ -12,7 +12,7 @@ from keras_bert_impl.constants import SPECIAL_TOKENS
 from keras_bert_impl.data.next_sentence_pairs import next_sentence_pairs
 from keras_bert_impl.data.recipe_masking import num_to_predict
 from keras_bert_impl.preprocessing import BertPretrainingPreprocessor
-from keras_bert_impl.training.pretraining import PretrainSettings
+from keras_bert_impl.training.settings import PretrainSettings
 from keras_bert_impl.training.pretraining import run_pretraining
 from keras_bert_impl.training.pretraining import text_pretraining_dataset
 from tests.model_helpers import real_checkpoint_dir

@@ -4,7 +4,8 @@ and each task's flags and files checked before anything runs."""
 import pytest
 
 from keras_bert_impl.tasks import FINETUNING_TASKS, TextClassificationTask
-from keras_bert_impl.tasks.finetuning import FinetuneSettings, check_settings
+from keras_bert_impl.tasks.finetuning import check_settings
+from keras_bert_impl.tasks.settings import FinetuneSettings
 from keras_bert_impl.text import Tokenizer
 from pretraining_records import TINY_VOCAB
 from text_helpers import write_vocab

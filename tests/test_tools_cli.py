@@ -131,6 +131,34 @@ def test_help_lists_each_tools_own_flags_without_start_up_noise(tools_flags):
         ]
 
 
+def test_help_is_answered_without_loading_tensorflow():
+    """Every command's --help comes from its flags alone (settings dataclasses
+    and lazy package imports): under a second, not TensorFlow's ten."""
+    code = (
+        "import sys\n"
+        "from keras_bert_impl.cli import launch\n"
+        "loaded = []\n"
+        "for script in launch.COMMANDS:\n"
+        "    sys.argv = [script, '--help']\n"
+        "    launch.launch(script)\n"
+        "    loaded += [script] if 'tensorflow' in sys.modules else []\n"
+        "    loaded += [script] if 'keras' in sys.modules else []\n"
+        "print('LOADED', sorted(set(loaded)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("USAGE") == len(launch_commands())
+    assert done.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def launch_commands():
+    from keras_bert_impl.cli import launch
+
+    return launch.COMMANDS
+
+
 def test_a_tool_run_starts_without_tensorflow_notices(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat on the mat\nthe dog sat on the log\n")
@@ -239,9 +267,9 @@ def test_commands_and_benchmarks_use_one_flag_system():
 @pytest.mark.parametrize(
     "command_module, settings_path",
     [
-        ("finetune", "keras_bert_impl.tasks.finetuning.FinetuneSettings"),
-        ("pretrain", "keras_bert_impl.training.pretraining.PretrainSettings"),
-        ("prune", "keras_bert_impl.compression.pruning_run.PruneSettings"),
+        ("finetune", "keras_bert_impl.tasks.settings.FinetuneSettings"),
+        ("pretrain", "keras_bert_impl.training.settings.PretrainSettings"),
+        ("prune", "keras_bert_impl.compression.pruning_settings.PruneSettings"),
     ],
 )
 def test_a_commands_defaults_are_its_settings_defaults(command_module, settings_path):

@@ -14,9 +14,11 @@ import tensorflow as tf
 from keras_bert_impl import BertPretrainer
 from keras_bert_impl.training import Trainer, TrainerSettings, create_optimizer
 from keras_bert_impl.training import checkpoints, evaluation, get_strategy
-from keras_bert_impl.tasks.finetuning import FinetuneSettings, run_finetuning
+from keras_bert_impl.tasks.finetuning import run_finetuning
+from keras_bert_impl.tasks.settings import FinetuneSettings
 from keras_bert_impl.training.optimization import WarmupPolynomialDecay
-from keras_bert_impl.training.pretraining import PretrainSettings, run_pretraining
+from keras_bert_impl.training.pretraining import run_pretraining
+from keras_bert_impl.training.settings import PretrainSettings
 from keras_bert_impl.training.trainer import check_batch_size
 from model_helpers import tiny_config, tiny_inputs
 import pretraining_records

@@ -25,6 +25,7 @@ def pretrain(output_dir, records, vocab, config, steps, slow):
     import tensorflow as tf
 
     from keras_bert_impl.training import pretraining
+    from keras_bert_impl.training.settings import PretrainSettings
 
     if slow:
         original = pretraining.pretraining_input
@@ -41,7 +42,7 @@ def pretrain(output_dir, records, vocab, config, steps, slow):
             return original(*args, **kwargs).map(pause)
 
         pretraining.pretraining_input = slowed
-    settings = pretraining.PretrainSettings(
+    settings = PretrainSettings(
         input_file=records,
         output_dir=output_dir,
         bert_config_file=config,
@@ -149,6 +150,7 @@ def multi_worker(output_dir, records, config, steps, weights_file):
     import numpy as np
 
     from keras_bert_impl.training import pretraining
+    from keras_bert_impl.training.settings import PretrainSettings
 
     trainers = []
 
@@ -158,7 +160,7 @@ def multi_worker(output_dir, records, config, steps, weights_file):
             trainers.append(self)
 
     pretraining.Trainer = RecordedTrainer
-    settings = pretraining.PretrainSettings(
+    settings = PretrainSettings(
         input_file=records,
         output_dir=output_dir,
         bert_config_file=config,

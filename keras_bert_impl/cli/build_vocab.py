@@ -7,7 +7,6 @@ Usage:
 
 from absl import flags
 
-from keras_bert_impl.text import build_vocabulary
 from keras_bert_impl.cli import command
 
 
@@ -70,6 +69,8 @@ def define_flags(f):
 
 
 def main(flag_values):
+    from keras_bert_impl.text import build_vocabulary
+
     vocabulary = build_vocabulary(
         flag_values.input_files,
         flag_values.vocab_size,

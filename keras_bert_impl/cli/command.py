@@ -201,6 +201,11 @@ def require_flags(registry, *names):
 _HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 
 
+def asks_for_help(args):
+    """Whether a command line (without the program name) asks for help."""
+    return any(arg in _HELP_FLAGS for arg in args)
+
+
 def run_with_registry(main, define_flags, argv=None):
     """Runs a tool whose flags live in a registry of its own.
 
@@ -222,7 +227,7 @@ def run_with_registry(main, define_flags, argv=None):
     define_flags(registry)
     argv = list(sys.argv if argv is None else argv)
     program = os.path.basename(argv[0])
-    if any(arg in _HELP_FLAGS for arg in argv[1:]):
+    if asks_for_help(argv[1:]):
         print(f"\n       USAGE: {program} [flags]\n\n{registry.get_help()}")
         return None
 

@@ -32,8 +32,9 @@ from keras_bert_impl.cli import command
 def define_flags(registry):
     from keras_bert_impl.data.table_files import FORMATS
     from keras_bert_impl.tasks import text_classification
-    from keras_bert_impl.tasks.finetuning import TASK_NAMES, FinetuneSettings
-    from keras_bert_impl.training.strategy import STRATEGIES
+    from keras_bert_impl.tasks import FINETUNING_TASKS
+    from keras_bert_impl.tasks.settings import FinetuneSettings
+    from keras_bert_impl.training.settings import STRATEGIES
 
     own = "text_classification/text_regression"
     formats = ", ".join(FORMATS)
@@ -41,7 +42,7 @@ def define_flags(registry):
         registry,
         FinetuneSettings,
         {
-            "task_name": f"One of {', '.join(TASK_NAMES)}.",
+            "task_name": f"One of {', '.join(FINETUNING_TASKS)}.",
             "data_dir": "GLUE TSVs or CoNLL train/valid/test.txt.",
             "train_file": (
                 f"SQuAD training JSON; or {own} training data ({formats}, by extension; "
@@ -101,7 +102,8 @@ def define_flags(registry):
 
 
 def main(flag_values):
-    from keras_bert_impl.tasks.finetuning import FinetuneSettings, run_finetuning
+    from keras_bert_impl.tasks.finetuning import run_finetuning
+    from keras_bert_impl.tasks.settings import FinetuneSettings
 
     command.require_flags(flag_values, "task_name", "output_dir")
     result = run_finetuning(command.settings_from_flags(flag_values, FinetuneSettings))

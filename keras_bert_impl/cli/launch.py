@@ -30,7 +30,9 @@ COMMANDS = {
 def launch(script):
     """Runs the command installed as `script` (e.g. "kbi-export"); returns
     what its `run()` returns (the console script's exit status)."""
-    command.start_tensorflow_quietly()
+    # Help is printed from the flags alone, which load no TensorFlow.
+    if not command.asks_for_help(sys.argv[1:]):
+        command.start_tensorflow_quietly()
     module = importlib.import_module(f"keras_bert_impl.cli.{COMMANDS[script]}")
     return module.run()
 

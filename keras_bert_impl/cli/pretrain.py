@@ -26,8 +26,8 @@ from keras_bert_impl.cli import command
 
 
 def define_flags(registry):
-    from keras_bert_impl.training.pretraining import PretrainSettings
-    from keras_bert_impl.training.strategy import STRATEGIES
+    from keras_bert_impl.training.settings import PretrainSettings
+    from keras_bert_impl.training.settings import STRATEGIES
 
     command.define_settings_flags(
         registry,
@@ -86,7 +86,8 @@ def define_flags(registry):
 
 
 def main(f):
-    from keras_bert_impl.training.pretraining import PretrainSettings, run_pretraining
+    from keras_bert_impl.training.pretraining import run_pretraining
+    from keras_bert_impl.training.settings import PretrainSettings
 
     command.require_flags(f, "input_file", "output_dir")
     if not (

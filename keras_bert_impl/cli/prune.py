@@ -16,7 +16,7 @@ from keras_bert_impl.cli import command
 
 
 def define_flags(registry):
-    from keras_bert_impl.compression.pruning_run import PruneSettings
+    from keras_bert_impl.compression.pruning_settings import PruneSettings
 
     command.define_settings_flags(
         registry,
@@ -63,7 +63,8 @@ def define_flags(registry):
 
 
 def main(flag_values):
-    from keras_bert_impl.compression.pruning_run import PruneSettings, run_pruning
+    from keras_bert_impl.compression.pruning_run import run_pruning
+    from keras_bert_impl.compression.pruning_settings import PruneSettings
 
     command.require_flags(flag_values, "init_checkpoint", "train_file", "output_dir")
     settings = command.settings_from_flags(flag_values, PruneSettings)

@@ -1,32 +1,21 @@
 """Smaller and faster models for inference."""
 
-from keras_bert_impl.compression.distillation import (
-    DistillationLoss,
-    distill,
-    student_from_teacher,
-    teacher_logits,
-)
-from keras_bert_impl.compression.precision import (
-    PRECISIONS,
-    check_precision,
-    model_precision,
-    with_precision,
-)
-from keras_bert_impl.compression.importance import ffn_importance, head_importance
-from keras_bert_impl.compression.pruning import prune, prune_ffn, prune_heads
+from keras_bert_impl.lazy_exports import lazy_exports
 
-__all__ = [
-    "PRECISIONS",
-    "DistillationLoss",
-    "check_precision",
-    "distill",
-    "ffn_importance",
-    "head_importance",
-    "model_precision",
-    "prune",
-    "prune_ffn",
-    "prune_heads",
-    "student_from_teacher",
-    "teacher_logits",
-    "with_precision",
-]
+_EXPORTS = {
+    "DistillationLoss": "keras_bert_impl.compression.distillation",
+    "distill": "keras_bert_impl.compression.distillation",
+    "student_from_teacher": "keras_bert_impl.compression.distillation",
+    "teacher_logits": "keras_bert_impl.compression.distillation",
+    "PRECISIONS": "keras_bert_impl.compression.precision",
+    "check_precision": "keras_bert_impl.compression.precision",
+    "model_precision": "keras_bert_impl.compression.precision",
+    "with_precision": "keras_bert_impl.compression.precision",
+    "ffn_importance": "keras_bert_impl.compression.importance",
+    "head_importance": "keras_bert_impl.compression.importance",
+    "prune": "keras_bert_impl.compression.pruning",
+    "prune_ffn": "keras_bert_impl.compression.pruning",
+    "prune_heads": "keras_bert_impl.compression.pruning",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -4,18 +4,15 @@ Task readers (GLUE-style TSV, CoNLL, SQuAD) are gathered in
 `keras_bert_impl.data.tasks`.
 """
 
-from keras_bert_impl.data.masking import MaskedLMMasker
-from keras_bert_impl.data.pretraining import PretrainingRecipe
-from keras_bert_impl.data.pretraining_files import create_pretraining_files
-from keras_bert_impl.data.pretraining_reader import dynamic_masking_dataset
-from keras_bert_impl.data.pretraining_reader import pretraining_dataset
-from keras_bert_impl.data.tfrecord import pretraining_feature_spec
+from keras_bert_impl.lazy_exports import lazy_exports
 
-__all__ = [
-    "MaskedLMMasker",
-    "PretrainingRecipe",
-    "create_pretraining_files",
-    "dynamic_masking_dataset",
-    "pretraining_dataset",
-    "pretraining_feature_spec",
-]
+_EXPORTS = {
+    "MaskedLMMasker": "keras_bert_impl.data.masking",
+    "PretrainingRecipe": "keras_bert_impl.data.pretraining",
+    "create_pretraining_files": "keras_bert_impl.data.pretraining_files",
+    "dynamic_masking_dataset": "keras_bert_impl.data.pretraining_reader",
+    "pretraining_dataset": "keras_bert_impl.data.pretraining_reader",
+    "pretraining_feature_spec": "keras_bert_impl.data.tfrecord",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

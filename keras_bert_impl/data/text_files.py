@@ -1,7 +1,5 @@
 """Line-by-line reading of UTF-8 text files with errors that name the line."""
 
-import tensorflow as tf
-
 
 def read_lines(path):
     """Yields `(line_number, text)` for each line of a UTF-8 file.
@@ -13,6 +11,8 @@ def read_lines(path):
         FileNotFoundError: the file does not exist.
         ValueError: a line is not valid UTF-8 (names the file and line).
     """
+    import tensorflow as tf  # only when a file is read: the flags need none
+
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"No such file: {path}")
     with tf.io.gfile.GFile(path, "rb") as handle:

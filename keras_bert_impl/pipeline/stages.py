@@ -131,7 +131,8 @@ def _steps_per_execution(steps):
 def pretrain(settings, run, context):
     """A small BERT pretrained from scratch with MLM + NSP (`kbi-pretrain`)."""
     from keras_bert_impl.config import BertConfig
-    from keras_bert_impl.training.pretraining import PretrainSettings, run_pretraining
+    from keras_bert_impl.training.pretraining import run_pretraining
+    from keras_bert_impl.training.settings import PretrainSettings
 
     data = run.path("pretraining_data")
     train = _require(
@@ -193,7 +194,8 @@ def pretrain(settings, run, context):
 
 def finetune(settings, run, context):
     """all-MiniLM-L6-v2 fine-tuned on the labelled sentences (`kbi-finetune`)."""
-    from keras_bert_impl.tasks.finetuning import FinetuneSettings, run_finetuning
+    from keras_bert_impl.tasks.finetuning import run_finetuning
+    from keras_bert_impl.tasks.settings import FinetuneSettings
     from keras_bert_impl.training.strategy import get_strategy
 
     for name in ("train.tsv", "dev.tsv"):

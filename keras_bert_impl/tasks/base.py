@@ -10,8 +10,6 @@ preprocessor), its metrics and its prediction files — TF Model Garden's
 import abc
 import os
 
-import tensorflow as tf
-
 # Every file and column flag some task reads; a task refuses the others.
 INPUT_FLAGS = (
     "data_dir",
@@ -144,6 +142,8 @@ def refuse_unread_flags(settings, reads, hint=""):
 
 def data_dir_file(settings, name):
     """`name` under `--data_dir`, which must have it."""
+    import tensorflow as tf
+
     path = os.path.join(settings.data_dir, name)
     if not tf.io.gfile.exists(path):
         raise ValueError(f"{path} not found (--data_dir={settings.data_dir}).")

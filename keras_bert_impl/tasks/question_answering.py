@@ -5,7 +5,6 @@ import json
 import os
 
 from keras_bert_impl.tasks.base import FinetuningTask, refuse_unread_flags
-from keras_bert_impl.training.history import write_atomically
 
 
 class QuestionAnsweringTask(FinetuningTask):
@@ -107,6 +106,8 @@ class QuestionAnsweringTask(FinetuningTask):
         return tasks.squad_metrics(features.examples, answers)
 
     def write_predictions(self, outputs, examples, features, output_dir):
+        from keras_bert_impl.training.history import write_atomically
+
         predictions = self.answers(outputs, features)
         path = os.path.join(output_dir, "predictions.json")
         write_atomically(path, json.dumps(predictions.answers, indent=1) + "\n")

@@ -13,14 +13,11 @@ import io
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from keras_bert_impl.data.table_files import FORMATS, file_format
 from keras_bert_impl.tasks.base import FinetuningTask, data_dir_file
 from keras_bert_impl.tasks.base import refuse_unread_flags
-from keras_bert_impl.text.packer import parse_bucket_lengths
 from keras_bert_impl.training import evaluation
-from keras_bert_impl.training.history import write_atomically
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +95,8 @@ def text_task(settings):
 
 def check_own_data_files(settings):
     """Each split a run needs has a file of a known format that exists."""
+    import tensorflow as tf
+
     for split, flag in _SPLIT_FLAGS.items():
         path = getattr(settings, flag)
         if getattr(settings, _ACTION_OF_SPLIT[split]) and not path:
@@ -212,6 +211,7 @@ class TextClassificationTask(FinetuningTask):
     def dataset(self, features, batch_size, training):
         from keras_bert_impl.data import tasks
         from keras_bert_impl.text import Packer
+        from keras_bert_impl.text.packer import parse_bucket_lengths
 
         s = self.settings
         bucket_lengths = parse_bucket_lengths(s.bucket_lengths)
@@ -259,6 +259,8 @@ class TextClassificationTask(FinetuningTask):
         )
 
     def write_predictions(self, outputs, examples, features, output_dir):
+        from keras_bert_impl.training.history import write_atomically
+
         path = os.path.join(output_dir, "test_results.tsv")
         write_atomically(
             path, predictions_tsv(outputs, self.label_vocabulary, self.regression)

@@ -5,7 +5,6 @@ import os
 
 from keras_bert_impl.tasks.base import FinetuningTask, data_dir_file
 from keras_bert_impl.training import evaluation
-from keras_bert_impl.training.history import write_atomically
 
 # CoNLL's file of each split under --data_dir.
 SPLIT_FILES = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
@@ -70,6 +69,8 @@ class TokenClassificationTask(FinetuningTask):
         return evaluation.entity_f1(examples.tags, features.word_predictions(outputs))
 
     def write_predictions(self, outputs, examples, features, output_dir):
+        from keras_bert_impl.training.history import write_atomically
+
         path = os.path.join(output_dir, "test_predictions.json")
         tags = features.word_predictions(outputs)
         # Each sentence's words beside their tags, and where it starts in test.txt.

@@ -20,7 +20,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_bert_impl.training.run_outputs import check_mixed_precision
+from keras_bert_impl.training.settings import INPUT_FORMATS
+from keras_bert_impl.training.settings import check_mixed_precision
 from keras_bert_impl.training.run_outputs import save_model, write_eval_results
 from keras_bert_impl.training.model_loading import default_vocab_file, load_model
 from keras_bert_impl.training.model_loading import resolve_config
@@ -29,49 +30,9 @@ from keras_bert_impl.training.optimization import create_optimizer
 from keras_bert_impl.training.strategy import get_strategy, is_chief
 from keras_bert_impl.training.trainer import Trainer, TrainerSettings
 
-INPUT_FORMATS = ("tfrecord", "sentences", "raw")
 # Records of each file whose token ids are checked before training: enough to
 # catch records made with another vocabulary, without reading a whole corpus.
 CHECKED_RECORDS = 10_000
-
-
-@dataclasses.dataclass(frozen=True)
-class PretrainSettings:
-    """Settings of a pretraining run (google-research/bert flag names)."""
-
-    input_file: str
-    output_dir: str
-    bert_config_file: str | None = None
-    config: str | None = None
-    init_checkpoint: str | None = None
-    vocab_file: str | None = None
-    do_lower_case: bool | None = (
-        None  # None: the saved model's, else read off the vocabulary
-    )
-    dynamic_masking: bool = False
-    input_format: str = "tfrecord"
-    do_whole_word_mask: bool = False
-    train_batch_size: int = 32
-    eval_batch_size: int = 8
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    num_train_steps: int = 100000
-    num_warmup_steps: int = 10000
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    optimizer: str = "adamw"
-    do_train: bool = True
-    do_eval: bool = False
-    eval_input_file: str | None = None
-    max_eval_steps: int = 100
-    save_checkpoints_steps: int = 1000
-    steps_per_execution: int = 1
-    strategy: str = "default"
-    tpu: str | None = None
-    mixed_precision: str | None = None
-    jit_compile: bool = False
-    seed: int = 12345
-    verbose: int = 1
 
 
 def check_record_files(file_patterns):

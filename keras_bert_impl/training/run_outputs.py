@@ -1,5 +1,5 @@
-"""What every training run writes or computes the same way: its dtype policy
-check, the `.keras` model file, `eval_results.{txt,json}` and model outputs
+"""What every training run writes or computes the same way: the `.keras`
+model file, `eval_results.{txt,json}` and model outputs
 over a dataset."""
 
 import json
@@ -10,18 +10,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert_impl.training.history import write_atomically
-
-MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
-
-
-def check_mixed_precision(value):
-    """`--mixed_precision` is unset or a policy the trainer runs."""
-    if value not in MIXED_PRECISION:
-        raise ValueError(
-            f"Unknown --mixed_precision={value!r}; valid values are '', "
-            "'mixed_bfloat16', 'mixed_float16'."
-        )
-
 
 def save_model(model, path):
     """Writes `model` as `.keras` at `path` (any file system), atomically: config,

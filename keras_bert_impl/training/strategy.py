@@ -9,7 +9,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
+from keras_bert_impl.training.settings import STRATEGIES
 
 
 def _tpu_strategy(tpu, resolver_factory):
