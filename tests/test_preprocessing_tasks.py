@@ -341,7 +341,7 @@ def test_text_classifier_preprocessor_pads_each_batch_to_its_bucket(vocab_file):
 
 
 def test_fixed_length_text_is_tokenized_in_blocks_yet_batched_the_same(vocab_file):
-    from keras_bert_impl.models import text_inputs
+    from keras_bert_impl.models import text_datasets
 
     texts = [f"{TEXTS[i % 4]} {i}" for i in range(75)]
     labels = np.arange(75) % 2
@@ -350,7 +350,7 @@ def test_fixed_length_text_is_tokenized_in_blocks_yet_batched_the_same(vocab_fil
         vocabulary=vocab_file, sequence_length=16, bucket_lengths="auto"
     )
     assert fixed.independent_rows and not bucketed.independent_rows
-    dataset = text_inputs.text_dataset(fixed, texts, labels, batch_size=4)
+    dataset = text_datasets.text_dataset(fixed, texts, labels, batch_size=4)
     assert int(dataset.cardinality()) == 19  # Keras ends epochs on it
     batches = list(dataset.as_numpy_iterator())
     # 75 texts: 8-batch blocks of 32, split back into batches of 4, the last of 3.
@@ -363,7 +363,7 @@ def test_fixed_length_text_is_tokenized_in_blocks_yet_batched_the_same(vocab_fil
 
 
 def test_bucketed_training_batches_are_grouped_by_length(vocab_file):
-    from keras_bert_impl.models import text_inputs
+    from keras_bert_impl.models import text_datasets
 
     rng = np.random.default_rng(0)
     texts = [" ".join(["film"] * int(n)) for n in rng.integers(1, 13, 130)]
@@ -372,7 +372,7 @@ def test_bucketed_training_batches_are_grouped_by_length(vocab_file):
     bucketed = BertTextClassifierPreprocessor(
         vocabulary=vocab_file, sequence_length=16, bucket_lengths=[4, 8, 12, 16]
     )
-    dataset = text_inputs.text_dataset(
+    dataset = text_datasets.text_dataset(
         bucketed, (texts, pairs), labels, batch_size=4, shuffle=True
     )
     assert int(dataset.cardinality()) == 33
@@ -387,7 +387,7 @@ def test_bucketed_training_batches_are_grouped_by_length(vocab_file):
     assert not np.array_equal(*orders)  # reshuffled every epoch
     # Sorted windows of 8 batches: far less padding than random batches.
     padded = np.mean([x["token_ids"].shape[1] for x, _ in epochs[0]])
-    random = text_inputs.batched_text(
+    random = text_datasets.batched_text(
         (texts, pairs), labels, batch_size=4, shuffle=True
     )
     random_padded = np.mean(
@@ -395,7 +395,7 @@ def test_bucketed_training_batches_are_grouped_by_length(vocab_file):
     )
     assert padded < random_padded - 2
     # Without shuffling (evaluate, predict) the order is the input's.
-    ordered = text_inputs.text_dataset(bucketed, (texts, pairs), labels, batch_size=4)
+    ordered = text_datasets.text_dataset(bucketed, (texts, pairs), labels, batch_size=4)
     np.testing.assert_array_equal(
         np.concatenate([y for _, y in ordered.as_numpy_iterator()]), labels
     )

@@ -99,9 +99,9 @@ def test_records_made_with_a_larger_vocabulary_are_an_error_naming_the_id(
 def test_ids_past_the_vocabulary_beyond_the_checked_records_are_named_too(
     tmp_path, capsys, monkeypatch
 ):
-    from keras_bert_impl.training import pretraining
+    from keras_bert_impl.data import record_checks
 
-    monkeypatch.setattr(pretraining, "CHECKED_RECORDS", 0)
+    monkeypatch.setattr(record_checks, "CHECKED_RECORDS", 0)
     vocab = _vocab_file(tmp_path, pretraining_records.TINY_VOCAB[:30])
     code = _pretrain(tmp_path, "--config=tiny", f"--vocab_file={vocab}")
     assert code == 1

@@ -100,7 +100,7 @@ def _load_teacher(path):
     import keras
 
     from keras_bert_impl import preprocessing  # noqa: F401 (registers classes)
-    from keras_bert_impl.compression.distillation import TASKS
+    from keras_bert_impl.compression.student import TASKS
 
     if not path or not os.path.isfile(path):
         raise ValueError(f"--teacher={path} is not a file; give a .keras model.")
@@ -146,7 +146,7 @@ def _read(path, teacher, text_columns, flag, limit=None):
 
 
 def _student(teacher, registry):
-    from keras_bert_impl.compression.distillation import student_from_teacher
+    from keras_bert_impl.compression.student import student_from_teacher
 
     preprocessor = _preprocessor(teacher, registry.bucket_lengths)
     if registry.student_checkpoint:

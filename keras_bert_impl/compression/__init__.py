@@ -5,8 +5,8 @@ from keras_bert_impl.lazy_exports import lazy_exports
 _EXPORTS = {
     "DistillationLoss": "keras_bert_impl.compression.distillation",
     "distill": "keras_bert_impl.compression.distillation",
-    "student_from_teacher": "keras_bert_impl.compression.distillation",
-    "teacher_logits": "keras_bert_impl.compression.distillation",
+    "student_from_teacher": "keras_bert_impl.compression.student",
+    "teacher_logits": "keras_bert_impl.compression.teacher_logits",
     "PRECISIONS": "keras_bert_impl.compression.precision",
     "check_precision": "keras_bert_impl.compression.precision",
     "model_precision": "keras_bert_impl.compression.precision",

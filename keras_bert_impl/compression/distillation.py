@@ -7,8 +7,10 @@ labels (DistilBERT, TinyBERT's prediction layer). Training runs on plain
 in one tensor, `[..., 1 + num_classes]`, so the student's own text pipeline
 (tokenization in `tf.data`, length buckets, shuffling) carries them along.
 
+The student starts as a shallower copy of its teacher (`compression.student`).
 The teacher runs once over the training data; its logits can be cached in a
-file, so a second student (or a rerun) does not run the teacher again. It can
+file, so a second student (or a rerun) does not run the teacher again
+(`compression.teacher_logits`). It can
 also label perturbed copies of the training texts (`augment_copies`), text
 only a teacher can label, which a student trained on the labels alone never
 sees.
@@ -20,9 +22,6 @@ fixed-length token dicts, because the teacher's logits are one row per token
 and must line up with the student's tokens.
 """
 
-import hashlib
-import os
-
 import keras
 import numpy as np
 from keras import ops
@@ -30,13 +29,11 @@ from keras import ops
 from keras_bert_impl.constants import IGNORE_LABEL
 from keras_bert_impl.data.text_augmentation import perturbed_copies
 from keras_bert_impl.models import BertClassifier
-from keras_bert_impl.models import BertTokenClassifier
-from keras_bert_impl.models import text_inputs
+from keras_bert_impl.models import text_datasets
 from keras_bert_impl.models.token_classifier import LabelledTokenAccuracy
+from keras_bert_impl.compression.student import check_task
+from keras_bert_impl.compression.teacher_logits import teacher_logits
 from keras_bert_impl.training.optimization import create_optimizer
-
-TASKS = (BertClassifier, BertTokenClassifier)
-
 
 @keras.saving.register_keras_serializable(package="keras_bert_impl")
 class DistillationLoss(keras.losses.Loss):
@@ -111,173 +108,6 @@ def check_distillation_settings(temperature, alpha):
         raise ValueError(f"alpha must be in [0, 1], got {alpha!r}.")
 
 
-def _check_task(model, role):
-    if not isinstance(model, TASKS):
-        raise ValueError(
-            f"The {role} must be a BertClassifier or a BertTokenClassifier; got "
-            f"{type(model).__name__}."
-        )
-
-
-def _layer_map(num_layers, layers):
-    layers = [int(i) for i in layers]
-    if not layers or any(not 0 <= i < num_layers for i in layers):
-        raise ValueError(
-            f"Student layers {layers} must be a non-empty list of teacher layer "
-            f"indices in [0, {num_layers - 1}]."
-        )
-    if len(set(layers)) != len(layers):
-        raise ValueError(f"Student layers {layers} repeat a teacher layer.")
-    return layers
-
-
-def _student_config(teacher, layers, preprocessor):
-    config = teacher.get_config()
-    if preprocessor is not None:
-        config["preprocessor"] = keras.saving.serialize_keras_object(preprocessor)
-    backbone = dict(config["backbone"])
-    backbone_config = dict(backbone["config"])
-    bert_config = dict(backbone_config["config"])
-    bert_config["num_layers"] = len(layers)
-    pruned = bert_config.get("pruned_heads")
-    if pruned:
-        # Pruned heads are listed per layer index: follow the kept layers.
-        new_index = {old: new for new, old in enumerate(layers)}
-        bert_config["pruned_heads"] = {
-            str(new_index[int(old)]): heads
-            for old, heads in pruned.items()
-            if int(old) in new_index
-        }
-    backbone_config["config"] = bert_config
-    backbone_config["name"] = "backbone"
-    backbone["config"] = backbone_config
-    config["backbone"] = backbone
-    config["name"] = f"{teacher.name}_{len(layers)}_layer_student"
-    return config
-
-
-def student_from_teacher(teacher, layers, preprocessor=None):
-    """A shallower copy of a task model, initialised from some of its layers.
-
-    The student keeps the teacher's embeddings, pooler, task head,
-    preprocessor and label names, and encoder block `layers[i]` of the
-    teacher as its block `i` (e.g. `[0, 2, 4]` of 6, as in DistilBERT and
-    PKD's "skip" initialisation).
-
-    Args:
-        teacher: a float32 `BertClassifier` or `BertTokenClassifier`.
-        layers: teacher block indices, in the order the student runs them.
-        preprocessor: the student's preprocessor (default: the teacher's),
-            e.g. the same vocabulary with length buckets for training.
-
-    Returns:
-        A new, uncompiled model of the teacher's class.
-    """
-    _check_task(teacher, "teacher")
-    teacher.build()
-    layers = _layer_map(teacher.config.num_layers, layers)
-    student = type(teacher).from_config(_student_config(teacher, layers, preprocessor))
-    student.build()
-    pairs = [
-        (student.backbone.embeddings, teacher.backbone.embeddings),
-        (student.backbone.pooled_dense, teacher.backbone.pooled_dense),
-        (student.head, teacher.head),
-    ] + [
-        (student.backbone.transformer_layers[i], teacher.backbone.transformer_layers[j])
-        for i, j in enumerate(layers)
-    ]
-    for target, origin in pairs:
-        target.set_weights(origin.get_weights())
-    return student
-
-
-def _fingerprint(teacher, x):
-    digest = hashlib.sha256()
-    digest.update(teacher.name.encode())
-    digest.update(str(teacher.count_params()).encode())
-    for variable in (teacher.head.kernel, teacher.head.bias):
-        digest.update(np.asarray(variable).tobytes())
-    for item in np.asarray(x["token_ids"] if isinstance(x, dict) else x).ravel():
-        digest.update(item if isinstance(item, bytes) else str(item).encode())
-    return digest.hexdigest()
-
-
-def _length_bucketed(preprocessor):
-    """The classifier preprocessor padding each batch only to its length
-    bucket: the same tokens, so the same logits, for less padding (a text
-    classifier's logits do not depend on padding)."""
-    if preprocessor is None or preprocessor.bucket_lengths is not None:
-        return preprocessor
-    return preprocessor.with_bucket_lengths("auto")
-
-
-def _text_list(texts):
-    if isinstance(texts, (str, bytes)):
-        return [texts]
-    return list(texts.numpy() if hasattr(texts, "numpy") else texts)
-
-
-def _logits_by_length(teacher, x, batch_size, verbose):
-    """A classifier's logits on in-memory texts (or text pairs), run shortest
-    first so that each batch pads only to its length bucket; returned in the
-    input's order."""
-    parts = x if isinstance(x, tuple) else (x,)
-    parts = [_text_list(part) for part in parts]
-    order = np.argsort(np.sum([[len(t) for t in p] for p in parts], 0), kind="stable")
-    ordered = tuple([p[i] for i in order] for p in parts)
-    dataset = text_inputs.text_dataset(
-        _length_bucketed(teacher.preprocessor),
-        ordered if len(ordered) > 1 else ordered[0],
-        batch_size=batch_size,
-        owner="teacher",
-    )
-    sorted_logits = np.asarray(teacher.predict(dataset, verbose=verbose), np.float32)
-    logits = np.empty_like(sorted_logits)
-    logits[order] = sorted_logits
-    return logits
-
-
-def teacher_logits(teacher, x, *, batch_size=32, cache_file=None, verbose=0):
-    """The teacher's logits on `x`, in order, computed once.
-
-    Args:
-        teacher: the fine-tuned task model.
-        x: texts (classifier; run shortest first, each batch padded only
-            to its length bucket) or token dicts.
-        batch_size: examples per teacher batch.
-        cache_file: optional `.npz` path. When it holds logits of the same
-            teacher on the same inputs they are read back; otherwise they are
-            computed and written (atomically).
-        verbose: Keras' predict verbosity.
-
-    Returns:
-        float32 logits, one row per example.
-    """
-    fingerprint = _fingerprint(teacher, x) if cache_file else None
-    if cache_file and os.path.exists(cache_file):
-        with np.load(cache_file) as cached:
-            if str(cached["fingerprint"]) == fingerprint:
-                return cached["logits"]
-    if (
-        isinstance(teacher, BertClassifier)
-        and text_inputs.is_text(x)
-        and not text_inputs.is_dataset(x)
-    ):
-        logits = _logits_by_length(teacher, x, batch_size, verbose)
-    else:
-        logits = np.asarray(
-            teacher.predict(x, batch_size=batch_size, verbose=verbose), np.float32
-        )
-    if cache_file:
-        directory = os.path.dirname(os.path.abspath(cache_file))
-        os.makedirs(directory, exist_ok=True)
-        partial = os.path.join(directory, f".{os.path.basename(cache_file)}.partial")
-        with open(partial, "wb") as f:
-            np.savez(f, logits=logits, fingerprint=np.asarray(fingerprint))
-        os.replace(partial, cache_file)
-    return logits
-
-
 def _token_dicts(model, x, y):
     """Words / raw text and tags → fixed-length token dicts and per-token
     labels (numpy), with the model's preprocessor; token dicts pass."""
@@ -289,7 +119,7 @@ def _token_dicts(model, x, y):
             "dicts and per-token labels instead."
         )
     x, y, _ = model._prepare_text(x, y, None)
-    dataset = text_inputs.batched_text(x, y, batch_size=256).map(model.preprocessor)
+    dataset = text_datasets.batched_text(x, y, batch_size=256).map(model.preprocessor)
     features, labels = [], []
     for batch_x, batch_y in dataset:
         features.append({k: np.asarray(v) for k, v in batch_x.items()})
@@ -383,7 +213,7 @@ def distill(
         evaluation of `validation_data` (a dict, or None). The student comes
         back compiled with its task's default loss and metrics, ready to save.
     """
-    _check_task(student, "student")
+    check_task(student, "student")
     check_distillation_settings(temperature, alpha)
     if teacher is None and alpha:
         raise ValueError(
@@ -391,7 +221,7 @@ def distill(
             "pass teacher= or alpha=0."
         )
     if teacher is not None:
-        _check_task(teacher, "teacher")
+        check_task(teacher, "teacher")
         if type(teacher) is not type(student) or (
             teacher.num_classes != student.num_classes
         ):

@@ -18,7 +18,7 @@ import numpy as np
 from keras_bert_impl.constants import IGNORE_LABEL
 from keras_bert_impl.models import BertClassifier
 from keras_bert_impl.models import BertTokenClassifier
-from keras_bert_impl.models import text_inputs
+from keras_bert_impl.models import text_datasets
 from keras_bert_impl.models.task import ACCEPTED_INPUTS
 
 # The tasks whose loss the importance scores differentiate.
@@ -58,11 +58,11 @@ def _task_loss(model):
 
 def _labelled_batches(model, x, y, batch_size):
     """(inputs, labels, sample_weight) batches of text or token dicts."""
-    if text_inputs.is_text(x):
-        if y is None and not text_inputs.is_dataset(x):
+    if text_datasets.is_text(x):
+        if y is None and not text_datasets.is_dataset(x):
             raise ValueError("Importance scores need labels: pass y.")
         batches = model._text_dataset(x, y, batch_size=batch_size)
-    elif text_inputs.is_dataset(x):
+    elif text_datasets.is_dataset(x):
         batches = x
     elif isinstance(x, dict):
         if y is None:
@@ -79,7 +79,7 @@ def _labelled_batches(model, x, y, batch_size):
     else:
         raise TypeError(
             f"Importance scores take {ACCEPTED_INPUTS}, with labels; got "
-            f"{text_inputs.describe(x)}."
+            f"{text_datasets.describe(x)}."
         )
     for element in batches:
         inputs, labels, weights = keras.utils.unpack_x_y_sample_weight(element)

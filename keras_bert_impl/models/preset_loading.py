@@ -81,7 +81,7 @@ def _make_preprocessor(cls, preprocessor, source, sequence_length, extra):
     preprocessor_cls = cls.preprocessor_class()
     if sequence_length is not None:
         extra = dict(extra, sequence_length=sequence_length)
-    base = preprocessing_module().BertPreprocessor
+    base = preprocessing_module().BertPreprocessorBase
     if isinstance(source, base):
         if isinstance(source, preprocessor_cls) and not extra:
             return source

@@ -135,7 +135,7 @@ class BertQuestionAnswerer(BertTask):
         """
         from keras_bert_impl.data import squad
         from keras_bert_impl.data.squad_postprocess import squad_predictions
-        from keras_bert_impl.models import text_inputs
+        from keras_bert_impl.models import text_datasets
 
         if self.preprocessor is None:
             raise ValueError(
@@ -150,7 +150,7 @@ class BertQuestionAnswerer(BertTask):
             )
         self._check_inputs((questions, contexts), "predict_text")
         answers, offset = [], 0
-        batches = text_inputs.encoded_batches(
+        batches = text_datasets.encoded_batches(
             self.preprocessor, (questions, contexts), batch_size
         )
         for batch in batches:

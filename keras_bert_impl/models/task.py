@@ -11,7 +11,7 @@ import numpy as np
 from keras_bert_impl.layers.activations import truncated_normal
 from keras_bert_impl.models import checkpoint_names
 from keras_bert_impl.models import quantization
-from keras_bert_impl.models import text_inputs
+from keras_bert_impl.models import text_datasets
 from keras_bert_impl.models.backbone import BertBackbone
 from keras_bert_impl.models.summary import InformativeSummary
 
@@ -126,23 +126,23 @@ class BertTask(InformativeSummary, keras.Model):
         return x, y, sample_weight
 
     def _check_inputs(self, x, method):
-        if x is None or isinstance(x, dict) or text_inputs.is_text(x):
+        if x is None or isinstance(x, dict) or text_datasets.is_text(x):
             return
         if isinstance(x, (list, tuple, str, bytes, int, float)) or (
             hasattr(x, "dtype") and hasattr(x, "shape")
         ):
             raise TypeError(
                 f"{type(self).__name__}.{method} takes {ACCEPTED_INPUTS}; got "
-                f"{text_inputs.describe(x)}."
+                f"{text_datasets.describe(x)}."
             )
         # Generators, PyDatasets and token datasets: Keras' own adapters.
 
     def _text_dataset(
         self, x, y=None, sample_weight=None, batch_size=None, shuffle=False
     ):
-        if not text_inputs.is_dataset(x):
+        if not text_datasets.is_dataset(x):
             x, y, sample_weight = self._prepare_text(x, y, sample_weight)
-        return text_inputs.text_dataset(
+        return text_datasets.text_dataset(
             self.preprocessor,
             x,
             y,
@@ -161,15 +161,15 @@ class BertTask(InformativeSummary, keras.Model):
         """
         self._check_inputs(x, "fit")
         validation = kwargs.get("validation_data")
-        if validation is not None and not text_inputs.is_dataset(validation):
+        if validation is not None and not text_datasets.is_dataset(validation):
             vx, vy, vw = keras.utils.unpack_x_y_sample_weight(validation)
-            if text_inputs.is_text(vx):
+            if text_datasets.is_text(vx):
                 kwargs["validation_data"] = self._text_dataset(
                     vx, vy, vw, kwargs.pop("validation_batch_size", None) or batch_size
                 )
-        elif validation is not None and text_inputs.is_text(validation):
+        elif validation is not None and text_datasets.is_text(validation):
             kwargs["validation_data"] = self._text_dataset(validation)
-        if text_inputs.is_text(x):
+        if text_datasets.is_text(x):
             if kwargs.get("validation_split"):
                 raise ValueError(
                     "validation_split is not supported with text inputs; pass "
@@ -190,7 +190,7 @@ class BertTask(InformativeSummary, keras.Model):
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """`keras.Model.evaluate`; `x` may also be text (see `fit`)."""
         self._check_inputs(x, "evaluate")
-        if text_inputs.is_text(x):
+        if text_datasets.is_text(x):
             x = self._text_dataset(x, y, kwargs.pop("sample_weight", None), batch_size)
             y = batch_size = None
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)
@@ -203,7 +203,7 @@ class BertTask(InformativeSummary, keras.Model):
         into what a user wants (labels, tags, answers).
         """
         self._check_inputs(x, "predict")
-        if text_inputs.is_text(x):
+        if text_datasets.is_text(x):
             x = self._text_dataset(x, batch_size=batch_size)
             batch_size = None
         return super().predict(x, batch_size=batch_size, **kwargs)

@@ -124,7 +124,7 @@ class BertTokenClassifier(BertDenseHeadTask):
             window holds sits alone in one, cut, and takes its first
             piece's tag.
         """
-        from keras_bert_impl.models import text_inputs
+        from keras_bert_impl.models import text_datasets
 
         if self.preprocessor is None:
             raise ValueError(
@@ -135,7 +135,7 @@ class BertTokenClassifier(BertDenseHeadTask):
         if isinstance(x, (str, bytes)):
             x = [x]
         tags, offsets = [], []
-        batches = text_inputs.encoded_batches(
+        batches = text_datasets.encoded_batches(
             self.preprocessor, x, batch_size, method="encode_windows"
         )
         for batch in batches:

@@ -2,7 +2,7 @@
 and `text.Packer`, serialisable with their vocabulary, run inside `tf.data`
 and inside exported serving graphs."""
 
-from keras_bert_impl.preprocessing.base import BertPreprocessor
+from keras_bert_impl.preprocessing.base import BertPreprocessorBase
 from keras_bert_impl.preprocessing.masked_lm_preprocessor import (
     BertMaskedLMPreprocessor,
 )
@@ -21,7 +21,7 @@ from keras_bert_impl.preprocessing.token_classifier_preprocessor import (
 
 __all__ = [
     "BertMaskedLMPreprocessor",
-    "BertPreprocessor",
+    "BertPreprocessorBase",
     "BertPretrainingPreprocessor",
     "BertQuestionAnswererPreprocessor",
     "BertTextClassifierPreprocessor",

@@ -1,4 +1,5 @@
-"""`BertPreprocessor`: what every task's preprocessor shares.
+"""`BertPreprocessorBase`: what every task's preprocessor shares (keras-hub's
+`Preprocessor`; the task ones, e.g. `BertTextClassifierPreprocessor`, build on it).
 
 A preprocessor is a Keras layer that turns text into a model's inputs
 (and labels into its targets) with the package's one tokenization path,
@@ -81,7 +82,7 @@ def to_backend(outputs):
     )
 
 
-class BertPreprocessor(keras.layers.Layer):
+class BertPreprocessorBase(keras.layers.Layer):
     """Base of the preprocessors: a `Tokenizer` and a sequence length.
 
     Args:
@@ -148,7 +149,7 @@ class BertPreprocessor(keras.layers.Layer):
         """Whether every input becomes exactly one row of `sequence_length`
         that does not depend on the other inputs of its batch. Then a text
         pipeline may preprocess several batches at once and split them again
-        (`models.text_inputs`): the same batches for less per-call overhead."""
+        (`models.text_datasets`): the same batches for less per-call overhead."""
         return False
 
     @classmethod

@@ -8,7 +8,7 @@ from keras_bert_impl.data.squad_windows import check_window_settings
 from keras_bert_impl.data.squad_windows import context_byte_spans
 from keras_bert_impl.data.squad_windows import question_context_windows
 from keras_bert_impl.preprocessing.base import ACCEPTED_TEXT
-from keras_bert_impl.preprocessing.base import BertPreprocessor
+from keras_bert_impl.preprocessing.base import BertPreprocessorBase
 from keras_bert_impl.preprocessing.base import to_backend
 from keras_bert_impl.text import Packer
 
@@ -17,7 +17,7 @@ ANSWER_KEYS = ("answer_start", "answer_text")
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_impl")
-class BertQuestionAnswererPreprocessor(BertPreprocessor):
+class BertQuestionAnswererPreprocessor(BertPreprocessorBase):
     """Packs `[CLS] question [SEP] context window [SEP]`, SQuAD-style.
 
     A context longer than its window is covered by several windows
@@ -45,7 +45,7 @@ class BertQuestionAnswererPreprocessor(BertPreprocessor):
             None: `min(128, sequence_length // 3)` (run_squad.py's 128 at 384).
         max_query_length: question pieces kept; None:
             `min(64, sequence_length // 6)` (run_squad.py's 64 at 384).
-        Other arguments: see `BertPreprocessor`.
+        Other arguments: see `BertPreprocessorBase`.
     """
 
     def __init__(

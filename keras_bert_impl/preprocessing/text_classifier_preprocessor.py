@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_bert_impl.text.model_inputs import encode_texts
 from keras_bert_impl.preprocessing.base import ACCEPTED_TEXT
-from keras_bert_impl.preprocessing.base import BertPreprocessor
+from keras_bert_impl.preprocessing.base import BertPreprocessorBase
 from keras_bert_impl.preprocessing.base import to_backend
 from keras_bert_impl.text import Packer
 
@@ -13,7 +13,7 @@ ACCEPTED_SEGMENTS = f"{ACCEPTED_TEXT}, or a (text, text_pair) tuple of two such"
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_impl")
-class BertTextClassifierPreprocessor(BertPreprocessor):
+class BertTextClassifierPreprocessor(BertPreprocessorBase):
     """Tokenizes and packs single texts or pairs as `[CLS] A [SEP] (B [SEP])`.
 
     Call args (keras-hub's convention):
@@ -41,7 +41,7 @@ class BertTextClassifierPreprocessor(BertPreprocessor):
             that holds its longest text (`text.Packer`): the same outputs
             for a fraction of the work when texts are short, at the cost of
             one trace of the train step per bucket.
-        Other arguments: see `BertPreprocessor`.
+        Other arguments: see `BertPreprocessorBase`.
     """
 
     def __init__(

@@ -10,7 +10,7 @@ from keras_bert_impl.data.word_alignment import pack_word_windows
 from keras_bert_impl.data.word_alignment import text_word_pieces
 from keras_bert_impl.data.word_alignment import word_piece_ids
 from keras_bert_impl.preprocessing.base import ACCEPTED_TEXT
-from keras_bert_impl.preprocessing.base import BertPreprocessor
+from keras_bert_impl.preprocessing.base import BertPreprocessorBase
 from keras_bert_impl.preprocessing.base import string_tensor
 from keras_bert_impl.preprocessing.base import to_backend
 from keras_bert_impl.text import Packer
@@ -28,7 +28,7 @@ def _is_word_lists(x):
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_impl")
-class BertTokenClassifierPreprocessor(BertPreprocessor):
+class BertTokenClassifierPreprocessor(BertPreprocessorBase):
     """Words → `[CLS] pieces [SEP]`, a tag per word on its first piece.
 
     Two kinds of input:
