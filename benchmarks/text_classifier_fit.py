@@ -367,7 +367,7 @@ def _pipeline_alone(model, texts, labels, settings, passes=1):
     It runs over all `--num_train_examples` texts, as one epoch of `fit`
     would: over a round's few batches the cost of starting an iterator
     would dominate (that cost falls in a round's untimed warm-up steps)."""
-    dataset = model._text_dataset(
+    dataset = model.text_dataset(
         texts, labels, batch_size=settings.train_batch_size, shuffle=True
     )
     for _ in dataset:  # warm-up: instantiates the map function

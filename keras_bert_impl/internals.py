@@ -62,6 +62,19 @@ def session_callable(session, options):
     return make(options)
 
 
+def sublayers(layer, include_self=True, recursive=True):
+    """The layers under `layer`, depth first, as Keras walks them itself
+    (`Model.quantize`). The public `Model.layers` lists direct children only,
+    and a plain layer's children not at all."""
+    flatten = _attribute(
+        layer,
+        "_flatten_layers",
+        "keras.layers.Layer._flatten_layers",
+        "walk a model's nested layers (quantization and precision checks)",
+    )
+    return list(flatten(include_self=include_self, recursive=recursive))
+
+
 def saved_model_fingerprint(saved_model_dir):
     """The serialized `FingerprintDef` of a SavedModel directory, written anew after
     the package edits `saved_model.pb` (its method names): tf.saved_model has no

@@ -82,6 +82,18 @@ def test_int8_dense_hooks():
     assert len(calls) == 1
 
 
+def test_sublayers_walks_nested_layers():
+    inner = keras.Sequential([keras.layers.Dense(2), keras.layers.Dense(3)])
+    outer = keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(1)])
+    every = internals.sublayers(outer)
+    assert every[0] is outer
+    for layer in [inner, *inner.layers, *outer.layers]:
+        assert any(layer is seen for seen in every)
+    direct = internals.sublayers(outer, include_self=False, recursive=False)
+    assert not any(layer is outer for layer in direct)
+    assert not any(layer is inner.layers[0] for layer in direct)
+
+
 def test_the_clean_process_scripts_names_exist():
     """export/clean_load.py and export/servability.py run scripts without this
     package; the internals they name are checked here instead."""

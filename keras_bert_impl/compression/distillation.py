@@ -118,7 +118,7 @@ def _token_dicts(model, x, y):
             f"{type(model).__name__} got text but has no preprocessor; give token "
             "dicts and per-token labels instead."
         )
-    x, y, _ = model._prepare_text(x, y, None)
+    x, y, _ = model.prepare_text(x, y, None)
     dataset = text_datasets.batched_text(x, y, batch_size=256).map(model.preprocessor)
     features, labels = [], []
     for batch_x, batch_y in dataset:
@@ -231,7 +231,7 @@ def distill(
                 "classes must be the same task with the same classes."
             )
     if isinstance(student, BertClassifier) and not isinstance(x, dict):
-        x, y, _ = student._prepare_text(x, y, None)
+        x, y, _ = student.prepare_text(x, y, None)
         inputs, labels = x, np.asarray(y)
     else:
         inputs, labels = _token_dicts(student, x, y)

@@ -15,6 +15,7 @@ import weakref
 import keras
 import numpy as np
 
+from keras_bert_impl import internals
 from keras_bert_impl.constants import IGNORE_LABEL
 from keras_bert_impl.models import BertClassifier
 from keras_bert_impl.models import BertTokenClassifier
@@ -37,7 +38,7 @@ def check_importance_model(model):
 
 def check_float_model(model):
     model.build()
-    if any(layer.quantization_mode for layer in model._flatten_layers()):
+    if any(layer.quantization_mode for layer in internals.sublayers(model)):
         raise ValueError(
             f"{type(model).__name__} {model.name!r} is int8-quantized; prune the "
             "float model, then apply with_precision."
@@ -61,7 +62,7 @@ def _labelled_batches(model, x, y, batch_size):
     if text_datasets.is_text(x):
         if y is None and not text_datasets.is_dataset(x):
             raise ValueError("Importance scores need labels: pass y.")
-        batches = model._text_dataset(x, y, batch_size=batch_size)
+        batches = model.text_dataset(x, y, batch_size=batch_size)
     elif text_datasets.is_dataset(x):
         batches = x
     elif isinstance(x, dict):

@@ -30,6 +30,7 @@ import warnings
 
 import keras
 
+from keras_bert_impl import internals
 from keras_bert_impl.compression import cpu_features
 from keras_bert_impl.compression.onednn_int8 import (
     ONEDNN,
@@ -83,7 +84,7 @@ def native_support_warning(precision):
 def model_precision(model):
     """The precision of a model built by `with_precision` (or any of ours)."""
     model.build()
-    quantized = [layer for layer in model._flatten_layers() if layer.quantization_mode]
+    quantized = [layer for layer in internals.sublayers(model) if layer.quantization_mode]
     if quantized:
         if any(getattr(layer, "_int8_matmul", None) == ONEDNN for layer in quantized):
             return "int8_onednn"
@@ -210,7 +211,7 @@ def with_precision(model, precision, calibration=None, calibration_batch_size=32
     if precision == "int8_onednn":
         layers = {
             layer.path: layer
-            for layer in copy._flatten_layers()
+            for layer in internals.sublayers(copy)
             if type(layer) is keras.layers.Dense and layer.quantization_mode == "int8"
         }
         batches = _calibration_batches(copy, calibration, calibration_batch_size)

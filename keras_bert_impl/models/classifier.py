@@ -112,7 +112,7 @@ class BertClassifier(BertDenseHeadTask):
             )
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
-    def _prepare_text(self, x, y, sample_weight):
+    def prepare_text(self, x, y, sample_weight):
         if y is not None and self.num_classes > 1:
             y = self.label_indices(y)
             self._check_class_indices(y)

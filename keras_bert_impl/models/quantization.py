@@ -18,6 +18,8 @@ import warnings
 
 import keras
 
+from keras_bert_impl import internals
+
 CONFIG_KEY = "quantized_layers"
 
 # name -> function(layer, **options) that switches an int8 Dense to that matmul.
@@ -34,8 +36,7 @@ def register_int8_matmul(name, use):
 def named_layers(layer, prefix=""):
     """(path, layer) of every sub-layer, paths made of the stable layer names
     (`transformer_layer_0/self_attention/query`), parents before children."""
-    # `_flatten_layers` is how Keras itself walks a layer's children (Model.quantize).
-    for child in layer._flatten_layers(include_self=False, recursive=False):
+    for child in internals.sublayers(layer, include_self=False, recursive=False):
         path = f"{prefix}{child.name}"
         yield path, child
         yield from named_layers(child, path + "/")
@@ -70,7 +71,7 @@ def quantized_layers(model, exclude=()):
     found = {}
 
     def walk(layer, prefix):
-        for child in layer._flatten_layers(include_self=False, recursive=False):
+        for child in internals.sublayers(layer, include_self=False, recursive=False):
             if id(child) in excluded:
                 continue
             path = f"{prefix}{child.name}"

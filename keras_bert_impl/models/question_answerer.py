@@ -109,7 +109,7 @@ class BertQuestionAnswerer(BertTask):
         end = self._span_loss(y["end_positions"], y_pred["end_logits"])
         return (start + end) / 2.0
 
-    def _prepare_text(self, x, y, sample_weight):
+    def prepare_text(self, x, y, sample_weight):
         if isinstance(x, list) and all(
             isinstance(item, (tuple, list)) and len(item) == 2 for item in x
         ):

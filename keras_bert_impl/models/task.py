@@ -120,9 +120,13 @@ class BertTask(InformativeSummary, keras.Model):
 
         return preset_loading.load(cls, preset, **kwargs)
 
-    def _prepare_text(self, x, y, sample_weight):
-        """Task hook: turns user-friendly text inputs and labels into what the
-        preprocessor takes (e.g. label names into indices)."""
+    def prepare_text(self, x, y, sample_weight):
+        """Text inputs and labels as users give them → what the preprocessor
+        takes (e.g. label names into indices); each task overrides it.
+
+        Returns:
+            `(x, y, sample_weight)`.
+        """
         return x, y, sample_weight
 
     def _check_inputs(self, x, method):
@@ -137,11 +141,15 @@ class BertTask(InformativeSummary, keras.Model):
             )
         # Generators, PyDatasets and token datasets: Keras' own adapters.
 
-    def _text_dataset(
+    def text_dataset(
         self, x, y=None, sample_weight=None, batch_size=None, shuffle=False
     ):
+        """The `tf.data.Dataset` that `fit` / `evaluate` / `predict` make of
+        text: batches of `x` (and `y`, `sample_weight`) run through the
+        preprocessor, grouped by length when it has length buckets and
+        `shuffle` is on."""
         if not text_datasets.is_dataset(x):
-            x, y, sample_weight = self._prepare_text(x, y, sample_weight)
+            x, y, sample_weight = self.prepare_text(x, y, sample_weight)
         return text_datasets.text_dataset(
             self.preprocessor,
             x,
@@ -164,18 +172,18 @@ class BertTask(InformativeSummary, keras.Model):
         if validation is not None and not text_datasets.is_dataset(validation):
             vx, vy, vw = keras.utils.unpack_x_y_sample_weight(validation)
             if text_datasets.is_text(vx):
-                kwargs["validation_data"] = self._text_dataset(
+                kwargs["validation_data"] = self.text_dataset(
                     vx, vy, vw, kwargs.pop("validation_batch_size", None) or batch_size
                 )
         elif validation is not None and text_datasets.is_text(validation):
-            kwargs["validation_data"] = self._text_dataset(validation)
+            kwargs["validation_data"] = self.text_dataset(validation)
         if text_datasets.is_text(x):
             if kwargs.get("validation_split"):
                 raise ValueError(
                     "validation_split is not supported with text inputs; pass "
                     "validation_data=(texts, labels)."
                 )
-            x = self._text_dataset(
+            x = self.text_dataset(
                 x,
                 y,
                 kwargs.pop("sample_weight", None),
@@ -191,7 +199,7 @@ class BertTask(InformativeSummary, keras.Model):
         """`keras.Model.evaluate`; `x` may also be text (see `fit`)."""
         self._check_inputs(x, "evaluate")
         if text_datasets.is_text(x):
-            x = self._text_dataset(x, y, kwargs.pop("sample_weight", None), batch_size)
+            x = self.text_dataset(x, y, kwargs.pop("sample_weight", None), batch_size)
             y = batch_size = None
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
@@ -204,7 +212,7 @@ class BertTask(InformativeSummary, keras.Model):
         """
         self._check_inputs(x, "predict")
         if text_datasets.is_text(x):
-            x = self._text_dataset(x, batch_size=batch_size)
+            x = self.text_dataset(x, batch_size=batch_size)
             batch_size = None
         return super().predict(x, batch_size=batch_size, **kwargs)
 

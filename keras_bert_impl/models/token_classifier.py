@@ -101,7 +101,7 @@ class BertTokenClassifier(BertDenseHeadTask):
             metrics = [LabelledTokenAccuracy()]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
-    def _prepare_text(self, x, y, sample_weight):
+    def prepare_text(self, x, y, sample_weight):
         if y is not None and not hasattr(y, "dtype"):
             y = [self.label_indices(list(row)) for row in y]
         return x, y, sample_weight
