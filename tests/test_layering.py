@@ -111,3 +111,35 @@ def test_run_time_imports_are_seen(tmp_path, monkeypatch):
     assert list(imported_subpackages("text")) == [
         (os.path.join("text", "sneaky.py"), 4, "models")
     ]
+
+
+def subpackage_graph():
+    """{subpackage: the other subpackages it imports} over the whole package."""
+    graph = {}
+    for name in sorted(os.listdir(PACKAGE)):
+        if os.path.isdir(os.path.join(PACKAGE, name)) and name != "__pycache__":
+            graph[name] = {
+                target
+                for _, _, target in imported_subpackages(name)
+                if target != name and os.path.isdir(os.path.join(PACKAGE, target))
+            }
+    return graph
+
+
+def test_the_subpackage_import_graph_has_no_cycle():
+    graph = subpackage_graph()
+    assert graph["tasks"] >= {"training", "export", "models"}  # the graph is read
+    done, path = set(), []
+
+    def visit(name):
+        assert name not in path, " -> ".join(path[path.index(name) :] + [name])
+        if name in done:
+            return
+        path.append(name)
+        for target in sorted(graph.get(name, ())):
+            visit(target)
+        path.pop()
+        done.add(name)
+
+    for name in graph:
+        visit(name)
