@@ -244,3 +244,57 @@ def test_each_mistake_is_one_line_naming_the_input(tmp_path, capsys):
     assert "--train_file=" in line and "missing.csv does not exist" in line
     # Nothing that looks like a finished model was left behind.
     assert not (tmp_path / "out" / "model.keras").exists()
+
+
+def _write_conll(path, count, seed=0):
+    """CoNLL sentences of tiny-vocabulary words: word0-word9 are people."""
+    rng = np.random.default_rng(seed)
+    sentences = []
+    for _ in range(count):
+        words = [f"word{i}" for i in rng.integers(0, 40, 5)]
+        tags = ["B-PER" if int(w[4:]) < 10 else "O" for w in words]
+        sentences.append("".join(f"{w} {t}\n" for w, t in zip(words, tags)))
+    path.write_text("\n".join(sentences), encoding="utf-8")
+    return str(path)
+
+
+def test_own_conll_files_train_evaluate_and_predict_without_a_data_dir(tmp_path):
+    train = _write_conll(tmp_path / "train.conll", 12)
+    dev = _write_conll(tmp_path / "dev.conll", 4, seed=1)
+    test = _write_conll(tmp_path / "test.conll", 3, seed=2)
+    result = _run(
+        tmp_path,
+        "--task_name=ner",
+        f"--train_file={train}",
+        f"--validation_file={dev}",
+        f"--test_file={test}",
+        "--do_train",
+        "--do_eval",
+        "--do_predict",
+    )
+    assert {"precision", "recall", "f1"} <= set(result["eval_results"])
+    out = tmp_path / "out"
+    assert json.loads((out / "labels.json").read_text()) == ["O", "B-PER"]
+    predicted = json.loads((out / "test_predictions.json").read_text())
+    first_words = [line.split()[0] for line in open(test).read().split("\n\n")[0].splitlines()]
+    assert len(predicted) == 3 and predicted[0]["words"] == first_words
+    assert all(len(s["tags"]) == len(s["words"]) for s in predicted)
+
+
+def test_ner_data_flags_are_one_layout_or_the_other(tmp_path, capsys):
+    train = _write_conll(tmp_path / "train.conll", 2)
+    line = _error(
+        capsys, tmp_path, "--task_name=ner", "--do_train", f"--data_dir={tmp_path}",
+        f"--train_file={train}",
+    )
+    assert "--data_dir and --train_file both name the data" in line
+    line = _error(capsys, tmp_path, "--task_name=ner", "--do_train", "--do_eval",
+                  f"--train_file={train}")
+    assert "--do_eval for --task_name=ner needs --validation_file" in line
+    assert "or --data_dir with train.txt, valid.txt, test.txt" in line
+    line = _error(capsys, tmp_path, "--task_name=conll2003", "--do_train",
+                  f"--train_file={tmp_path / 'missing.conll'}")
+    assert "--train_file=" in line and "missing.conll does not exist" in line
+    line = _error(capsys, tmp_path, "--task_name=ner", "--do_train",
+                  f"--train_file={train}", "--text_column=review")
+    assert "--text_column does not apply to --task_name=ner" in line

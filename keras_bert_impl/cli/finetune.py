@@ -12,6 +12,9 @@ transformers' run_glue.py for your own CSV, TSV or JSON lines files:
         --validation_file=dev.csv --test_file=test.csv --text_column=review \\
         --init_checkpoint=all-MiniLM-L6-v2/ --do_train --do_eval --do_predict \\
         --output_dir=/tmp/reviews
+    kbi-finetune --task_name=ner --train_file=train.conll \
+        --validation_file=dev.conll --init_checkpoint=all-MiniLM-L6-v2/ \
+        --do_train --do_eval --output_dir=/tmp/tagger
 
 Writes the trained model (`model.keras`: weights, vocabulary, casing, sequence
 length and labels, without the optimizer's slots; the file to predict with and
@@ -43,15 +46,17 @@ def define_flags(registry):
         FinetuneSettings,
         {
             "task_name": f"One of {', '.join(FINETUNING_TASKS)}.",
-            "data_dir": "GLUE TSVs or CoNLL train/valid/test.txt.",
+            "data_dir": "A GLUE task's TSVs, or CoNLL-2003's train/valid/test.txt.",
             "train_file": (
                 f"SQuAD training JSON; or {own} training data ({formats}, by extension; "
-                ".json: one object per line). Its sorted labels are the classes."
+                ".json: one object per line), whose sorted labels are the classes; or "
+                "conll2003/ner: a CoNLL file (word first, tag last on each line, a "
+                "blank line between sentences)."
             ),
-            "validation_file": f"{own}: the --do_eval file.",
+            "validation_file": f"{own} or conll2003/ner: the --do_eval file.",
             "test_file": (
-                f"{own}: the --do_predict file (its label column, if any, is checked "
-                "against the training labels)."
+                f"{own} or conll2003/ner: the --do_predict file (its labels, if any, "
+                "are checked against the training labels)."
             ),
             "text_column": f"{own}: the text column (default {text_classification.DEFAULT_TEXT_COLUMN!r}).",
             "text_pair_column": f"{own}: a second text column for sentence pairs (default: none).",

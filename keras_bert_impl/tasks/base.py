@@ -130,6 +130,40 @@ class FinetuningTask(Task):
         """Writes the prediction file(s) of the test split; returns the path."""
 
 
+# The flag naming each split's own file, and the action that reads the split.
+SPLIT_FLAGS = {"train": "train_file", "dev": "validation_file", "test": "test_file"}
+ACTION_OF_SPLIT = {"train": "do_train", "dev": "do_eval", "test": "do_predict"}
+
+
+def check_split_files(settings, valid, check_format=None):
+    """Each split a run needs has its file flag, naming a file that exists.
+
+    Args:
+        valid: what the task takes instead, for the message (e.g. "a CoNLL
+            file").
+        check_format: called with a path; raises ValueError for a format the
+            task does not read.
+    """
+    for split, flag in SPLIT_FLAGS.items():
+        path = getattr(settings, flag)
+        action = ACTION_OF_SPLIT[split]
+        if getattr(settings, action) and not path:
+            raise ValueError(
+                f"--{action} for --task_name={settings.task_name} needs --{flag} "
+                f"({valid})."
+            )
+        if path:
+            if check_format is not None:
+                try:
+                    check_format(path)
+                except ValueError as error:
+                    raise ValueError(f"--{flag}={error}") from None
+            import tensorflow as tf
+
+            if not tf.io.gfile.exists(path):
+                raise ValueError(f"--{flag}={path} does not exist.")
+
+
 def refuse_unread_flags(settings, reads, hint=""):
     """A file or column flag outside `reads` is an error naming what is read."""
     for flag in sorted(INPUT_FLAGS):

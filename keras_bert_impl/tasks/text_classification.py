@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_bert_impl.data.table_files import FORMATS, file_format
 from keras_bert_impl.tasks.base import FinetuningTask, data_dir_file
+from keras_bert_impl.tasks.base import SPLIT_FLAGS, check_split_files
 from keras_bert_impl.tasks.base import refuse_unread_flags
 from keras_bert_impl.training import evaluation
 
@@ -74,8 +75,6 @@ OWN_DATA_FLAGS = (
     "text_pair_column",
     "label_column",
 )
-_SPLIT_FLAGS = {"train": "train_file", "dev": "validation_file", "test": "test_file"}
-_ACTION_OF_SPLIT = {"train": "do_train", "dev": "do_eval", "test": "do_predict"}
 
 
 def text_task(settings):
@@ -93,31 +92,11 @@ def text_task(settings):
     )
 
 
-def check_own_data_files(settings):
-    """Each split a run needs has a file of a known format that exists."""
-    import tensorflow as tf
-
-    for split, flag in _SPLIT_FLAGS.items():
-        path = getattr(settings, flag)
-        if getattr(settings, _ACTION_OF_SPLIT[split]) and not path:
-            raise ValueError(
-                f"--{_ACTION_OF_SPLIT[split]} for --task_name={settings.task_name} "
-                f"needs --{flag} (a {', '.join(FORMATS)} file)."
-            )
-        if path:
-            try:
-                file_format(path)
-            except ValueError as error:
-                raise ValueError(f"--{flag}={error}") from None
-            if not tf.io.gfile.exists(path):
-                raise ValueError(f"--{flag}={path} does not exist.")
-
-
 def text_file(settings, task, split):
     """The file of `split` (train, dev or test) and its format (None: by
     extension)."""
     if settings.task_name in OWN_DATA_TASKS:
-        return getattr(settings, _SPLIT_FLAGS[split]), None
+        return getattr(settings, SPLIT_FLAGS[split]), None
     name = {"train": "train.tsv", "dev": task.dev_file, "test": "test.tsv"}[split]
     return data_dir_file(settings, name), "tsv"
 
@@ -194,7 +173,7 @@ class TextClassificationTask(FinetuningTask):
             super().check_inputs(settings)
             return
         refuse_unread_flags(settings, OWN_DATA_FLAGS)
-        check_own_data_files(settings)
+        check_split_files(settings, f"a {', '.join(FORMATS)} file", file_format)
 
     @property
     def needs_labels(self):

@@ -3,7 +3,9 @@
 import json
 import os
 
-from keras_bert_impl.tasks.base import FinetuningTask, data_dir_file
+from keras_bert_impl.tasks.base import SPLIT_FLAGS, FinetuningTask
+from keras_bert_impl.tasks.base import check_split_files, data_dir_file
+from keras_bert_impl.tasks.base import refuse_unread_flags
 from keras_bert_impl.training import evaluation
 
 # CoNLL's file of each split under --data_dir.
@@ -11,22 +13,48 @@ SPLIT_FILES = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
 
 
 class TokenClassificationTask(FinetuningTask):
-    """A tag per word, trained on CoNLL files (`--data_dir` with train.txt,
-    valid.txt, test.txt); long sentences are cut into windows of whole words
-    (`text.word_windows`). Scored by entity F1 (conlleval); predictions go to
-    `test_predictions.json`, each sentence's words beside their tags."""
+    """A tag per word, trained on CoNLL files (a word first and its tag last
+    on each line, a blank line between sentences): `--data_dir` with
+    CoNLL-2003's train.txt, valid.txt and test.txt, or your own files as
+    `--train_file`, `--validation_file`, `--test_file`. Long sentences are cut
+    into windows of whole words (`text.word_windows`). Scored by entity F1
+    (conlleval); predictions go to `test_predictions.json`, each sentence's
+    words beside their tags."""
 
     task_names = ("conll2003", "ner")
     export_names = ("token_classifier",)
     model_class_name = "BertTokenClassifier"
 
+    @classmethod
+    def input_flags(cls, task_name):
+        return ("data_dir", *SPLIT_FLAGS.values())
+
+    @classmethod
+    def check_inputs(cls, settings):
+        refuse_unread_flags(settings, cls.input_flags(settings.task_name))
+        files = [flag for flag in SPLIT_FLAGS.values() if getattr(settings, flag)]
+        if settings.data_dir and files:
+            raise ValueError(
+                f"--data_dir and --{files[0]} both name the data: give --data_dir "
+                "(with train.txt, valid.txt, test.txt) or --train_file, "
+                "--validation_file, --test_file."
+            )
+        if not settings.data_dir:
+            check_split_files(
+                settings,
+                "a CoNLL file; or --data_dir with train.txt, valid.txt, test.txt",
+            )
+
     def read(self, split):
         from keras_bert_impl.data import tasks
 
-        sentences = tasks.read_conll(
-            data_dir_file(self.settings, SPLIT_FILES[split]),
-            label_vocabulary=self.label_vocabulary,
+        s = self.settings
+        path = (
+            data_dir_file(s, SPLIT_FILES[split])
+            if s.data_dir
+            else getattr(s, SPLIT_FLAGS[split])
         )
+        sentences = tasks.read_conll(path, label_vocabulary=self.label_vocabulary)
         if self.label_vocabulary is None:
             self.label_vocabulary = sentences.label_vocabulary
         return sentences
