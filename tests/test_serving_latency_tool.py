@@ -67,7 +67,11 @@ def test_bad_sentences_file_names_the_column(tmp_path):
 
 def test_threads_reach_tensorflow_through_its_environment(monkeypatch):
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        monkeypatch.delenv(name, raising=False)
+        # Set, then deleted: monkeypatch then restores the variables after the
+        # test (a delenv of an absent one records nothing), so the one thread
+        # set here never reaches servers that later tests start.
+        monkeypatch.setenv(name, "0")
+        monkeypatch.delenv(name)
     serving_latency.limit_tensorflow_threads(0)  # 0: TensorFlow's own default
     assert "TF_NUM_INTRAOP_THREADS" not in os.environ
     serving_latency.limit_tensorflow_threads(1)
