@@ -112,7 +112,34 @@ class FinetuningTask(Task):
     def dataset(self, features, batch_size, training):
         """A `tf.data.Dataset` of (inputs, labels) batches."""
 
+    def batching(self, training):
+        """The dataset options every task shares: training batches are
+        shuffled, endless and full; evaluation keeps every example in order."""
+        return dict(
+            shuffle=training,
+            seed=self.settings.seed,
+            repeat=training,
+            drop_remainder=training,
+        )
+
     # --- model, metrics, predictions ----------------------------------------
+
+    def model_with_head(self, model_class, dtype, preprocessor, **head):
+        """`model_class` (a task model) from the run's checkpoint or config,
+        holding `preprocessor`; `head`: the class's head arguments."""
+        from keras_bert_impl.training.model_loading import load_model
+
+        s = self.settings
+        if dtype:
+            head["dtype"] = dtype
+        return load_model(
+            model_class,
+            s.init_checkpoint,
+            s.bert_config_file,
+            s.config,
+            preprocessor=preprocessor,
+            **head,
+        )
 
     @abc.abstractmethod
     def build_model(self, dtype):

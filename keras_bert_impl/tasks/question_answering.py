@@ -1,6 +1,5 @@
 """Extractive question answering (SQuAD v1.1 / v2.0): `QuestionAnsweringTask`."""
 
-import functools
 import json
 import os
 
@@ -55,35 +54,20 @@ class QuestionAnsweringTask(FinetuningTask):
         # Only training reads the answer positions: evaluation and prediction
         # score the model's outputs against the examples' own answers.
         return features.dataset(
-            batch_size,
-            with_labels=training,
-            shuffle=training,
-            seed=self.settings.seed,
-            repeat=training,
-            drop_remainder=training,
+            batch_size, with_labels=training, **self.batching(training)
         )
 
     def build_model(self, dtype):
         from keras_bert_impl import models, preprocessing
-        from keras_bert_impl.training.model_loading import load_model
 
         s = self.settings
-        kwargs = {"dtype": dtype} if dtype else {}
-        preprocessor = functools.partial(
-            preprocessing.BertQuestionAnswererPreprocessor,
+        preprocessor = preprocessing.BertQuestionAnswererPreprocessor(
+            tokenizer=self.tokenizer,
+            sequence_length=s.max_seq_length,
             doc_stride=s.doc_stride,
             max_query_length=s.max_query_length,
         )
-        return load_model(
-            models.BertQuestionAnswerer,
-            s.init_checkpoint,
-            s.bert_config_file,
-            s.config,
-            preprocessor=preprocessor(
-                tokenizer=self.tokenizer, sequence_length=s.max_seq_length
-            ),
-            **kwargs,
-        )
+        return self.model_with_head(models.BertQuestionAnswerer, dtype, preprocessor)
 
     def answers(self, outputs, features):
         from keras_bert_impl.data import tasks

@@ -204,32 +204,24 @@ class TextClassificationTask(FinetuningTask):
             self.tokenizer,
             packer,
             batch_size,
-            shuffle=training,
-            seed=s.seed,
-            repeat=training,
-            drop_remainder=training,
             group_by_length=training and bucket_lengths is not None,
+            **self.batching(training),
         )
 
     def build_model(self, dtype):
         from keras_bert_impl import models, preprocessing
-        from keras_bert_impl.training.model_loading import load_model
 
-        s = self.settings
-        kwargs = {"dtype": dtype} if dtype else {}
-        kwargs["num_classes"] = 1 if self.regression else len(self.label_vocabulary)
-        if not self.regression:
-            kwargs["label_names"] = self.label_vocabulary
-        kwargs["preprocessor"] = preprocessing.BertTextClassifierPreprocessor(
-            tokenizer=self.tokenizer, sequence_length=s.max_seq_length
+        preprocessor = preprocessing.BertTextClassifierPreprocessor(
+            tokenizer=self.tokenizer, sequence_length=self.settings.max_seq_length
         )
-        return load_model(
-            models.BertClassifier,
-            s.init_checkpoint,
-            s.bert_config_file,
-            s.config,
-            **kwargs,
-        )
+        if self.regression:
+            head = {"num_classes": 1}
+        else:
+            head = {
+                "num_classes": len(self.label_vocabulary),
+                "label_names": self.label_vocabulary,
+            }
+        return self.model_with_head(models.BertClassifier, dtype, preprocessor, **head)
 
     def evaluate(self, outputs, examples, features):
         predictions = outputs[:, 0] if self.regression else outputs.argmax(-1)

@@ -67,30 +67,19 @@ class TokenClassificationTask(FinetuningTask):
         )
 
     def dataset(self, features, batch_size, training):
-        return features.dataset(
-            batch_size,
-            shuffle=training,
-            seed=self.settings.seed,
-            repeat=training,
-            drop_remainder=training,
-        )
+        return features.dataset(batch_size, **self.batching(training))
 
     def build_model(self, dtype):
         from keras_bert_impl import models, preprocessing
-        from keras_bert_impl.training.model_loading import load_model
 
-        s = self.settings
-        kwargs = {"dtype": dtype} if dtype else {}
-        return load_model(
+        preprocessor = preprocessing.BertTokenClassifierPreprocessor(
+            tokenizer=self.tokenizer, sequence_length=self.settings.max_seq_length
+        )
+        return self.model_with_head(
             models.BertTokenClassifier,
-            s.init_checkpoint,
-            s.bert_config_file,
-            s.config,
+            dtype,
+            preprocessor,
             label_names=self.label_vocabulary,
-            preprocessor=preprocessing.BertTokenClassifierPreprocessor(
-                tokenizer=self.tokenizer, sequence_length=s.max_seq_length
-            ),
-            **kwargs,
         )
 
     def evaluate(self, outputs, examples, features):
