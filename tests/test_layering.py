@@ -143,3 +143,20 @@ def test_the_subpackage_import_graph_has_no_cycle():
 
     for name in graph:
         visit(name)
+
+
+def test_no_lazily_exported_name_is_also_a_module():
+    """A package's lazy name and a module of the same name collide: importing the
+    module sets the package attribute, and the name then gives the module."""
+    import importlib
+
+    collisions = []
+    for name in sorted(os.listdir(PACKAGE)):
+        folder = os.path.join(PACKAGE, name)
+        if not os.path.isfile(os.path.join(folder, "__init__.py")):
+            continue
+        package = importlib.import_module(f"keras_bert_impl.{name}")
+        modules = {f[:-3] for f in os.listdir(folder) if f.endswith(".py")}
+        modules |= {d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d))}
+        collisions += [f"{name}.{n}" for n in getattr(package, "_EXPORTS", {}) if n in modules]
+    assert not collisions

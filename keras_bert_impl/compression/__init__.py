@@ -6,7 +6,7 @@ _EXPORTS = {
     "DistillationLoss": "keras_bert_impl.compression.distillation",
     "distill": "keras_bert_impl.compression.distillation",
     "student_from_teacher": "keras_bert_impl.compression.student",
-    "teacher_logits": "keras_bert_impl.compression.teacher_logits",
+    "teacher_logits": "keras_bert_impl.compression.teacher",
     "PRECISIONS": "keras_bert_impl.compression.precision",
     "check_precision": "keras_bert_impl.compression.precision",
     "model_precision": "keras_bert_impl.compression.precision",

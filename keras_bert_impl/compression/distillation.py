@@ -10,7 +10,7 @@ in one tensor, `[..., 1 + num_classes]`, so the student's own text pipeline
 The student starts as a shallower copy of its teacher (`compression.student`).
 The teacher runs once over the training data; its logits can be cached in a
 file, so a second student (or a rerun) does not run the teacher again
-(`compression.teacher_logits`). It can
+(`compression.teacher`). It can
 also label perturbed copies of the training texts (`augment_copies`), text
 only a teacher can label, which a student trained on the labels alone never
 sees.
@@ -32,7 +32,7 @@ from keras_bert_impl.models import BertClassifier
 from keras_bert_impl.models import text_datasets
 from keras_bert_impl.models.token_classifier import LabelledTokenAccuracy
 from keras_bert_impl.compression.student import check_task
-from keras_bert_impl.compression.teacher_logits import teacher_logits
+from keras_bert_impl.compression.teacher import teacher_logits
 from keras_bert_impl.training.optimization import create_optimizer
 
 @keras.saving.register_keras_serializable(package="keras_bert_impl")
