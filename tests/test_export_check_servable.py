@@ -2,6 +2,8 @@
 tf.py_function, jit_compile=True functions, ops newer than the target server, and warmup
 requests that fail in a clean process."""
 
+import re
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -107,4 +109,6 @@ def test_keras_model_saved_as_a_module_attribute_fails_like_in_tf_serving(tmp_pa
     assert tf.saved_model.load(path).signatures["serving_default"](x=tf.ones((1, 3)))
     report = check_servable(path)
     assert len(report.problems) == 1
-    assert "Could not find variable sequential/dense" in report.problems[0]
+    # Keras numbers layer names per process (sequential_2/dense_13 after other
+    # tests' models), so only the shape of the name is fixed.
+    assert re.search(r"Could not find variable sequential\w*/dense\w*/", report.problems[0])
