@@ -67,14 +67,7 @@ OWN_DATA_TASKS = ("text_classification", "text_regression")
 DEFAULT_TEXT_COLUMN = "sentence"
 DEFAULT_LABEL_COLUMN = "label"
 # The flags that say where a user's own files and columns are.
-OWN_DATA_FLAGS = (
-    "train_file",
-    "validation_file",
-    "test_file",
-    "text_column",
-    "text_pair_column",
-    "label_column",
-)
+OWN_DATA_FLAGS = (*SPLIT_FLAGS.values(), "text_column", "text_pair_column", "label_column")
 
 
 def text_task(settings):
