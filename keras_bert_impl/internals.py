@@ -127,6 +127,24 @@ def apply_op(op_type, **arguments):
     return op.outputs
 
 
+def adam_slots(optimizer, variable):
+    """The first and second moments Keras' Adam keeps for `variable`. The fused AdamW
+    update writes these same slots, so checkpoints and saved optimizers do not change;
+    Keras exposes them by index only, through private names."""
+    index = _attribute(
+        optimizer,
+        "_get_variable_index",
+        "keras.optimizers.Optimizer._get_variable_index",
+        "find a variable's Adam moments for the fused AdamW update",
+    )(variable)
+    purpose = "read Adam's moments for the fused AdamW update"
+    momentums = _attribute(optimizer, "_momentums", "keras.optimizers.Adam._momentums", purpose)
+    velocities = _attribute(
+        optimizer, "_velocities", "keras.optimizers.Adam._velocities", purpose
+    )
+    return momentums[index], velocities[index]
+
+
 def stored_kernel(dense):
     """An int8-quantized Keras `Dense`'s stored int8 kernel (`Dense.kernel` adds a
     LoRA delta where one is enabled)."""

@@ -109,3 +109,12 @@ def test_a_moved_internal_is_named_with_the_tested_releases():
     assert message.startswith("keras.layers.Dense._kernel is missing in TensorFlow ")
     assert "read int8 kernels as stored" in message
     assert "written against TensorFlow 2.21 / Keras 3.15" in message
+
+
+def test_adam_slots_are_the_moments_keras_adam_updates():
+    variable = keras.Variable(np.ones(3, np.float32))
+    optimizer = keras.optimizers.Adam(0.1)
+    optimizer.apply_gradients([(tf.constant([1.0, 2.0, 3.0]), variable)])
+    momentum, velocity = internals.adam_slots(optimizer, variable)
+    np.testing.assert_allclose(momentum.numpy(), [0.1, 0.2, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(velocity.numpy(), [0.001, 0.004, 0.009], rtol=1e-5)

@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras_bert_impl.compression import pruning
 from keras_bert_impl.data.glue import read_tsv_examples
 from keras_bert_impl.models import BertClassifier
+from keras_bert_impl.optimizers import FusedAdamW
 from keras_bert_impl.text.packer import parse_bucket_lengths
 from keras_bert_impl.training.run_outputs import save_model
 from keras_bert_impl.training.history import write_atomically
@@ -238,7 +239,7 @@ def run_pruning(settings, verbose=1):
     if recovery:
         progress(f"recovery fine-tune on {recovery} examples")
         pruned.compile(
-            optimizer=keras.optimizers.AdamW(settings.learning_rate, weight_decay=0.01),
+            optimizer=FusedAdamW(settings.learning_rate, weight_decay=0.01),
             # As kbi-finetune's default: no XLA compile of the train step.
             jit_compile=False,
         )

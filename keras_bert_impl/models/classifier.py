@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from keras_bert_impl.models.task import BertDenseHeadTask
+from keras_bert_impl.optimizers import FusedAdamW
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +66,9 @@ class BertClassifier(BertDenseHeadTask):
     probabilities and label names.
 
     Comes compiled with these defaults (`compile()` to change them):
-    AdamW(2e-5), sparse categorical cross-entropy from logits and accuracy,
-    or mean squared error when `num_classes == 1`.
+    FusedAdamW(2e-5) (Keras' AdamW, one kernel per variable), sparse categorical
+    cross-entropy from logits and accuracy, or mean squared error when
+    `num_classes == 1`.
 
     Example:
     ```python
@@ -97,7 +99,7 @@ class BertClassifier(BertDenseHeadTask):
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         regression = self.num_classes == 1
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(2e-5)
+            optimizer = FusedAdamW(2e-5)
         if loss == "auto":
             loss = (
                 keras.losses.MeanSquaredError()

@@ -8,6 +8,7 @@ from keras_bert_impl.layers.activations import truncated_normal
 from keras_bert_impl.models import checkpoint_names
 from keras_bert_impl.models.inputs import validate_inputs
 from keras_bert_impl.models.task import BertTask
+from keras_bert_impl.optimizers import FusedAdamW
 
 
 def masked_lm_loss(masked_lm_ids, masked_lm_weights, mlm_logits):
@@ -33,7 +34,7 @@ def next_sentence_loss(next_sentence_labels, nsp_logits):
 class BertPretrainer(BertTask):
     """BERT with its two pretraining heads; the loss is their sum.
 
-    Comes compiled with AdamW(1e-4, weight decay 0.01), BERT's pretraining
+    Comes compiled with FusedAdamW(1e-4, weight decay 0.01), BERT's pretraining
     optimizer (`compile(optimizer=...)` to change it); `fit()` on batches of
     `(x, y)`:
     - x: `token_ids`, `segment_ids`, `padding_mask`, `mask_positions`
@@ -100,7 +101,7 @@ class BertPretrainer(BertTask):
         # BERT's pretraining recipe: Adam with decoupled weight decay 0.01 and a
         # peak learning rate of 1e-4 (give a schedule for warm-up and decay).
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(1e-4, weight_decay=0.01)
+            optimizer = FusedAdamW(1e-4, weight_decay=0.01)
         super().compile(optimizer=optimizer, **kwargs)
 
     def build(self, input_shape=None):

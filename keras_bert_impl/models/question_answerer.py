@@ -10,6 +10,7 @@ from keras_bert_impl.constants import MODEL_INPUTS
 from keras_bert_impl.layers.activations import truncated_normal
 from keras_bert_impl.models import checkpoint_names
 from keras_bert_impl.models.task import BertTask
+from keras_bert_impl.optimizers import FusedAdamW
 
 # Logit given to padded positions so no answer span can start or end there.
 _MASKED_LOGIT = -1e9
@@ -45,7 +46,7 @@ class BertQuestionAnswerer(BertTask):
     Train with `fit()` on `(x, y)` where y holds int `start_positions` and
     `end_positions` (`[batch]`; 0, the [CLS] position, for "no answer"); the
     loss is the mean of the two cross-entropies, as in BERT's run_squad.py.
-    Comes compiled with AdamW(3e-5) (`compile()` to change it).
+    Comes compiled with FusedAdamW(3e-5) (`compile()` to change it).
 
     With a `BertQuestionAnswererPreprocessor` (`preprocessor=`, or
     `from_preset`), `fit` / `evaluate` also take `x = (questions, contexts)`
@@ -93,7 +94,7 @@ class BertQuestionAnswerer(BertTask):
 
     def compile(self, optimizer="auto", **kwargs):
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(3e-5)
+            optimizer = FusedAdamW(3e-5)
         super().compile(optimizer=optimizer, **kwargs)
 
     def compute_loss(

@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_bert_impl.constants import IGNORE_LABEL, MODEL_INPUTS
 from keras_bert_impl.models.task import BertDenseHeadTask
+from keras_bert_impl.optimizers import FusedAdamW
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +73,7 @@ class BertTokenClassifier(BertDenseHeadTask):
     word.
 
     Comes compiled with these defaults (`compile()` to change them):
-    AdamW(5e-5), sparse categorical cross-entropy from logits that skips labels equal to `IGNORE_LABEL` (-100), and accuracy
+    FusedAdamW(5e-5), sparse categorical cross-entropy from logits that skips labels equal to `IGNORE_LABEL` (-100), and accuracy
     over the labelled positions.
     """
 
@@ -92,7 +93,7 @@ class BertTokenClassifier(BertDenseHeadTask):
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(5e-5)
+            optimizer = FusedAdamW(5e-5)
         if loss == "auto":
             loss = keras.losses.SparseCategoricalCrossentropy(
                 from_logits=True, ignore_class=IGNORE_LABEL

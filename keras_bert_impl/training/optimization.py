@@ -8,6 +8,8 @@ linearly over the warm-up steps and then decays linearly to zero.
 
 import keras
 
+from keras_bert_impl.optimizers import FusedAdamW
+
 # Lives beside the models so that loading a saved, compiled model registers it.
 from keras_bert_impl.schedules import WarmupPolynomialDecay
 
@@ -61,7 +63,7 @@ def create_optimizer(
         end_learning_rate=end_learning_rate,
         power=power,
     )
-    cls = keras.optimizers.AdamW if optimizer == "adamw" else keras.optimizers.Lamb
+    cls = FusedAdamW if optimizer == "adamw" else keras.optimizers.Lamb
     result = cls(
         learning_rate=schedule,
         weight_decay=weight_decay,
