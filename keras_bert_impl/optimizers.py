@@ -8,7 +8,7 @@ the same arithmetic in one pass: `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β
 (the kernel forms 1 - β from float32 β, Keras from the Python float: the second
 moment differs by 1.3e-5 relative, the steps by less).
 On BERT the optimizer touches every weight each step (the word embeddings are half
-of all-MiniLM-L6-v2's), and this nearly halves its time (BENCHMARKS.md, the optimizer
+of all-MiniLM-L6-v2's), and this halves its time (BENCHMARKS.md, the optimizer
 table of "Fine-tuning: SST-2 with all-MiniLM-L6-v2").
 It writes Keras' own slot variables, so checkpoints keep their layout.
 
